@@ -1,0 +1,73 @@
+"""upscale_tiles: cut fixed-size tiles, run them through an upscaler model in batches (BLS),
+blend the overlaps, score the seams. The work is retouch.upscale.upscale; this is the glue."""
+
+import asyncio
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from retouch import __version__
+from retouch.settings import UpscaleSettings, parse_settings
+from retouch.triton import (input_array, input_bytes, json_tensor, model_parameters,
+                            read_manifest, read_report, respond_each, timed)
+from retouch.upscale import DEFAULT_MAX_OUTPUT_PIXELS, UPSCALERS, check_output_size, upscale
+
+SEAM_SCORE_BUCKETS = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0]
+TILES_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = model_parameters(args)
+        self.max_batch = int(params.get("tiles_per_request_batch", "8"))
+        self.max_output_pixels = int(params.get("max_output_pixels", DEFAULT_MAX_OUTPUT_PIXELS))
+        self.manifests = {m: read_manifest(args["model_repository"], m) for m in UPSCALERS}
+        self.loop = asyncio.new_event_loop()
+        # Metric objects are only valid while their family lives: keep both on self.
+        labels = {"operation": "upscale"}
+        self.families = {
+            "seam_score": pb_utils.MetricFamily(
+                name="retouch_seam_score", kind=pb_utils.MetricFamily.HISTOGRAM,
+                description="Seam score of each tiled response (about 1 = invisible)"),
+            "seam_checks": pb_utils.MetricFamily(
+                name="retouch_seam_checks_total", kind=pb_utils.MetricFamily.COUNTER,
+                description="Tiled responses, by whether the seam score exceeded the request's threshold"),
+            "tiles": pb_utils.MetricFamily(
+                name="retouch_tiles_per_request", kind=pb_utils.MetricFamily.HISTOGRAM,
+                description="Tiles sent to the upscaler models per request"),
+        }
+        self.seam_score = self.families["seam_score"].Metric(labels=labels, buckets=SEAM_SCORE_BUCKETS)
+        self.seam_checks = {
+            over: self.families["seam_checks"].Metric(labels={**labels, "over_threshold": str(over).lower()})
+            for over in (True, False)}
+        self.tiles = self.families["tiles"].Metric(labels=labels, buckets=TILES_BUCKETS)
+
+    def execute(self, requests):
+        return respond_each(requests, self.upscale)
+
+    async def infer(self, model, batch):
+        request = pb_utils.InferenceRequest(
+            model_name=model, requested_output_names=["OUTPUT"],
+            inputs=[pb_utils.Tensor("INPUT", batch)])
+        response = await request.async_exec()
+        if response.has_error():
+            raise RuntimeError(f"{model}: {response.error().message()}")
+        return pb_utils.get_output_tensor_by_name(response, "OUTPUT").as_numpy()
+
+    def upscale(self, request):
+        report = read_report(request)
+        settings = parse_settings(UpscaleSettings, input_bytes(request, "SETTINGS"))
+        pixels = input_array(request, "PIXELS")
+        check_output_size(pixels.shape[0], pixels.shape[1], settings.scale, self.max_output_pixels)
+        with timed(report, "upscale"):
+            out, result = self.loop.run_until_complete(upscale(pixels, settings, self.infer, self.max_batch))
+        models = result.pop("models")
+        report.update(result, operation="upscale", settings=settings.to_dict(),
+                      retouch_version=__version__, models=[self.manifests[m] for m in models])
+        self.seam_score.observe(result["seam_score"])
+        self.seam_checks[result["seam_over_threshold"]].increment(1)
+        self.tiles.observe(result["tiles"])
+        return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), json_tensor("REPORT", report)]
+
+    def finalize(self):
+        self.loop.close()

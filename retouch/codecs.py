@@ -1,0 +1,76 @@
+"""Decode and encode images at the service boundary.
+
+Pixels travel as encoded bytes (PNG/JPEG/WebP): on the network that costs far less than raw
+tensors. Decoding is guarded by a pixel limit checked from the header, before any pixel is
+decompressed, so a decompression bomb is refused cheaply.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from retouch.errors import InvalidInput
+
+# We check the limit ourselves (with a clear message); Pillow's own guard would only warn.
+Image.MAX_IMAGE_PIXELS = None
+
+DEFAULT_MAX_PIXELS = 25_000_000
+INPUT_FORMATS = ("PNG", "JPEG", "WEBP")
+OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    rgb: np.ndarray  # HxWx3 uint8, EXIF orientation applied
+    source_format: str
+    source_mode: str
+
+    def info(self) -> dict:
+        h, w = self.rgb.shape[:2]
+        return {"width": w, "height": h, "format": self.source_format, "mode": self.source_mode}
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode PNG/JPEG/WebP bytes to RGB uint8, refusing anything over max_pixels."""
+    if not data:
+        raise InvalidInput("empty image payload: send PNG, JPEG or WebP bytes")
+    try:
+        img = Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
+    except UnidentifiedImageError:
+        raise InvalidInput(
+            f"image bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, "
+            f"starting {data[:8]!r})"
+        ) from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise InvalidInput(
+            f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}; downscale it first"
+        )
+    if w == 0 or h == 0:
+        raise InvalidInput(f"image has no pixels ({w}x{h})")
+    source_format, source_mode = img.format or "", img.mode
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
+        raise InvalidInput(f"image data is corrupt or truncated: {exc}") from None
+    # Alpha is flattened (dropped); the original mode is echoed in the report.
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return DecodedImage(rgb=np.ascontiguousarray(rgb), source_format=source_format, source_mode=source_mode)
+
+
+def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
+    """Encode HxWx3 uint8 RGB. Deterministic: the same pixels give the same bytes."""
+    if fmt not in OUTPUT_FORMATS:
+        raise InvalidInput(f"output format {fmt!r} is not one of {sorted(OUTPUT_FORMATS)}")
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InvalidInput(f"expected HxWx3 uint8 pixels, got {rgb.dtype} {rgb.shape}")
+    buf = io.BytesIO()
+    pil_format = OUTPUT_FORMATS[fmt]
+    options = {"compress_level": 6} if pil_format == "PNG" else {"quality": int(quality)}
+    Image.fromarray(rgb, "RGB").save(buf, format=pil_format, **options)
+    return buf.getvalue()

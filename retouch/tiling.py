@@ -1,0 +1,132 @@
+"""Cut an image into fixed-size overlapping tiles and blend the upscaled tiles back together.
+
+Every tile has the same size, so tiles from different requests can share one batch in the
+model. Overlaps are resolved either with raised-cosine weights (which sum to exactly one across
+each overlap, so the blend is a partition of unity) or by a hard cut at the overlap's midline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLEND_MODES = ("cosine", "none")
+
+
+def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile start offsets along one axis: a regular step, the last tile flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile - overlap))
+    starts.append(length - tile)
+    return starts
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    height: int  # the image's own size
+    width: int
+    tile: int
+    ys: tuple[int, ...]  # tile row starts, in the padded image
+    xs: tuple[int, ...]  # tile column starts
+
+    @property
+    def padded_height(self) -> int:
+        return max(self.height, self.tile)
+
+    @property
+    def padded_width(self) -> int:
+        return max(self.width, self.tile)
+
+    @property
+    def count(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def positions(self) -> list[tuple[int, int]]:
+        return [(y, x) for y in self.ys for x in self.xs]
+
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int) -> TileGrid:
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
+    ph, pw = max(height, tile), max(width, tile)
+    return TileGrid(height, width, tile, tuple(axis_starts(ph, tile, overlap)),
+                    tuple(axis_starts(pw, tile, overlap)))
+
+
+def cut_tiles(image: np.ndarray, grid: TileGrid) -> np.ndarray:
+    """HxWxC image -> NxTxTxC tiles. Images smaller than a tile are reflect-padded to it."""
+    pad_h, pad_w = grid.padded_height - grid.height, grid.padded_width - grid.width
+    if pad_h or pad_w:
+        image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
+    t = grid.tile
+    return np.stack([image[y:y + t, x:x + t] for y, x in grid.positions()])
+
+
+def _ramp(n: int) -> np.ndarray:
+    """Rising raised-cosine ramp; ramp(n) + ramp(n)[::-1] == 1 elementwise."""
+    k = np.arange(n, dtype=np.float64)
+    return 0.5 - 0.5 * np.cos(np.pi * (k + 0.5) / n)
+
+
+def axis_weights(starts: tuple[int, ...], tile: int, scale: int, blend: str) -> list[np.ndarray]:
+    """Per-tile 1-D weights (output resolution) along one axis."""
+    size = tile * scale
+    weights = []
+    for i, s in enumerate(starts):
+        left = (starts[i - 1] + tile - s) * scale if i > 0 else 0  # overlap with previous tile
+        right = (s + tile - starts[i + 1]) * scale if i + 1 < len(starts) else 0
+        w = np.ones(size)
+        if blend == "cosine":
+            if left:
+                w[:left] *= _ramp(left)
+            if right:
+                w[size - right:] *= _ramp(right)[::-1]
+        elif blend == "none":
+            w[:left // 2] = 0  # the previous tile owns up to the overlap's midline
+            if right:
+                w[size - right + right // 2:] = 0
+        else:
+            raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
+        weights.append(w)
+    return weights
+
+
+def blend_tiles(tiles: np.ndarray, grid: TileGrid, scale: int, blend: str = "cosine") -> np.ndarray:
+    """NxT'xT'xC upscaled tiles (T' = tile*scale) -> (H*scale)x(W*scale)xC float32 image."""
+    ts = grid.tile * scale
+    wy = axis_weights(grid.ys, grid.tile, scale, blend)
+    wx = axis_weights(grid.xs, grid.tile, scale, blend)
+    out = np.zeros((grid.padded_height * scale, grid.padded_width * scale, tiles.shape[-1]), np.float32)
+    wsum = np.zeros(out.shape[:2], np.float32)
+    n = 0
+    for iy, y in enumerate(grid.ys):
+        for ix, x in enumerate(grid.xs):
+            w = np.outer(wy[iy], wx[ix]).astype(np.float32)
+            ys, xs = slice(y * scale, y * scale + ts), slice(x * scale, x * scale + ts)
+            out[ys, xs] += tiles[n] * w[..., None]
+            wsum[ys, xs] += w
+            n += 1
+    out /= wsum[..., None]
+    return out[: grid.height * scale, : grid.width * scale]
+
+
+def seam_lines(grid: TileGrid, scale: int, blend: str) -> tuple[list[int], list[int]]:
+    """Output rows and columns where stitching could leave a visible step.
+
+    A hard cut can only step at the midline it cuts; a cosine blend can only step where a tile's
+    edge enters its neighbour. Each line b is the boundary between output pixels b-1 and b.
+    """
+
+    def lines(starts: tuple[int, ...], length: int) -> list[int]:
+        found = set()
+        for a, b in zip(starts, starts[1:]):
+            shared = a + grid.tile - b
+            if blend == "none":
+                found.add(b * scale + shared * scale // 2)
+            else:
+                found.update((b * scale, (a + grid.tile) * scale))
+        return sorted(v for v in found if 0 < v < length * scale)
+
+    return lines(grid.ys, grid.height), lines(grid.xs, grid.width)

@@ -1,0 +1,91 @@
+"""Thin glue between Triton's Python backend and the pure operations.
+
+Imported only inside the Python backend stub, where triton_python_backend_utils exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from retouch.errors import InvalidInput
+
+
+def model_parameters(args: dict) -> dict[str, str]:
+    """The `parameters { key: ... value { string_value: ... } }` block of config.pbtxt."""
+    config = json.loads(args["model_config"])
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+
+
+def read_manifest(model_repository: str, model: str, version: str = "1") -> dict:
+    """model.json written by export/ beside a model's weights: sources, sha256s, license."""
+    path = Path(model_repository).parent / model / version / "model.json"
+    manifest = json.loads(path.read_text())
+    return {"name": model, "version": version, "onnx_sha256": manifest["onnx_sha256"]}
+
+
+def input_bytes(request, name: str) -> bytes | None:
+    """First element of a BYTES input, or None when the optional input was not sent."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return None
+    values = tensor.as_numpy().reshape(-1)
+    if values.size != 1:
+        raise InvalidInput(f"input {name} must hold exactly one element, got {values.size}")
+    value = values[0]
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def input_array(request, name: str) -> np.ndarray:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        raise InvalidInput(f"missing input {name}")
+    return tensor.as_numpy()
+
+
+def bytes_tensor(name: str, value: bytes) -> "pb_utils.Tensor":
+    return pb_utils.Tensor(name, np.array([value], dtype=np.object_))
+
+
+def json_tensor(name: str, value: dict) -> "pb_utils.Tensor":
+    return bytes_tensor(name, json.dumps(value, sort_keys=True).encode())
+
+
+def read_report(request) -> dict:
+    raw = input_bytes(request, "REPORT")
+    return json.loads(raw) if raw else {}
+
+
+@contextmanager
+def timed(report: dict, step: str):
+    """Adds the step's wall time, in ms, to report['timings_ms']."""
+    start = time.perf_counter()
+    yield
+    report.setdefault("timings_ms", {})[step] = round((time.perf_counter() - start) * 1e3, 2)
+
+
+def respond_each(requests: Iterable, handle: Callable) -> list:
+    """Run handle(request) -> list of output tensors for each request.
+
+    A request's InvalidInput becomes INVALID_ARGUMENT with its message; anything else becomes
+    INTERNAL. Either way only that request fails, and the model keeps serving.
+    """
+    responses = []
+    for request in requests:
+        try:
+            responses.append(pb_utils.InferenceResponse(output_tensors=handle(request)))
+        except InvalidInput as exc:
+            error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+            responses.append(pb_utils.InferenceResponse(error=error))
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, logged for on-call
+            pb_utils.Logger.log_error(traceback.format_exc())
+            error = pb_utils.TritonError(f"internal error: {exc}", pb_utils.TritonError.INTERNAL)
+            responses.append(pb_utils.InferenceResponse(error=error))
+    return responses

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Start, wait for, and stop a real tritonserver over model_repository/ and ensembles/.
+#
+#   scripts/serve.sh start   # background; returns once ready and prints the endpoints
+#   scripts/serve.sh stop    # stops it and removes the Python backend's leftover /dev/shm regions
+#   scripts/serve.sh run     # foreground (containers, debugging)
+#
+# Settings (environment): RETOUCH_HOST (127.0.0.1: loopback unless you say otherwise),
+# RETOUCH_HTTP_PORT (8000), RETOUCH_GRPC_PORT (8001), RETOUCH_METRICS_PORT (8002),
+# RETOUCH_RUN_DIR (.run: log and pid file), RETOUCH_READY_TIMEOUT (180 s),
+# RETOUCH_SERVER_ARGS (extra tritonserver flags).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+HOST=${RETOUCH_HOST:-127.0.0.1}
+HTTP_PORT=${RETOUCH_HTTP_PORT:-8000}
+GRPC_PORT=${RETOUCH_GRPC_PORT:-8001}
+METRICS_PORT=${RETOUCH_METRICS_PORT:-8002}
+RUN_DIR=${RETOUCH_RUN_DIR:-$ROOT/.run}
+LOG=$RUN_DIR/tritonserver.log
+PIDFILE=$RUN_DIR/tritonserver.pid
+mkdir -p "$RUN_DIR"
+
+if [ ! -x .triton/bin/tritonserver ]; then
+  echo "serve: tritonserver is not assembled; run scripts/setup.sh (or make setup) first" >&2
+  exit 1
+fi
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+
+server_args=(
+  --model-repository="$ROOT/model_repository"
+  --model-repository="$ROOT/ensembles"
+  --backend-directory="$ROOT/.triton/backends"
+  --cache-directory="$ROOT/.triton/caches"
+  --http-address="$HOST" --http-port="$HTTP_PORT"
+  --grpc-address="$HOST" --grpc-port="$GRPC_PORT"
+  --metrics-address="$HOST" --metrics-port="$METRICS_PORT"
+  --allow-gpu-metrics=false
+  --metrics-config=summary_latencies=true
+  --pinned-memory-pool-byte-size=0
+  --cuda-memory-pool-byte-size=0:0
+  # Room for large images between the server and the Python stubs, grown in big steps.
+  --backend-config=python,shm-default-byte-size=67108864
+  --backend-config=python,shm-growth-byte-size=67108864
+  --strict-readiness=true
+  --exit-timeout-secs=10
+)
+# shellcheck disable=SC2206
+extra=(${RETOUCH_SERVER_ARGS:-})
+
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+wait_ready() {
+  local deadline=$((SECONDS + ${RETOUCH_READY_TIMEOUT:-180}))
+  until curl -sf "http://$HOST:$HTTP_PORT/v2/health/ready" >/dev/null; do
+    if ! running; then
+      echo "serve: tritonserver exited during start-up; last log lines:" >&2
+      tail -n 40 "$LOG" >&2
+      return 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "serve: not ready after ${RETOUCH_READY_TIMEOUT:-180}s; see $LOG" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+case "${1:-start}" in
+  start)
+    if running; then
+      echo "serve: already running (pid $(cat "$PIDFILE"))"
+      exit 0
+    fi
+    setsid tritonserver "${server_args[@]}" "${extra[@]}" >"$LOG" 2>&1 &
+    echo $! >"$PIDFILE"
+    if ! wait_ready; then
+      "$0" stop >/dev/null 2>&1 || true
+      exit 1
+    fi
+    echo "serve: tritonserver ready (pid $(cat "$PIDFILE"), log $LOG)"
+    echo "  gRPC     $HOST:$GRPC_PORT"
+    echo "  HTTP     http://$HOST:$HTTP_PORT"
+    echo "  metrics  http://$HOST:$METRICS_PORT/metrics"
+    ;;
+  stop)
+    if running; then
+      pid=$(cat "$PIDFILE")
+      kill -TERM "$pid"
+      for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      # The whole process group: the Python backend stubs too.
+      kill -KILL -- "-$pid" 2>/dev/null || true
+      echo "serve: stopped pid $pid"
+    fi
+    rm -f "$PIDFILE"
+    python scripts/clean_shm.py
+    ;;
+  run)
+    trap 'python scripts/clean_shm.py' EXIT
+    tritonserver "${server_args[@]}" "${extra[@]}"
+    ;;
+  *)
+    echo "usage: $0 start|stop|run" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from retouch.tiling import axis_starts, axis_weights, blend_tiles, cut_tiles, plan_tiles, seam_lines
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (128, 128, 16), (129, 128, 16), (20, 64, 8),
+                                                  (517, 96, 0), (300, 64, 31)])
+def test_tiles_cover_axis_and_stay_inside(length, tile, overlap):
+    starts = axis_starts(length, tile, overlap)
+    padded = max(length, tile)
+    assert starts[0] == 0 and starts[-1] + tile == padded
+    assert all(0 <= s <= padded - tile for s in starts)
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:]))  # overlaps >= overlap
+
+
+@pytest.mark.parametrize("blend", ["cosine", "none"])
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_weights_partition_unity(blend, scale):
+    grid = plan_tiles(150, 150, 64, 16)
+    total = np.zeros(grid.padded_width * scale)
+    for s, w in zip(grid.xs, axis_weights(grid.xs, grid.tile, scale, blend)):
+        total[s * scale:(s + grid.tile) * scale] += w
+    np.testing.assert_allclose(total, 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("blend", ["cosine", "none"])
+@pytest.mark.parametrize("shape", [(97, 203), (40, 50), (128, 128)])
+def test_identity_model_roundtrip_is_exact(blend, shape):
+    """Tiles that agree where they overlap must blend back to the untiled image."""
+    rng = np.random.default_rng(0)
+    image = rng.random((*shape, 3), dtype=np.float32)
+    grid = plan_tiles(*shape, 64, 12)
+    tiles = cut_tiles(image, grid)
+    upscaled = tiles.repeat(2, axis=1).repeat(2, axis=2)  # nearest-neighbour "model"
+    out = blend_tiles(upscaled, grid, 2, blend)
+    np.testing.assert_allclose(out, image.repeat(2, 0).repeat(2, 1), atol=1e-6)
+
+
+def test_seam_lines_where_stitching_can_step():
+    grid = plan_tiles(100, 100, 64, 16)  # starts 0, 36
+    assert seam_lines(grid, 2, "none") == ([72 + 28], [72 + 28])  # midline of the 28-px overlap
+    assert seam_lines(grid, 2, "cosine") == ([72, 128], [72, 128])  # where each tile edge enters
+    assert seam_lines(plan_tiles(50, 50, 64, 16), 2, "cosine") == ([], [])  # one tile, no seams
+
+
+def test_overlap_must_be_smaller_than_tile():
+    with pytest.raises(ValueError):
+        plan_tiles(100, 100, 32, 32)
