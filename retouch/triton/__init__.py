@@ -71,11 +71,13 @@ def timed(report: dict, step: str):
     report.setdefault("timings_ms", {})[step] = round((time.perf_counter() - start) * 1e3, 2)
 
 
-def respond_each(requests: Iterable, handle: Callable) -> list:
+def respond_each(requests: Iterable, handle: Callable,
+                 on_error: Callable[[str], None] | None = None) -> list:
     """Run handle(request) -> list of output tensors for each request.
 
     A request's InvalidInput becomes INVALID_ARGUMENT with its message; anything else becomes
-    INTERNAL. Either way only that request fails, and the model keeps serving.
+    INTERNAL. Either way only that request fails, and the model keeps serving. on_error, if given,
+    hears "rejected" or "failed" for each, so the shim can count it (PipelineMetrics.edit).
     """
     responses = []
     for request in requests:
@@ -84,8 +86,12 @@ def respond_each(requests: Iterable, handle: Callable) -> list:
         except InvalidInput as exc:
             error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
             responses.append(pb_utils.InferenceResponse(error=error))
+            if on_error:
+                on_error("rejected")
         except Exception as exc:  # noqa: BLE001 - reported to the caller, logged for on-call
             pb_utils.Logger.log_error(traceback.format_exc())
             error = pb_utils.TritonError(f"internal error: {exc}", pb_utils.TritonError.INTERNAL)
             responses.append(pb_utils.InferenceResponse(error=error))
+            if on_error:
+                on_error("failed")
     return responses

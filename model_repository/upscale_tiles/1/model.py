@@ -2,6 +2,7 @@
 blend the overlaps, score the seams. The work is retouch.upscale.upscale; this is the glue."""
 
 import asyncio
+from functools import partial
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -10,10 +11,8 @@ from retouch import __version__
 from retouch.settings import UpscaleSettings, parse_settings
 from retouch.triton import (input_array, input_bytes, json_tensor, model_parameters,
                             read_manifest, read_report, respond_each, timed)
+from retouch.triton.metrics import PipelineMetrics
 from retouch.upscale import DEFAULT_MAX_OUTPUT_PIXELS, UPSCALERS, check_output_size, upscale
-
-SEAM_SCORE_BUCKETS = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0]
-TILES_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 
 
 class TritonPythonModel:
@@ -23,27 +22,10 @@ class TritonPythonModel:
         self.max_output_pixels = int(params.get("max_output_pixels", DEFAULT_MAX_OUTPUT_PIXELS))
         self.manifests = {m: read_manifest(args["model_repository"], m) for m in UPSCALERS}
         self.loop = asyncio.new_event_loop()
-        # Metric objects are only valid while their family lives: keep both on self.
-        labels = {"operation": "upscale"}
-        self.families = {
-            "seam_score": pb_utils.MetricFamily(
-                name="retouch_seam_score", kind=pb_utils.MetricFamily.HISTOGRAM,
-                description="Seam score of each tiled response (about 1 = invisible)"),
-            "seam_checks": pb_utils.MetricFamily(
-                name="retouch_seam_checks_total", kind=pb_utils.MetricFamily.COUNTER,
-                description="Tiled responses, by whether the seam score exceeded the request's threshold"),
-            "tiles": pb_utils.MetricFamily(
-                name="retouch_tiles_per_request", kind=pb_utils.MetricFamily.HISTOGRAM,
-                description="Tiles sent to the upscaler models per request"),
-        }
-        self.seam_score = self.families["seam_score"].Metric(labels=labels, buckets=SEAM_SCORE_BUCKETS)
-        self.seam_checks = {
-            over: self.families["seam_checks"].Metric(labels={**labels, "over_threshold": str(over).lower()})
-            for over in (True, False)}
-        self.tiles = self.families["tiles"].Metric(labels=labels, buckets=TILES_BUCKETS)
+        self.metrics = PipelineMetrics(["upscale"], tiled=True)
 
     def execute(self, requests):
-        return respond_each(requests, self.upscale)
+        return respond_each(requests, self.upscale, on_error=partial(self.metrics.edit, "upscale"))
 
     async def infer(self, model, batch):
         request = pb_utils.InferenceRequest(
@@ -64,9 +46,9 @@ class TritonPythonModel:
         models = result.pop("models")
         report.update(result, operation="upscale", settings=settings.to_dict(),
                       retouch_version=__version__, models=[self.manifests[m] for m in models])
-        self.seam_score.observe(result["seam_score"])
-        self.seam_checks[result["seam_over_threshold"]].increment(1)
-        self.tiles.observe(result["tiles"])
+        self.metrics.seam("upscale", result["seam_score"], result["seam_over_threshold"])
+        self.metrics.tiles("upscale", result["tiles"])
+        self.metrics.edit("upscale", "accepted")
         return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), json_tensor("REPORT", report)]
 
     def finalize(self):
