@@ -1,0 +1,117 @@
+import asyncio
+
+import cv2
+import numpy as np
+import pytest
+
+from retouch.errors import InvalidInput
+from retouch.inpaint import (InpaintSettings, choose_route, feather, inpaint, prepare_mask, regions,
+                             route_features)
+from retouch.settings import parse_settings
+
+
+async def telea(model, images, masks):
+    """A real classical fill (OpenCV's Telea) standing in for the served models: same contract."""
+    out = []
+    for img, m in zip(images, masks):
+        u8 = np.clip(img.transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8)
+        filled = cv2.inpaint(u8, (m[0] > 0).astype(np.uint8), 3, cv2.INPAINT_TELEA) / 255.0
+        keep = (m[0] == 0)[..., None]
+        out.append(np.where(keep, img.transpose(1, 2, 0), filled).transpose(2, 0, 1))
+    return np.stack(out).astype(np.float32)
+
+
+def run(rgb, mask, **settings):
+    return asyncio.run(inpaint(rgb, mask, parse_settings(InpaintSettings, settings), telea))
+
+
+def block_mask(shape, y, x, size):
+    m = np.zeros(shape[:2], np.uint8)
+    m[y:y + size, x:x + size] = 255
+    return m
+
+
+def test_known_pixels_outside_feathered_band_are_untouched(photos):
+    rgb = photos["coffee"]
+    mask = block_mask(rgb.shape, 100, 120, 24)
+    out, report = run(rgb, mask)
+    settings = InpaintSettings()
+    band = int(settings.dilation + np.ceil(2 * settings.feather_sigma) + 4 * settings.feather_sigma) + 1
+    far = cv2.dilate(mask, np.ones((2 * band + 1, 2 * band + 1), np.uint8)) == 0
+    np.testing.assert_array_equal(out[far], rgb[far])
+    assert not np.array_equal(out[mask > 0], rgb[mask > 0])
+    assert report["regions"] == 1 and report["mask_coverage"] > 0
+
+
+def test_fill_is_better_than_flat_fill(photos):
+    rgb = photos["astronaut"]
+    mask = block_mask(rgb.shape, 60, 60, 20)
+    out, _ = run(rgb, mask)
+    hole = mask > 0
+    ring = (cv2.dilate(mask, np.ones((9, 9), np.uint8)) > 0) & ~hole
+    err = np.abs(out[hole].astype(float) - rgb[hole]).mean()
+    flat = np.abs(rgb[ring].mean(axis=0) - rgb[hole]).mean()  # the ring's mean colour
+    assert err < flat
+
+
+def test_coverage_limit_and_size_mismatch_are_refused(photos):
+    rgb = photos["chelsea"]
+    with pytest.raises(InvalidInput, match="over the 12% limit"):
+        run(rgb, block_mask(rgb.shape, 0, 0, 120))
+    with pytest.raises(InvalidInput, match="mask is 10x10 but the image is 256x256"):
+        run(rgb, np.zeros((10, 10), np.uint8))
+
+
+def test_empty_mask_returns_image_unchanged(photos):
+    rgb = photos["chelsea"]
+    out, report = run(rgb, np.zeros(rgb.shape[:2], np.uint8))
+    np.testing.assert_array_equal(out, rgb)
+    assert report["verdict"] == "unchanged"
+
+
+def test_identical_requests_identical_output_and_mask_hash(photos):
+    rgb, mask = photos["coffee"], block_mask((256, 256), 30, 40, 16)
+    a, ra = run(rgb, mask)
+    b, rb = run(rgb, mask)
+    assert np.array_equal(a, b) and ra == rb
+    assert ra["mask_sha256"] != run(rgb, block_mask((256, 256), 30, 41, 16))[1]["mask_sha256"]
+
+
+def test_regions_merge_overlapping_and_stay_inside():
+    hole = np.zeros((120, 400), bool)
+    hole[50:60, 20:30] = hole[52:56, 40:44] = True  # near each other: one region
+    hole[10:110, 300:305] = True  # tall and thin, far away: its own region, clipped to the image
+    boxes = regions(hole, 0.5)
+    assert len(boxes) == 2
+    for y0, x0, y1, x1 in boxes:
+        assert 0 <= y0 < y1 <= 120 and 0 <= x0 < x1 <= 400
+    covered = np.zeros_like(hole)
+    for y0, x0, y1, x1 in boxes:
+        covered[y0:y1, x0:x1] = True
+    assert covered[hole].all()
+
+
+def test_routing_thin_strokes_fast_big_blobs_unet(photos):
+    grey = cv2.cvtColor(photos["coffee"], cv2.COLOR_RGB2GRAY)
+    flat = np.full_like(grey, 120)
+    thin = np.zeros((256, 256), bool)
+    thin[100:103, 20:200] = True
+    blob = np.zeros((256, 256), bool)
+    cv2.circle(blob.view(np.uint8), (128, 128), 30, 1, -1)
+    s = InpaintSettings()
+    assert choose_route(route_features(flat, thin), s) == "fast"
+    assert choose_route(route_features(flat, blob), s) == "unet"
+    assert choose_route(route_features(flat, blob), parse_settings(InpaintSettings, {"route": "fast"})) == "fast"
+
+
+def test_feather_is_one_on_hole_and_zero_far_away():
+    hole = np.zeros((64, 64), bool)
+    hole[30:34, 30:34] = True
+    alpha = feather(hole, 2.0)
+    assert (alpha[hole] == 1).all() and alpha[0, 0] == 0 and 0 < alpha[30, 27] < 1
+
+
+def test_prepare_mask_dilates():
+    m = np.zeros((20, 20), np.uint8)
+    m[10, 10] = 255
+    assert prepare_mask(m, (20, 20, 3), 2).sum() == np.count_nonzero(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
