@@ -21,6 +21,11 @@ Image.MAX_IMAGE_PIXELS = None
 DEFAULT_MAX_PIXELS = 25_000_000
 INPUT_FORMATS = ("PNG", "JPEG", "WEBP")
 OUTPUT_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
+# Pixels returned as-is: for a client on the same host, through shared memory, where encoding
+# would cost more than moving them.
+RAW_FORMAT = "raw"
+RESPONSE_FORMATS = (*OUTPUT_FORMATS, RAW_FORMAT)
+NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,20 @@ class DecodedImage:
         return {"width": w, "height": h, "format": self.source_format, "mode": self.source_mode}
 
 
+def check_size(w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise InvalidInput(
+            f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}; downscale it first"
+        )
+    if w == 0 or h == 0:
+        raise InvalidInput(f"image has no pixels ({w}x{h})")
+
+
+def check_rgb(rgb: np.ndarray) -> None:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InvalidInput(f"expected HxWx3 uint8 RGB pixels, got {rgb.dtype} {rgb.shape}")
+
+
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode PNG/JPEG/WebP bytes to RGB uint8, refusing anything over max_pixels."""
     if not data:
@@ -45,13 +64,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
             f"image bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, "
             f"starting {data[:8]!r})"
         ) from None
-    w, h = img.size
-    if w * h > max_pixels:
-        raise InvalidInput(
-            f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}; downscale it first"
-        )
-    if w == 0 or h == 0:
-        raise InvalidInput(f"image has no pixels ({w}x{h})")
+    check_size(*img.size, max_pixels)
     source_format, source_mode = img.format or "", img.mode
     try:
         img.load()
@@ -63,14 +76,38 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
     return DecodedImage(rgb=np.ascontiguousarray(rgb), source_format=source_format, source_mode=source_mode)
 
 
+def decode_pixels(pixels: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Check raw HxWx3 uint8 pixels (sent instead of encoded bytes) like decoded ones."""
+    check_rgb(pixels)
+    check_size(pixels.shape[1], pixels.shape[0], max_pixels)
+    return DecodedImage(rgb=np.ascontiguousarray(pixels), source_format="raw", source_mode="RGB")
+
+
+def decode_request(image: bytes | None, pixels: np.ndarray | None,
+                   max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """The request's image: encoded IMAGE bytes or raw PIXELS, exactly one of them."""
+    if (image is None) == (pixels is None):
+        sent = "both" if image is not None else "neither"
+        raise InvalidInput(f"send exactly one of IMAGE (encoded PNG, JPEG or WebP bytes) or PIXELS "
+                           f"(HxWx3 uint8 RGB); got {sent}")
+    return decode_image(image, max_pixels) if pixels is None else decode_pixels(pixels, max_pixels)
+
+
 def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
     """Encode HxWx3 uint8 RGB. Deterministic: the same pixels give the same bytes."""
     if fmt not in OUTPUT_FORMATS:
         raise InvalidInput(f"output format {fmt!r} is not one of {sorted(OUTPUT_FORMATS)}")
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise InvalidInput(f"expected HxWx3 uint8 pixels, got {rgb.dtype} {rgb.shape}")
+    check_rgb(rgb)
     buf = io.BytesIO()
     pil_format = OUTPUT_FORMATS[fmt]
     options = {"compress_level": 6} if pil_format == "PNG" else {"quality": int(quality)}
     Image.fromarray(rgb, "RGB").save(buf, format=pil_format, **options)
     return buf.getvalue()
+
+
+def encode_response(rgb: np.ndarray, fmt: str = "png", quality: int = 95) -> tuple[bytes, np.ndarray]:
+    """(encoded bytes, raw pixels): format "raw" returns the pixels and no bytes, others the reverse."""
+    if fmt == RAW_FORMAT:
+        check_rgb(rgb)
+        return b"", np.ascontiguousarray(rgb)
+    return encode_image(rgb, fmt, quality), NO_PIXELS

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from retouch.codecs import RESPONSE_FORMATS
 from retouch.errors import InvalidInput
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ class UpscaleSettings:
     tile: int = 128  # input pixels per tile side; all tiles have this size so they batch
     overlap: int = 16  # input pixels shared by neighbouring tiles
     blend: str = "cosine"  # cosine: raised-cosine weights over overlaps; none: hard cut at the midline
-    format: str = "png"
+    format: str = "png"  # or jpeg, webp; raw returns the pixels in OUTPUT_PIXELS (shared memory)
     quality: int = 95  # JPEG/WebP only
     seam_threshold: float = 1.25
 
@@ -76,7 +77,7 @@ class UpscaleSettings:
         in_range("tile", self.tile, 32, 512)
         in_range("overlap", self.overlap, 0, self.tile // 2 - 1)
         one_of("blend", self.blend, ("cosine", "none"))
-        one_of("format", self.format, ("png", "jpeg", "webp"))
+        one_of("format", self.format, RESPONSE_FORMATS)
         in_range("quality", self.quality, 1, 100)
         in_range("seam_threshold", self.seam_threshold, 1.0, 100.0)
 

@@ -1,6 +1,7 @@
-"""decode_image: encoded bytes -> RGB pixels, under a pixel limit. Starts the request's report."""
+"""decode_image: encoded bytes (or raw pixels) -> RGB pixels, under a pixel limit.
+Starts the request's report."""
 
-from retouch.codecs import DEFAULT_MAX_PIXELS, decode_image
+from retouch.codecs import DEFAULT_MAX_PIXELS, decode_request
 from retouch.triton import input_bytes, json_tensor, model_parameters, respond_each, timed
 
 import triton_python_backend_utils as pb_utils
@@ -16,6 +17,8 @@ class TritonPythonModel:
     def decode(self, request):
         report = {}
         with timed(report, "decode"):
-            decoded = decode_image(input_bytes(request, "IMAGE") or b"", self.max_pixels)
+            raw = pb_utils.get_input_tensor_by_name(request, "RAW_PIXELS")
+            decoded = decode_request(input_bytes(request, "IMAGE"), None if raw is None else raw.as_numpy(),
+                                     self.max_pixels)
         report["input"] = decoded.info()
         return [pb_utils.Tensor("PIXELS", decoded.rgb), json_tensor("REPORT", report)]

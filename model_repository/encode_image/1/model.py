@@ -1,6 +1,8 @@
-"""encode_image: RGB pixels -> PNG/JPEG/WebP bytes, as the report's effective settings say."""
+"""encode_image: RGB pixels -> PNG/JPEG/WebP bytes (or raw pixels), as the report's effective settings say."""
 
-from retouch.codecs import encode_image
+import triton_python_backend_utils as pb_utils
+
+from retouch.codecs import encode_response
 from retouch.triton import bytes_tensor, input_array, json_tensor, read_report, respond_each, timed
 
 
@@ -12,8 +14,8 @@ class TritonPythonModel:
         report = read_report(request)
         settings = report.get("settings", {})
         with timed(report, "encode"):
-            data = encode_image(input_array(request, "PIXELS"), settings.get("format", "png"),
-                                settings.get("quality", 95))
+            data, raw = encode_response(input_array(request, "PIXELS"), settings.get("format", "png"),
+                                        settings.get("quality", 95))
         report["output"]["format"] = settings.get("format", "png")
-        report["output"]["bytes"] = len(data)
-        return [bytes_tensor("IMAGE", data), json_tensor("REPORT", report)]
+        report["output"]["bytes"] = len(data) or raw.nbytes
+        return [bytes_tensor("IMAGE", data), pb_utils.Tensor("RAW_PIXELS", raw), json_tensor("REPORT", report)]
