@@ -8,7 +8,8 @@
 # Settings (environment): RETOUCH_HOST (127.0.0.1: loopback unless you say otherwise),
 # RETOUCH_HTTP_PORT (8000), RETOUCH_GRPC_PORT (8001), RETOUCH_METRICS_PORT (8002),
 # RETOUCH_RUN_DIR (.run: log and pid file), RETOUCH_READY_TIMEOUT (180 s),
-# RETOUCH_SERVER_ARGS (extra tritonserver flags).
+# RETOUCH_SERVER_ARGS (extra tritonserver flags), RETOUCH_ALLOW_SHM (0; 1 lets clients on this
+# host register system shared memory).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -46,6 +47,12 @@ server_args=(
   --strict-readiness=true
   --exit-timeout-secs=10
 )
+# Triton cannot switch client shared memory off, so unless RETOUCH_ALLOW_SHM=1 its protocol is
+# restricted to a header with a random value nobody sends: registration is refused.
+if [ "${RETOUCH_ALLOW_SHM:-0}" != 1 ]; then
+  shm_lock="shared-memory:retouch-shm-key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  server_args+=(--grpc-restricted-protocol="$shm_lock" --http-restricted-api="$shm_lock")
+fi
 # shellcheck disable=SC2206
 extra=(${RETOUCH_SERVER_ARGS:-})
 

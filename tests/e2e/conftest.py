@@ -26,7 +26,8 @@ def free_port() -> int:
 def server(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tritonserver")
     env = dict(os.environ, RETOUCH_RUN_DIR=str(run_dir), RETOUCH_HTTP_PORT=str(free_port()),
-               RETOUCH_GRPC_PORT=str(free_port()), RETOUCH_METRICS_PORT=str(free_port()))
+               RETOUCH_GRPC_PORT=str(free_port()), RETOUCH_METRICS_PORT=str(free_port()),
+               RETOUCH_ALLOW_SHM="1")  # the client's shared-memory tests register regions
     serve = [str(ROOT / "scripts" / "serve.sh")]
     started = subprocess.run([*serve, "start"], env=env, capture_output=True, text=True)
     if started.returncode != 0:
