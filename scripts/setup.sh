@@ -10,6 +10,14 @@ PY=${PYTHON:-python3}
 
 log() { printf '[setup] %s\n' "$*"; }
 
+# 0. Debian's prometheus: promtool for tests/rules, the server for the observability e2e test.
+# No recommends: they would pull in node-exporter. (Outside containers apt also starts a service.)
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  log "installing Debian's prometheus package"
+  sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends prometheus
+fi
+
 # 1. venv with pinned wheels (reinstalled only when a requirements file changes).
 stamp_of() { cat requirements/*.txt client/pyproject.toml pyproject.toml | sha256sum | cut -c1-16; }
 if [ ! -x "$VENV/bin/python" ]; then
