@@ -53,15 +53,17 @@ def check_rgb(rgb: np.ndarray) -> None:
         raise InvalidInput(f"expected HxWx3 uint8 RGB pixels, got {rgb.dtype} {rgb.shape}")
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode PNG/JPEG/WebP bytes to RGB uint8, refusing anything over max_pixels."""
+def open_image(data: bytes, max_pixels: int, what: str = "image") -> tuple[Image.Image, str, str]:
+    """Decode PNG/JPEG/WebP bytes, size-checked from the header first; EXIF orientation applied.
+
+    Returns the image and its source format and mode."""
     if not data:
-        raise InvalidInput("empty image payload: send PNG, JPEG or WebP bytes")
+        raise InvalidInput(f"empty {what} payload: send PNG, JPEG or WebP bytes")
     try:
         img = Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
     except UnidentifiedImageError:
         raise InvalidInput(
-            f"image bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, "
+            f"{what} bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, "
             f"starting {data[:8]!r})"
         ) from None
     check_size(*img.size, max_pixels)
@@ -70,10 +72,22 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
         img.load()
         img = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
-        raise InvalidInput(f"image data is corrupt or truncated: {exc}") from None
+        raise InvalidInput(f"{what} data is corrupt or truncated: {exc}") from None
+    return img, source_format, source_mode
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode PNG/JPEG/WebP bytes to RGB uint8, refusing anything over max_pixels."""
+    img, source_format, source_mode = open_image(data, max_pixels)
     # Alpha is flattened (dropped); the original mode is echoed in the report.
     rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
     return DecodedImage(rgb=np.ascontiguousarray(rgb), source_format=source_format, source_mode=source_mode)
+
+
+def decode_mask(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a mask image to HxW uint8 grey (bright = remove). Colour masks are converted to grey."""
+    img, _, _ = open_image(data, max_pixels, "mask")
+    return np.ascontiguousarray(np.asarray(img.convert("L"), dtype=np.uint8))
 
 
 def decode_pixels(pixels: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:

@@ -6,11 +6,12 @@ the upscaler models) and in-process against onnxruntime (tests and benchmarks).
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from typing import Awaitable, Callable
 
 import numpy as np
 
+from retouch.batching import in_chunks
 from retouch.errors import InvalidInput
 from retouch.seams import seam_score
 from retouch.settings import UpscaleSettings
@@ -49,10 +50,7 @@ async def upscale_pass(image: np.ndarray, model: str, settings: UpscaleSettings,
     """One model over the image, tile by tile: HxWx3 float32 -> (sH)x(sW)x3 float32, grid."""
     grid = plan_tiles(image.shape[0], image.shape[1], settings.tile, settings.overlap)
     tiles = np.ascontiguousarray(cut_tiles(image, grid).transpose(0, 3, 1, 2))
-    chunks = [tiles[i:i + max_batch] for i in range(0, len(tiles), max_batch)]
-    # All chunks go out at once; the model's dynamic batcher merges them with other requests' tiles.
-    outs = await asyncio.gather(*(infer(model, chunk) for chunk in chunks))
-    upscaled = np.concatenate(outs).transpose(0, 2, 3, 1)
+    upscaled = (await in_chunks(partial(infer, model), (tiles,), max_batch)).transpose(0, 2, 3, 1)
     return blend_tiles(upscaled, grid, UPSCALERS[model], settings.blend), grid
 
 
@@ -79,6 +77,5 @@ async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_
         "seam_lines": len(rows) + len(cols),
         "seam_score": round(score, 4),
         "seam_over_threshold": score > settings.seam_threshold,
-        "output": {"width": out.shape[1], "height": out.shape[0]},
     }
     return out, report

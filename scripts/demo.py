@@ -36,7 +36,7 @@ def main() -> None:
     r = result.report
     print(f"demo: {source} ({photo.shape[1]}x{photo.shape[0]}) -> {target} "
           f"({r['output']['width']}x{r['output']['height']}) via {', '.join(m['name'] for m in r['models'])}; "
-          f"{r['tiles']} tiles, seam score {r['seam_score']}, {r['timings_ms']}")
+          f"{r['upscale']['tiles']} tiles, seam score {r['upscale']['seam_score']}, timings {r['timings_ms']} ms")
 
 
 if __name__ == "__main__":

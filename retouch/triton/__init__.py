@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from retouch import __version__
 from retouch.errors import InvalidInput
 
 
@@ -63,6 +64,19 @@ def read_report(request) -> dict:
     return json.loads(raw) if raw else {}
 
 
+def add_step(report: dict, step: str, settings, figures: dict, models: list[dict]) -> None:
+    """Record one pipeline step in the request's report.
+
+    The report has a section per step (its effective settings and figures), the steps in order,
+    every model version used, and the output encoding the last step asked for, which
+    encode_image reads."""
+    report.setdefault("steps", []).append(step)
+    report[step] = {"settings": settings.to_dict(), **figures}
+    report.setdefault("models", []).extend(models)
+    report["output"] = {"format": settings.format, "quality": settings.quality}
+    report["retouch_version"] = __version__
+
+
 @contextmanager
 def timed(report: dict, step: str):
     """Adds the step's wall time, in ms, to report['timings_ms']."""
@@ -95,3 +109,13 @@ def respond_each(requests: Iterable, handle: Callable,
             if on_error:
                 on_error("failed")
     return responses
+
+
+async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT") -> np.ndarray:
+    """Call another model of this server (async BLS) and return one output."""
+    request = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output],
+                                        inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()])
+    response = await request.async_exec()
+    if response.has_error():
+        raise RuntimeError(f"{model}: {response.error().message()}")
+    return pb_utils.get_output_tensor_by_name(response, output).as_numpy()

@@ -39,8 +39,9 @@ def test_conservative_beats_bicubic_on_real_photos(client, photos, scale):
         result = client.upscale(lr, scale=scale)
         out = pixels(result)
         assert out.shape == hr.shape
-        assert result.report["output"] == {"width": 256, "height": 256, "format": "png",
+        assert result.report["output"] == {"width": 256, "height": 256, "format": "png", "quality": 95,
                                            "bytes": len(result.data)}
+        assert result.report["steps"] == ["upscale"] and result.report["input"]["width"] == 256 // scale
         gains[name] = psnr(hr, out) - psnr(hr, bicubic_up(lr, scale))
     print(f"PSNR gain over bicubic at x{scale}: {gains}")
     assert all(g > 0.3 for g in gains.values()), gains
@@ -52,7 +53,7 @@ def test_creative_output_size_and_report(client, photos, scale):
     result = client.upscale(lr, scale=scale, mode="creative")
     assert pixels(result).shape == (256, 256, 3)
     report = result.report
-    assert report["settings"]["mode"] == "creative" and report["settings"]["scale"] == scale
+    assert report["upscale"]["settings"]["mode"] == "creative" and report["upscale"]["settings"]["scale"] == scale
     assert [m["name"] for m in report["models"]] == [f"upscaler_animevideov3_x{scale}"]
     assert all(len(m["onnx_sha256"]) == 64 and m["version"] == "1" for m in report["models"])
 
@@ -62,7 +63,7 @@ def test_tiled_matches_untiled(client, photos, mode):
     lr = photos["astronaut"][:200, :232]  # not a multiple of the tile: edge tiles overlap more
     tiled = client.upscale(lr, scale=2, mode=mode, tile=64, overlap=16)
     untiled = client.upscale(lr, scale=2, mode=mode, tile=256)
-    assert tiled.report["tiles"] > 9 and untiled.report["tiles"] == 1
+    assert tiled.report["upscale"]["tiles"] > 9 and untiled.report["upscale"]["tiles"] == 1
     score = ssim(pixels(tiled), pixels(untiled), channel_axis=2)
     print(f"{mode}: SSIM tiled vs untiled = {score:.5f}")
     assert score >= 0.995
@@ -71,8 +72,8 @@ def test_tiled_matches_untiled(client, photos, mode):
 @pytest.mark.parametrize("mode", ["conservative", "creative"])
 def test_seam_score_separates_blended_from_naive_tiling(client, photos, mode):
     lr = photos["coffee"][:192, :192]
-    blended = client.upscale(lr, scale=4, mode=mode, tile=48, overlap=16).report
-    naive = client.upscale(lr, scale=4, mode=mode, tile=48, overlap=0, blend="none").report
+    blended = client.upscale(lr, scale=4, mode=mode, tile=48, overlap=16).report["upscale"]
+    naive = client.upscale(lr, scale=4, mode=mode, tile=48, overlap=0, blend="none").report["upscale"]
     print(f"{mode}: seam score blended {blended['seam_score']}, naive {naive['seam_score']}")
     threshold = blended["settings"]["seam_threshold"]
     assert blended["seam_score"] < threshold and not blended["seam_over_threshold"]
@@ -83,7 +84,7 @@ def test_identical_requests_give_identical_bytes(client, photos):
     first = client.upscale(photos["chelsea"][:96, :120], scale=2, tile=48, overlap=8)
     second = client.upscale(photos["chelsea"][:96, :120], scale=2, tile=48, overlap=8)
     assert first.data == second.data
-    assert first.report["settings"] == second.report["settings"]
+    assert first.report["upscale"]["settings"] == second.report["upscale"]["settings"]
 
 
 @pytest.mark.parametrize("fmt,pil", [("jpeg", "JPEG"), ("webp", "WEBP")])
@@ -108,7 +109,7 @@ def test_concurrent_requests_batch_in_the_upscaler(server, triton, photos):
                              overlap=4)
     with cf.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(16)))
-    assert all(r.report["tiles"] == 4 for r in results)
+    assert all(r.report["upscale"]["tiles"] == 4 for r in results)
     inferences, executions = (a - b for a, b in zip(counts(), before))
     print(f"{model}: {inferences} tiles in {executions} executions, average batch {inferences / executions:.2f}")
     assert inferences == 64

@@ -1,4 +1,5 @@
-"""encode_image: RGB pixels -> PNG/JPEG/WebP bytes (or raw pixels), as the report's effective settings say."""
+"""encode_image: RGB pixels -> PNG/JPEG/WebP bytes (or raw pixels), in the format the last
+pipeline step put in report["output"]."""
 
 import triton_python_backend_utils as pb_utils
 
@@ -12,10 +13,9 @@ class TritonPythonModel:
 
     def encode(self, request):
         report = read_report(request)
-        settings = report.get("settings", {})
+        output = report.setdefault("output", {"format": "png", "quality": 95})
+        pixels = input_array(request, "PIXELS")
         with timed(report, "encode"):
-            data, raw = encode_response(input_array(request, "PIXELS"), settings.get("format", "png"),
-                                        settings.get("quality", 95))
-        report["output"]["format"] = settings.get("format", "png")
-        report["output"]["bytes"] = len(data) or raw.nbytes
+            data, raw = encode_response(pixels, output["format"], output["quality"])
+        output.update(width=pixels.shape[1], height=pixels.shape[0], bytes=len(data) or raw.nbytes)
         return [bytes_tensor("IMAGE", data), pb_utils.Tensor("RAW_PIXELS", raw), json_tensor("REPORT", report)]

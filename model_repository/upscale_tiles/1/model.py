@@ -7,9 +7,8 @@ from functools import partial
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from retouch import __version__
 from retouch.settings import UpscaleSettings, parse_settings
-from retouch.triton import (input_array, input_bytes, json_tensor, model_parameters,
+from retouch.triton import (add_step, bls, input_array, input_bytes, json_tensor, model_parameters,
                             read_manifest, read_report, respond_each, timed)
 from retouch.triton.metrics import PipelineMetrics
 from retouch.upscale import DEFAULT_MAX_OUTPUT_PIXELS, UPSCALERS, check_output_size, upscale
@@ -27,14 +26,9 @@ class TritonPythonModel:
     def execute(self, requests):
         return respond_each(requests, self.upscale, on_error=partial(self.metrics.edit, "upscale"))
 
-    async def infer(self, model, batch):
-        request = pb_utils.InferenceRequest(
-            model_name=model, requested_output_names=["OUTPUT"],
-            inputs=[pb_utils.Tensor("INPUT", batch)])
-        response = await request.async_exec()
-        if response.has_error():
-            raise RuntimeError(f"{model}: {response.error().message()}")
-        return pb_utils.get_output_tensor_by_name(response, "OUTPUT").as_numpy()
+    @staticmethod
+    async def infer(model, batch):
+        return await bls(model, {"INPUT": batch})
 
     def upscale(self, request):
         report = read_report(request)
@@ -44,8 +38,7 @@ class TritonPythonModel:
         with timed(report, "upscale"):
             out, result = self.loop.run_until_complete(upscale(pixels, settings, self.infer, self.max_batch))
         models = result.pop("models")
-        report.update(result, operation="upscale", settings=settings.to_dict(),
-                      retouch_version=__version__, models=[self.manifests[m] for m in models])
+        add_step(report, "upscale", settings, result, [self.manifests[m] for m in models])
         self.metrics.seam("upscale", result["seam_score"], result["seam_over_threshold"])
         self.metrics.tiles("upscale", result["tiles"])
         self.metrics.edit("upscale", "accepted")
