@@ -54,13 +54,14 @@ def batch_stats(url: str) -> dict[str, tuple[int, int]]:
     return {s.name: (s.inference_count, s.execution_count) for s in stats}
 
 
-def run(url: str, model: str, size: int, settings: dict, concurrency: str, window_ms: int) -> list[dict]:
+def run(url: str, model: str, size: int, settings: dict, concurrency: str, window_ms: int,
+        stability: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         data_file, report = Path(tmp, "input.json"), Path(tmp, "report.csv")
         data_file.write_text(json.dumps(input_data(size, settings)))
         cmd = ["perf_analyzer", "-m", model, "-i", "grpc", "-u", url, "--input-data", str(data_file),
                "--concurrency-range", concurrency, "--measurement-interval", str(window_ms),
-               "--stability-percentage", "50", "--max-trials", "4", "-f", str(report)]
+               "--stability-percentage", str(stability), "--max-trials", "4", "-f", str(report)]
         env = dict(os.environ)
         # perf_analyzer needs the libraries scripts/env.sh puts on the path.
         env_sh = subprocess.run(["bash", "-c", f"source {ROOT}/scripts/env.sh && env -0"], env=env,
@@ -81,10 +82,13 @@ def main() -> None:
     ap.add_argument("--settings", default="{}", help="SETTINGS JSON sent with every request")
     ap.add_argument("--concurrency", default="1:4", help="perf_analyzer --concurrency-range")
     ap.add_argument("--window-ms", type=int, default=5000, help="measurement window per step")
+    ap.add_argument("--stability", type=int, default=50,
+                    help="perf_analyzer --stability-percentage: how far windows may differ (noisy hosts need more)")
     args = ap.parse_args()
 
     before = batch_stats(args.url)
-    rows = run(args.url, args.model, args.size, json.loads(args.settings), args.concurrency, args.window_ms)
+    rows = run(args.url, args.model, args.size, json.loads(args.settings), args.concurrency, args.window_ms,
+               args.stability)
     after = batch_stats(args.url)
 
     base = float(rows[0]["Inferences/Second"])
