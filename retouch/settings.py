@@ -17,8 +17,9 @@ from retouch.errors import InvalidInput
 T = TypeVar("T")
 
 
-def parse_settings(cls: type[T], raw: bytes | str | dict | None) -> T:
-    """Build settings dataclass `cls` from JSON bytes (or a dict); empty means all defaults."""
+def parse_settings(cls: type[T], raw: bytes | str | dict | None, base: T | None = None) -> T:
+    """Build settings dataclass `cls` from JSON bytes (or a dict); what is not given keeps its
+    default (the class's, or `base`'s when given)."""
     if raw is None or raw in (b"", ""):
         values: dict[str, Any] = {}
     elif isinstance(raw, dict):
@@ -36,6 +37,11 @@ def parse_settings(cls: type[T], raw: bytes | str | dict | None) -> T:
         raise InvalidInput(f"unknown setting(s) {unknown}; known settings: {sorted(fields)}")
     for name, value in values.items():
         expected = type(fields[name].default)
+        if dataclasses.is_dataclass(expected):  # a nested step's settings, e.g. remove_text.inpaint
+            if not isinstance(value, dict):
+                raise InvalidInput(f"setting {name!r} must be a JSON object of {name} settings, got {value!r}")
+            values[name] = parse_settings(expected, value, base=fields[name].default)
+            continue
         # JSON has one number type; accept 2.0 for an int only when it is whole.
         if expected is int and isinstance(value, float) and value.is_integer():
             values[name] = int(value)
@@ -43,7 +49,7 @@ def parse_settings(cls: type[T], raw: bytes | str | dict | None) -> T:
             values[name] = float(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise InvalidInput(f"setting {name!r} must be {expected.__name__}, got {value!r}")
-    settings = cls(**values)
+    settings = dataclasses.replace(base, **values) if base is not None else cls(**values)
     check = getattr(settings, "validate", None)
     if check:
         check()

@@ -88,3 +88,19 @@ def test_settings_defaults_and_echo():
 def test_bad_settings_are_refused_clearly(raw, message):
     with pytest.raises(InvalidInput, match=message):
         parse_settings(UpscaleSettings, raw)
+
+
+def test_nested_step_settings_keep_their_own_defaults():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        upscale: UpscaleSettings = UpscaleSettings(tile=64)
+        strength: float = 1.0
+
+    s = parse_settings(Outer, {"upscale": {"scale": 4}})
+    assert s.upscale == UpscaleSettings(tile=64, scale=4)  # the nested default's tile survives
+    with pytest.raises(InvalidInput, match="'scale' must be one of"):
+        parse_settings(Outer, {"upscale": {"scale": 3}})
+    with pytest.raises(InvalidInput, match="must be a JSON object of upscale settings"):
+        parse_settings(Outer, {"upscale": 4})
