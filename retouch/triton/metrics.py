@@ -49,27 +49,38 @@ FAMILIES = {
 }
 
 
+# The series each kind of operation reports, beyond edits (labels other than operation).
+SERIES_BY_KIND = {
+    "tiled": [("retouch_seam_score", {}), ("retouch_seam_checks_total", {"over_threshold": "true"}),
+              ("retouch_seam_checks_total", {"over_threshold": "false"}), ("retouch_tiles_per_request", {})],
+    "masked": [("retouch_mask_coverage_ratio", {})],
+    "gated": [("retouch_gate_reconstruction_error", {}), ("retouch_gate_high_frequency_ratio", {})],
+}
+
+
 class PipelineMetrics:
     """Owns the metric families and their labelled series; create one in a shim's initialize().
 
-    Triton shows a series only once its Metric exists, and Prometheus's rate() misses a counter's
-    first increment when the series appears already at 1. So the counters of the operations the
-    shim serves are created at zero up front: edits for every outcome, and seam checks both ways
-    when the operation is tiled.
+    Triton shows a series only once its Metric exists, and Prometheus's rate() misses the first
+    increment of a series that appears already counted. So the series of the operations the shim
+    serves are created at zero up front: edits for every outcome, and the series of what the
+    operation does (tiled, masked, gated: see SERIES_BY_KIND).
     """
 
-    def __init__(self, operations: Iterable[str], tiled: bool = False):
+    def __init__(self, operations: Iterable[str], tiled: bool = False, masked: bool = False,
+                 gated: bool = False):
         # A Metric is only valid while its family lives: both are kept on self.
         self._families = {name: pb_utils.MetricFamily(name=name, description=description,
                                                       kind=getattr(pb_utils.MetricFamily, kind))
                           for name, (kind, description, _) in FAMILIES.items()}
         self._series: dict[tuple, object] = {}
+        kinds = [kind for kind, wanted in (("tiled", tiled), ("masked", masked), ("gated", gated)) if wanted]
         for operation in operations:
             for outcome in OUTCOMES:
                 self._get("retouch_edits_total", operation=operation, outcome=outcome)
-            if tiled:
-                for over in ("true", "false"):
-                    self._get("retouch_seam_checks_total", operation=operation, over_threshold=over)
+            for kind in kinds:
+                for name, labels in SERIES_BY_KIND[kind]:
+                    self._get(name, operation=operation, **labels)
 
     def _get(self, name: str, **labels: str):
         key = (name, *sorted(labels.items()))

@@ -12,6 +12,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,11 @@ def scrape(server) -> dict[tuple, float]:
             name, labels, value = match.groups()
             samples[(name, tuple(sorted(LABEL.findall(labels or ""))))] = float(value)
     return samples
+
+
+def unix_time(rfc3339: str) -> float:
+    """Prometheus's timestamps carry nanoseconds; Python's parser takes microseconds."""
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", rfc3339).replace("Z", "+00:00")).timestamp()
 
 
 def wait_for(condition, what: str):
@@ -157,13 +163,14 @@ def traffic(prometheus, server, client, triton, photos):
     with pytest.raises(InvalidInputError):
         client.upscale(image, scale=3)
     after, stats_after = scrape(server), triton.get_inference_statistics().model_stats
-    accepted = after[("retouch_edits_total", (("operation", "upscale"), ("outcome", "accepted")))]
-    # Then until Prometheus has scraped the final counts and evaluated the rules on them.
-    wait_for(lambda: prometheus.value('retouch_edits_total{operation="upscale", outcome="accepted"}') == accepted,
-             "prometheus to scrape the edits")
-    wait_for(lambda: (prometheus.value('operation_outcome:retouch_edits:ratio_rate5m'
-                                       '{operation="upscale", outcome="rejected"}') or 0) > 0,
-             "the recording rules to see the edits")
+    # Then until Prometheus has scraped the final counts (the rejection came last) and every rule
+    # group has been evaluated since: groups run on their own schedules.
+    rejected = 'retouch_edits_total{operation="upscale", outcome="rejected"}'
+    final = after[("retouch_edits_total", (("operation", "upscale"), ("outcome", "rejected")))]
+    wait_for(lambda: prometheus.value(rejected) == final, "prometheus to scrape the edits")
+    scraped_at = prometheus.value(f"timestamp({rejected})")
+    wait_for(lambda: all(unix_time(g["lastEvaluation"]) > scraped_at for g in prometheus.api("rules")["groups"]),
+             "every rule group to be evaluated on the edits")
     batches = {}
     for old, new in zip(stats_before, stats_after):
         assert old.name == new.name
@@ -213,8 +220,10 @@ def test_pipeline_ratios_match_the_server_counts(prometheus, traffic):
     seam_rate = prometheus.value('operation:retouch_seam_over_threshold:ratio_rate15m{operation="upscale"}')
     assert seam_rate == pytest.approx(over / len(SETTINGS), rel=0.15)
     tiles = delta(after, before, "retouch_tiles_per_request_sum", operation="upscale") / len(SETTINGS)
-    assert prometheus.value('operation:retouch_tiles_per_request:avg_rate5m{operation="upscale"}') == \
-        pytest.approx(tiles, rel=0.15)
+    recorded_tiles = prometheus.value('operation:retouch_tiles_per_request:avg_rate5m{operation="upscale"}')
+    print(f"prometheus vs server: rejected {ratios['rejected']:.4f} vs {1 / total:.4f}, seam-rate "
+          f"{seam_rate:.4f} vs {over / len(SETTINGS):.4f}, tiles {recorded_tiles:.3f} vs {tiles:.3f}")
+    assert recorded_tiles == pytest.approx(tiles, rel=0.15)
 
 
 def test_average_batch_size_matches_triton_statistics(prometheus, traffic):
@@ -222,6 +231,7 @@ def test_average_batch_size_matches_triton_statistics(prometheus, traffic):
     assert upscalers and max(upscalers.values()) > 1  # each request sends its tiles as one batch
     for model, batch in upscalers.items():
         recorded = prometheus.value(f'model:nv_inference_batch_size:avg_rate5m{{model="{model}"}}')
+        print(f"{model}: average batch size {recorded:.3f} (prometheus) vs {batch:.3f} (triton statistics)")
         assert recorded == pytest.approx(batch, rel=0.15), model
 
 
