@@ -20,7 +20,8 @@ OUTCOMES = ("accepted", "needs_review", "fallback", "rejected", "failed")
 SEAM_SCORE_BUCKETS = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0]
 TILES_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 MASK_COVERAGE_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0]
-# Mean squared error on [0, 1] pixels; a gate threshold of about 0.04 is typical.
+# Mean absolute error on [0, 1] pixels of the probe ring (known pixels the probe fill hid and
+# predicted); the inpaint gate's default threshold is 0.08.
 RECONSTRUCTION_ERROR_BUCKETS = [0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32]
 # High-frequency power of the filled region over its surroundings' (1 = same texture).
 HF_RATIO_BUCKETS = [0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 4.0]
@@ -41,7 +42,8 @@ FAMILIES = {
     "retouch_mask_coverage_ratio": (
         HISTOGRAM, "Fraction of the image's pixels inside the edit mask", MASK_COVERAGE_BUCKETS),
     "retouch_gate_reconstruction_error": (
-        HISTOGRAM, "Quality gate input: reconstruction MSE of the filled region, pixels in [0, 1]",
+        HISTOGRAM, "Quality gate input: mean absolute error predicting known pixels in a ring around the hole, "
+                   "pixels in [0, 1]",
         RECONSTRUCTION_ERROR_BUCKETS),
     "retouch_gate_high_frequency_ratio": (
         HISTOGRAM, "Quality gate input: high-frequency power of the filled region over its surroundings'",
