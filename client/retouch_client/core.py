@@ -1,0 +1,280 @@
+"""The one call path, written once for the sync and the asyncio client.
+
+Each call is a generator of steps: it yields `Rpc` (a tritonclient method, by name: the sync and
+the aio clients share the names) and `Sleep` steps and receives their results; the sync client runs
+them directly, the async client awaits them. Request building, deadlines, retries, shared memory,
+errors and metrics therefore live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Generator, Optional
+
+import numpy as np
+from PIL import Image
+from prometheus_client import CollectorRegistry
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.utils import InferenceServerException
+
+from retouch_client.errors import (DeadlineExceededError, RetouchError, SharedMemoryError,
+                                   error_from_status)
+from retouch_client.images import ImageInput, encode_png, to_encoded, to_mask, to_pixels
+from retouch_client.metrics import metrics_for
+from retouch_client.operations import OPERATIONS, Operation, Operations
+from retouch_client.shm import SharedMemoryPool, Slot
+
+DEFAULT_URL = "127.0.0.1:8001"
+RAW_FORMAT = "raw"
+
+
+def default_url() -> str:
+    return os.environ.get("RETOUCH_URL", DEFAULT_URL)
+
+
+@dataclass(frozen=True)
+class Rpc:
+    method: str  # a method of tritonclient.grpc(.aio).InferenceServerClient
+    kwargs: dict
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+Steps = Generator[Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and jitter, only on retryable statuses."""
+    attempts: int = 4  # in all, the first one included
+    backoff_s: float = 0.2  # before the second attempt; doubles after each
+    max_backoff_s: float = 5.0
+
+    def delay(self, retry: int) -> float:
+        """Pause before retry number `retry` (1, 2, ...); jitter spreads callers that failed together."""
+        return min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What an operation returned: the output image (encoded by the server, or raw pixels when the
+    call went through shared memory or raw_pixels), the report, and the operation's own outputs."""
+    report: dict
+    encoded: Optional[bytes] = None
+    raw: Optional[np.ndarray] = None
+    outputs: dict = field(default_factory=dict)
+
+    @cached_property
+    def data(self) -> bytes:
+        """Encoded image bytes: the server's, or (for raw results) PNG encoded here."""
+        return self.encoded if self.encoded is not None else encode_png(Image.fromarray(self.raw))
+
+    @cached_property
+    def pixels(self) -> np.ndarray:
+        """HxWx3 uint8 RGB."""
+        if self.raw is not None:
+            return self.raw
+        return np.asarray(Image.open(io.BytesIO(self.encoded)).convert("RGB"))
+
+    @property
+    def image(self) -> Image.Image:
+        if self.raw is not None:
+            return Image.fromarray(self.raw)
+        return Image.open(io.BytesIO(self.encoded))
+
+
+@dataclass(frozen=True)
+class Health:
+    url: str
+    live: bool
+    ready: bool
+    operations: dict  # operation name -> ready
+
+    @property
+    def ok(self) -> bool:
+        return self.live and self.ready and all(self.operations.values())
+
+
+def _bytes_input(name: str, value: bytes) -> InferInput:
+    tensor = InferInput(name, [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([value], dtype=np.object_))
+    return tensor
+
+
+class ClientCore(Operations):
+    """Settings and steps shared by RetouchClient and AsyncRetouchClient.
+
+    url: host:port of Triton's gRPC endpoint (default: $RETOUCH_URL, else 127.0.0.1:8001).
+    timeout_s: deadline of each call, retries and backoff included.
+    retry: RetryPolicy; RetryPolicy(attempts=1) turns retries off.
+    shared_memory: send and receive raw pixels through system shared memory (client and server on
+        one host; the server must allow it, see docs/client.md).
+    raw_pixels: send and receive raw pixels over gRPC instead of encoded bytes.
+    registry: prometheus_client registry for the client metrics (default: the global one).
+    headers: extra gRPC metadata sent with every request.
+    ssl, root_certificates, private_key, certificate_chain: TLS, passed to tritonclient as is.
+    """
+
+    def __init__(self, url: Optional[str] = None, *, timeout_s: float = 120.0,
+                 retry: RetryPolicy = RetryPolicy(), shared_memory: bool = False, raw_pixels: bool = False,
+                 registry: Optional[CollectorRegistry] = None, headers: Optional[dict] = None,
+                 ssl: bool = False, root_certificates: Optional[str] = None,
+                 private_key: Optional[str] = None, certificate_chain: Optional[str] = None):
+        self.url = url or default_url()
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self.shared_memory = shared_memory
+        self.raw_pixels = raw_pixels or shared_memory
+        self.headers = headers
+        self.metrics = metrics_for(registry)
+        self._tls = dict(ssl=ssl, root_certificates=root_certificates, private_key=private_key,
+                         certificate_chain=certificate_chain)
+        self._shm = SharedMemoryPool()
+
+    # -- the call path ---------------------------------------------------------------------------
+
+    def _call_steps(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput],
+                    settings: dict) -> Steps:
+        started = time.monotonic()
+        error_code = None
+        slot = None
+        try:
+            settings = self._effective_settings(settings)
+            inputs, outputs = [], [InferRequestedOutput("REPORT")]
+            if self.shared_memory:
+                pixels = to_pixels(image)
+                scale = operation.output_scale(settings)
+                out_shape = (pixels.shape[0] * scale, pixels.shape[1] * scale, 3)
+                slot = yield from self._checkout(pixels.nbytes, int(np.prod(out_shape)))
+                slot.input.write(pixels)
+                inputs.append(InferInput("PIXELS", list(pixels.shape), "UINT8"))
+                inputs[-1].set_shared_memory(slot.input.name, pixels.nbytes)
+                outputs.append(InferRequestedOutput("OUTPUT_PIXELS"))
+                outputs[-1].set_shared_memory(slot.output.name, slot.output.size)
+            elif self.raw_pixels:
+                pixels = to_pixels(image)
+                inputs.append(InferInput("PIXELS", list(pixels.shape), "UINT8"))
+                inputs[-1].set_data_from_numpy(pixels)
+                outputs.append(InferRequestedOutput("OUTPUT_PIXELS"))
+            else:
+                inputs.append(_bytes_input("IMAGE", to_encoded(image)))
+                outputs.append(InferRequestedOutput("OUTPUT_IMAGE"))
+            if mask is not None:
+                inputs.append(_bytes_input("MASK", to_mask(mask)))
+            if settings:
+                inputs.append(_bytes_input("SETTINGS", json.dumps(settings).encode()))
+            outputs += [InferRequestedOutput(name) for name in operation.outputs]
+
+            response = yield from self._infer_with_retries(operation, inputs, outputs, started)
+            return self._result(operation, response, slot)
+        except RetouchError as exc:
+            error_code = exc.code
+            raise
+        finally:
+            if slot is not None:
+                self._shm.checkin(slot)
+            self.metrics.observe(operation.name, time.monotonic() - started, error_code)
+
+    def _effective_settings(self, settings: dict) -> dict:
+        if not self.raw_pixels:
+            return dict(settings)
+        if settings.get("format", RAW_FORMAT) != RAW_FORMAT:
+            raise ValueError(f"format={settings['format']!r} asks for encoded output, but this client "
+                             f"moves raw pixels (shared_memory/raw_pixels); encode Result.image yourself")
+        return {**settings, "format": RAW_FORMAT}
+
+    def _infer_with_retries(self, operation: Operation, inputs: list, outputs: list, started: float) -> Steps:
+        deadline = started + self.timeout_s
+        for attempt in range(1, self.retry.attempts + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:  # preparing the request (or backing off) took it all
+                raise DeadlineExceededError(self._deadline_message(operation, attempt - 1),
+                                            "StatusCode.DEADLINE_EXCEEDED", attempt - 1)
+            try:
+                return (yield Rpc("infer", dict(model_name=operation.name, inputs=inputs, outputs=outputs,
+                                                client_timeout=remaining, headers=self.headers)))
+            except InferenceServerException as exc:
+                error = self._error(operation, exc, attempt)
+            delay = self.retry.delay(attempt)
+            if not error.retryable or attempt == self.retry.attempts or time.monotonic() + delay >= deadline:
+                raise error
+            self.metrics.retries.labels(operation.name, error.code).inc()
+            yield Sleep(delay)
+
+    def _error(self, operation: Operation, exc: InferenceServerException, attempt: int) -> RetouchError:
+        status, message = exc.status(), exc.message()
+        code = (status or "").rsplit(".", 1)[-1]
+        if code == "DEADLINE_EXCEEDED":
+            message = self._deadline_message(operation, attempt)
+        elif code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
+            message = f"{operation.name} at {self.url}: {code} after {attempt} attempt(s): {message}"
+        return error_from_status(message, status, attempt)
+
+    def _deadline_message(self, operation: Operation, attempts: int) -> str:
+        return f"{operation.name} did not finish within the {self.timeout_s}s deadline ({attempts} attempt(s))"
+
+    def _result(self, operation: Operation, response, slot: Optional[Slot]) -> Result:
+        report = json.loads(response.as_numpy("REPORT")[0])
+        outputs = {name: response.as_numpy(name) for name in operation.outputs}
+        if slot is not None:
+            shape = tuple(response.get_output("OUTPUT_PIXELS").shape)
+            return Result(report, raw=slot.output.read(shape), outputs=outputs)
+        if self.raw_pixels:
+            return Result(report, raw=response.as_numpy("OUTPUT_PIXELS"), outputs=outputs)
+        return Result(report, encoded=bytes(response.as_numpy("OUTPUT_IMAGE")[0]), outputs=outputs)
+
+    # -- shared memory ---------------------------------------------------------------------------
+
+    def _checkout(self, input_bytes: int, output_bytes: int) -> Steps:
+        slot, outgrown = self._shm.checkout(input_bytes, output_bytes)
+        yield from self._release_regions(outgrown)
+        try:
+            for region in slot.regions:
+                if not region.registered:
+                    yield Rpc("register_system_shared_memory", dict(
+                        name=region.name, key=region.key, byte_size=region.size, headers=self.headers,
+                        client_timeout=self.timeout_s))
+                    region.registered = True
+        except InferenceServerException as exc:
+            self._shm.checkin(slot)  # unregistered regions are registered again on the next call
+            raise SharedMemoryError(
+                f"the server at {self.url} refused to register shared memory ({exc.message()}); it "
+                f"must run on this host with client shared memory allowed (RETOUCH_ALLOW_SHM=1)",
+                exc.status()) from None
+        return slot
+
+    def _release_regions(self, regions: list) -> Steps:
+        for region in regions:
+            if region.registered:
+                try:
+                    yield Rpc("unregister_system_shared_memory", dict(
+                        name=region.name, headers=self.headers, client_timeout=self.timeout_s))
+                except InferenceServerException:
+                    pass  # the server is gone, and its mapping with it
+            region.destroy()
+
+    def _close_steps(self) -> Steps:
+        yield from self._release_regions(self._shm.drain())
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def _health_steps(self) -> Steps:
+        timeout = dict(headers=self.headers, client_timeout=min(self.timeout_s, 10.0))
+        try:
+            live = yield Rpc("is_server_live", timeout)
+            ready = yield Rpc("is_server_ready", timeout)
+            operations = {}
+            for operation in OPERATIONS:
+                operations[operation.name] = yield Rpc("is_model_ready", dict(model_name=operation.name, **timeout))
+        except InferenceServerException as exc:
+            raise error_from_status(f"{self.url}: {exc.message()}", exc.status()) from None
+        return Health(self.url, live, ready, operations)

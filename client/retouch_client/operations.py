@@ -1,0 +1,51 @@
+"""The operations on the server. Every one is an ensemble with the same I/O convention, so one
+call path serves them all; an operation joins with an Operation, a method on Operations and a CLI
+entry (cli.py).
+
+Convention: in IMAGE (encoded bytes) or PIXELS (HxWx3 uint8), optional MASK, optional SETTINGS
+(JSON); out OUTPUT_IMAGE (encoded) or OUTPUT_PIXELS (with {"format": "raw"}), REPORT (JSON), and
+the operation's own outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from retouch_client.images import ImageInput
+
+
+def same_size(settings: dict) -> int:
+    return 1
+
+
+def upscale_factor(settings: dict) -> int:
+    scale = settings.get("scale", 2)  # the server's default
+    return scale if isinstance(scale, int) and scale > 0 else 1
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # the ensemble's model name
+    outputs: tuple[str, ...] = ()  # outputs of its own (boxes, masks), returned in Result.outputs
+    # Output side over input side, to size the shared-memory output region before the call.
+    output_scale: Callable[[dict], int] = field(default=same_size)
+
+
+UPSCALE = Operation("upscale", output_scale=upscale_factor)
+OPERATIONS = (UPSCALE,)
+
+
+class Operations:
+    """One method per operation, shared by RetouchClient and AsyncRetouchClient (whose `call` is a
+    coroutine, so there they return awaitables)."""
+
+    def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None,
+             **settings: Any):
+        raise NotImplementedError
+
+    def upscale(self, image: ImageInput, **settings: Any):
+        """Upscale x2 or x4 with blended tiles. Settings (all optional): scale (2|4), mode
+        (conservative|creative), tile, overlap, blend (cosine|none), format (png|jpeg|webp),
+        quality, seam_threshold. The report echoes the effective settings."""
+        return self.call(UPSCALE, image, **settings)
