@@ -58,9 +58,14 @@ extra=(${RETOUCH_SERVER_ARGS:-})
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
+# Something already listening there would answer our readiness probe, or take our gRPC port.
+port_in_use() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
 wait_ready() {
   local deadline=$((SECONDS + ${RETOUCH_READY_TIMEOUT:-180}))
-  until curl -sf "http://$HOST:$HTTP_PORT/v2/health/ready" >/dev/null; do
+  # Ready over HTTP, and the gRPC service (what clients use) started too.
+  until curl -sf "http://$HOST:$HTTP_PORT/v2/health/ready" >/dev/null \
+        && grep -q "Started GRPCInferenceService" "$LOG"; do
     if ! running; then
       echo "serve: tritonserver exited during start-up; last log lines:" >&2
       tail -n 40 "$LOG" >&2
@@ -80,6 +85,13 @@ case "${1:-start}" in
       echo "serve: already running (pid $(cat "$PIDFILE"))"
       exit 0
     fi
+    for port in "$HTTP_PORT" "$GRPC_PORT" "$METRICS_PORT"; do
+      if port_in_use "$port"; then
+        echo "serve: $HOST:$port is already in use; stop that server or set RETOUCH_HTTP_PORT," \
+             "RETOUCH_GRPC_PORT and RETOUCH_METRICS_PORT" >&2
+        exit 1
+      fi
+    done
     setsid tritonserver "${server_args[@]}" "${extra[@]}" >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     if ! wait_ready; then
