@@ -13,3 +13,7 @@ trap 'scripts/serve.sh stop' EXIT
 echo "== upscale throughput vs concurrency (tiles of concurrent requests share batches)"
 .venv/bin/python scripts/perf.py --url "$URL" --size 256 --settings '{"scale": 2, "tile": 128}' \
   --concurrency 1:4:3 --window-ms 8000
+
+echo
+echo "== raw pixels over gRPC vs system shared memory, 4000x3000 RGB (transfer only; own server)"
+.venv/bin/python scripts/bench_shm.py
