@@ -73,7 +73,8 @@ def add_step(report: dict, step: str, settings, figures: dict, models: list[dict
     report.setdefault("steps", []).append(step)
     report[step] = {"settings": settings.to_dict(), **figures}
     report.setdefault("models", []).extend(models)
-    report["output"] = {"format": settings.format, "quality": settings.quality}
+    if hasattr(settings, "format"):  # steps that return no image (detect_text) have no encoding
+        report["output"] = {"format": settings.format, "quality": settings.quality}
     report["retouch_version"] = __version__
 
 
