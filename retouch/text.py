@@ -31,7 +31,7 @@ from retouch.tiling import TileGrid, cut_tiles, plan_tiles
 MODEL_NAME = "text_detector"  # the model_repository folder export.text_detectors writes
 DEFAULT_DETECTOR = "ppocrv6_tiny"
 # Square model inputs, multiples of 32 (the network's stride). Few sizes, so requests batch.
-DEFAULT_BUCKETS = (640, 960)
+DEFAULT_BUCKETS = (640, 960, 1280)
 CLIPPER_SCALE = 256  # pyclipper works in integers: 1/256 px keeps the unclip sub-pixel
 
 

@@ -28,8 +28,12 @@ WORDS = ("sale", "open", "daily", "photo", "retouch", "coffee", "street", "marke
          "call", "now", "free", "delivery", "garden", "hotel", "station", "north", "limited", "offer",
          "www.example.com", "No. 42", "EXIT", "Menu", "fresh", "bread", "copyright", "studio")
 FOUND_COVERAGE = 0.5
+DENSE_MAX_SIZE = 28  # px; six larger lines rarely fit a photo of a few hundred pixels
 # Luminance difference between text and the background under it, per contrast level.
 CONTRAST = {"high": 150, "medium": 80, "low": 40}
+# A line must stay legible all along: this share of its ink at least LEGIBLE levels of luminance
+# away from the photo under it (half the "low" level).
+VISIBLE, LEGIBLE = 0.9, 20
 
 
 def font(name: str | None, size: int) -> ImageFont.FreeTypeFont:
@@ -65,21 +69,31 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
 
-def text_colour(background: np.ndarray, contrast: str, rng: np.random.Generator) -> tuple[int, int, int]:
-    """A random hue whose luminance differs from the background's mean by the contrast level."""
-    bg = float(luminance(background.reshape(-1, 3).astype(np.float32)).mean())
+def text_colour(background: np.ndarray, contrast: str, rng: np.random.Generator) -> tuple[int, int, int] | None:
+    """A random hue whose luminance differs from the background's mean by the contrast level, on
+    the side (lighter or darker) where the line stays legible over the background pixels (N x 3)
+    it covers; None when neither side does: part of the line would vanish into the photo."""
+    lum = luminance(background.reshape(-1, 3).astype(np.float32))
     delta = CONTRAST[contrast]
-    target = bg + delta if bg + delta <= 255 and (bg - delta < 0 or rng.random() < 0.5) else bg - delta
+    sides = (1, -1) if rng.random() < 0.5 else (-1, 1)
     hue = rng.uniform(0.3, 1.0, 3)
-    colour = hue * target / max(luminance(hue[None])[0], 1e-3)
-    if colour.max() > 255:  # too bright for this hue: fall back to grey at that luminance
-        colour = np.full(3, target)
-    return tuple(int(c) for c in np.clip(np.round(colour), 0, 255))
+    for side in sides:
+        target = float(lum.mean()) + side * delta
+        if not 0 <= target <= 255:
+            continue
+        colour = hue * target / max(luminance(hue[None])[0], 1e-3)
+        if colour.max() > 255:  # too bright for this hue: grey at that luminance
+            colour = np.full(3, target)
+        colour = np.clip(np.round(colour), 0, 255)
+        if (np.abs(luminance(colour[None])[0] - lum) >= LEGIBLE).mean() >= VISIBLE:
+            return tuple(int(c) for c in colour)
+    return None
 
 
 def render_line(canvas: Image.Image, text: str, font_name: str, size: int, angle: float,
                 centre: tuple[float, float], contrast: str, rng: np.random.Generator) -> Line | None:
-    """Draw one line centred at `centre`; None if it would leave the image."""
+    """Draw one line centred at `centre`; None if it would leave the image or could not keep its
+    contrast against the photo all along (see text_colour)."""
     f = font(font_name, size)
     x0, y0, x1, y1 = f.getbbox(text)
     pad = size
@@ -98,6 +112,8 @@ def render_line(canvas: Image.Image, text: str, font_name: str, size: int, angle
     ink = alpha > 64
     rgb = np.asarray(canvas)
     colour = text_colour(rgb[ink], contrast, rng)
+    if colour is None:
+        return None
     canvas.paste(Image.new("RGB", canvas.size, colour), (0, 0), placed)
     points = np.column_stack(np.nonzero(ink)[::-1]).astype(np.float32)
     quad = cv2.boxPoints(cv2.minAreaRect(points)).astype(np.float32)
@@ -111,27 +127,34 @@ def random_text(rng: np.random.Generator, words: int) -> str:
 def make_scene(name: str, photo: np.ndarray, seed: int, layout: str, sizes: tuple[int, int] = (12, 48),
                contrasts: tuple[str, ...] = ("high", "medium", "low"), max_angle: float = 30.0,
                lines: int = 6) -> Scene:
-    """Lines of text on `photo`. layout: sparse (scattered lines, random angles) or dense (a
-    paragraph: one font, size and angle, lines a little over one size apart)."""
+    """Lines of text on `photo`. layout: sparse (scattered lines, half of them at random angles) or
+    dense (a paragraph of body text: one font, size and angle, lines 1.6 sizes apart)."""
     rng = np.random.default_rng(seed)
     canvas = Image.fromarray(photo).convert("RGB")
     h, w = photo.shape[:2]
     scene = Scene(name, photo)
     taken = np.zeros((h, w), bool)  # lines must not touch: each stays one ground-truth object
-    if layout == "dense":
-        size = int(rng.integers(sizes[0], sizes[1] + 1))
+    if layout == "dense":  # body text: a paragraph of small lines
+        size = int(rng.integers(sizes[0], min(sizes[1], DENSE_MAX_SIZE) + 1))
         font_name = FONTS[int(rng.integers(len(FONTS)))]
         angle = float(rng.uniform(-max_angle, max_angle))
         contrast = str(rng.choice(contrasts))
         step = 1.6 * size
         direction = np.array([np.sin(np.radians(angle)), np.cos(np.radians(angle))])  # down the page
-        start = np.array([w / 2, h / 2]) - direction * step * (lines - 1) / 2
-        for i in range(lines):
-            centre = start + direction * step * i
-            line = render_line(canvas, random_text(rng, int(rng.integers(2, 4))), font_name, size, angle,
-                               tuple(centre), contrast, rng)
-            if line is not None:
-                scene.lines.append(line)
+        texts = [random_text(rng, int(rng.integers(2, 4))) for _ in range(lines)]
+        best: tuple[list, Image.Image] = ([], canvas)
+        for _ in range(20):  # paragraph positions, until every line fits and stays visible
+            trial = canvas.copy()
+            start = np.array([rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h]) \
+                - direction * step * (lines - 1) / 2
+            drawn = [render_line(trial, text, font_name, size, angle, tuple(start + direction * step * i),
+                                 contrast, rng) for i, text in enumerate(texts)]
+            drawn = [line for line in drawn if line is not None]
+            if len(drawn) > len(best[0]):
+                best = (drawn, trial)
+            if len(drawn) == lines:
+                break
+        scene.lines, canvas = best
     else:
         for _ in range(lines * 20):
             if len(scene.lines) == lines:
