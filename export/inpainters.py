@@ -1,0 +1,255 @@
+"""Export the inpainting models to ONNX model-repository folders.
+
+    python -m export.inpainters [--out model_repository] [--force] [--only NAME]
+
+- inpaint_fast_fill: the weight-free push-pull fill (export/inpaint_nets.py), dynamic N, H, W.
+- inpaint_unet: the UNet from the committed weights export/weights/inpaint_unet.pt (sha256 pinned
+  below; trained by export/train_inpainter.py), the same fill inside, dynamic N, H, W.
+- inpaint_custom: the bring-your-own slot. By default it holds the UNet exported under the foreign
+  conventions of the committed inpaint_custom/1/inpaint_spec.json, which proves the adapter
+  (retouch/inpaint_adapter.py). A model.onnx that this script did not write is left alone.
+
+Every export is parity-checked against PyTorch with onnxruntime before it is written; a model is
+skipped when its model.json still matches the exporter code, the weights, torch and the .onnx file.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from export.inpaint_nets import InpaintUNet, PushPullFill
+from export.ncnn_to_onnx import IR_VERSION, OPSET
+from export.upscalers import _write_atomic, ort_session, sha256_file
+from retouch.inpaint_adapter import SPEC_FILENAME, InpaintSpec, inpaint_with_spec, load_spec, range_affine
+
+HERE = Path(__file__).parent
+WEIGHTS = HERE / "weights" / "inpaint_unet.pt"
+WEIGHTS_SHA256 = "ee384edd925140d7a99c6aa9446f87e3c5e16b3df31238b8d1ca954f2a5caf1c"
+PARITY_TOL = {"inpaint_fast_fill": 1e-5, "inpaint_unet": 1e-4, "inpaint_custom": 1e-4}
+GENERATOR = "export.inpainters"
+LICENSE = "project code and project-trained weights (retouch)"
+CANONICAL_IO = {"input": "IMAGE float32 [N,3,H,W] RGB in [0,1]; MASK float32 [N,1,H,W], 1 = hole, 0 = known, soft ok",
+                "output": "OUTPUT float32 [N,3,H,W] RGB in [0,1]; equals IMAGE exactly where MASK == 0"}
+
+
+def load_unet(weights: Path | None = None, sha256: str | None = "pinned") -> InpaintUNet:
+    """The trained UNet (default: the committed weights); refuses weights whose sha256 differs from
+    `sha256`, by default WEIGHTS_SHA256 (None: any weights, for experiments)."""
+    weights = weights or WEIGHTS
+    sha256 = WEIGHTS_SHA256 if sha256 == "pinned" else sha256
+    got = sha256_file(weights)
+    if sha256 is not None and got != sha256:
+        raise RuntimeError(f"sha256 mismatch for {weights}: got {got}, pinned {sha256}")
+    net = InpaintUNet()
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+class ForeignConvention(nn.Module):
+    """Wraps a canonical inpainter so it reads and writes a spec's conventions instead.
+
+    The inverse of retouch.inpaint_adapter, used to prove that adapter on our own UNet.
+    """
+
+    def __init__(self, net: nn.Module, spec: InpaintSpec):
+        super().__init__()
+        self.net, self.spec = net, spec
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        spec = self.spec
+        if spec.layout == "NHWC":
+            image, mask = image.permute(0, 3, 1, 2), mask.permute(0, 3, 1, 2)
+        scale, offset = range_affine(spec.image_range)
+        image = (image.float() - offset) / scale
+        if spec.channel_order == "BGR":
+            image = image.flip(1)
+        hole = (mask[:, :1].float() - spec.mask_known_value) / (spec.mask_hole_value - spec.mask_known_value)
+        out = self.net(image, hole)
+        if spec.channel_order == "BGR":
+            out = out.flip(1)
+        scale, offset = range_affine(spec.output_range)
+        out = out * scale + offset
+        return out.permute(0, 2, 3, 1) if spec.layout == "NHWC" else out
+
+
+def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: tuple[str, str, str],
+            dynamic: dict[str, dict[int, str]]) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the classic exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, buffer, input_names=list(names[:2]), output_names=[names[2]],
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    model = onnx.load_from_string(buffer.getvalue())
+    model.ir_version = IR_VERSION  # Triton 24.10's onnxruntime (1.19) loads IR <= 9
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _nchw_dynamic(names: tuple[str, ...]) -> dict[str, dict[int, str]]:
+    return {n: {0: "batch", 2: "height", 3: "width"} for n in names}
+
+
+def canonical_model(module: nn.Module) -> onnx.ModelProto:
+    example = (torch.rand(1, 3, 64, 64), (torch.rand(1, 1, 64, 64) > 0.7).float())
+    return to_onnx(module, example, ("IMAGE", "MASK", "OUTPUT"), _nchw_dynamic(("IMAGE", "MASK", "OUTPUT")))
+
+
+def foreign_model(net: nn.Module, spec: InpaintSpec) -> onnx.ModelProto:
+    """`net` exported with `spec`'s I/O names, layout, ranges, mask polarity, size and batch."""
+    if spec.size is None or spec.image_dtype != "float32" or spec.mask_dtype != "float32":
+        raise ValueError("the demo export covers fixed-size float32 specs")  # all that the proof needs
+    h, w = spec.size
+    batch = spec.batch or 1
+    shape = (batch, h, w, 3) if spec.layout == "NHWC" else (batch, 3, h, w)
+    mask_shape = (batch, h, w, spec.mask_channels) if spec.layout == "NHWC" else (batch, spec.mask_channels, h, w)
+    example = (torch.rand(shape), torch.rand(mask_shape))
+    dynamic = {} if spec.batch else {n: {0: "batch"} for n in (spec.image_input, spec.mask_input, spec.output)}
+    return to_onnx(ForeignConvention(net, spec), example, (spec.image_input, spec.mask_input, spec.output), dynamic)
+
+
+def parity_inputs(height: int = 45, width: int = 70, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Odd, non-square sizes and a batch of two, so size and axis mistakes show; the mask mixes a
+    block, a line and soft values."""
+    rng = np.random.default_rng(0)
+    image = rng.random((batch, 3, height, width), dtype=np.float32)
+    mask = np.zeros((batch, 1, height, width), np.float32)
+    mask[:, :, 10:30, 20:45] = 1.0
+    mask[1, :, 35, :] = 1.0
+    mask[0, :, 5:9, 50:60] = 0.5
+    return image, mask
+
+
+def torch_reference(module: nn.Module, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return module(torch.from_numpy(image), torch.from_numpy(mask)).numpy()
+
+
+def _exporter_sha256() -> str:
+    """Hash of the code that defines the exported graphs; a change invalidates earlier exports."""
+    files = ("inpaint_nets.py", "inpainters.py", "../retouch/inpaint_adapter.py")
+    return hashlib.sha256(b"".join((HERE / f).read_bytes() for f in files)).hexdigest()
+
+
+def _build(name: str, version_dir: Path) -> tuple[onnx.ModelProto, float, dict]:
+    """The checked model, its parity with PyTorch and the manifest fields particular to it."""
+    image, mask = parity_inputs()
+    sources = {"export/inpaint_nets.py": sha256_file(HERE / "inpaint_nets.py")}
+    if name == "inpaint_fast_fill":
+        module, fields = PushPullFill().eval(), {"sources": sources, "weights": "none (a fixed algorithm)"}
+    else:
+        module = load_unet()
+        sources[str(WEIGHTS.relative_to(HERE.parent))] = WEIGHTS_SHA256
+        fields = {"sources": sources, "training_report": "export/reports/inpaint_unet.md"}
+    if name != "inpaint_custom":
+        model = canonical_model(module)
+        got = ort_session(model).run(None, {"IMAGE": image, "MASK": mask})[0]
+        diff = float(np.abs(got - torch_reference(module, image, mask)).max())
+        return model, diff, fields | CANONICAL_IO | {"dynamic_axes": "N, H, W (any size)"}
+    spec = load_spec(version_dir / SPEC_FILENAME)
+    sources[SPEC_FILENAME] = sha256_file(version_dir / SPEC_FILENAME)
+    model = foreign_model(module, spec)
+    session = ort_session(model)
+    image, mask = parity_inputs(*spec.size)
+    if spec.mask_threshold is not None:  # the model sees a binarised mask: compare like with like
+        mask = (mask > spec.mask_threshold).astype(np.float32)
+    got = inpaint_with_spec(lambda feeds: session.run([spec.output], feeds)[0], image, mask, spec)
+    diff = float(np.abs(got - torch_reference(module, image, mask)).max())
+    return model, diff, fields | {"spec": spec.to_dict(),
+                                  "parity": "adapter(ONNX in spec conventions) vs canonical PyTorch UNet"}
+
+
+def _is_ours(meta_path: Path) -> bool:
+    try:
+        return json.loads(meta_path.read_text()).get("generated_by") == GENERATOR
+    except (OSError, ValueError):
+        return False
+
+
+def export(name: str, out_dir, force: bool = False) -> dict:
+    """Write <out_dir>/<name>/1/model.onnx and model.json; skip if already up to date."""
+    version_dir = Path(out_dir) / name / "1"
+    onnx_path, meta_path = version_dir / "model.onnx", version_dir / "model.json"
+    if name == "inpaint_custom" and onnx_path.exists() and not _is_ours(meta_path):
+        return {"name": name, "skipped": True, "reason": "a model.onnx brought by the user: left alone"}
+    key = {"exporter_sha256": _exporter_sha256(), "torch": torch.__version__,
+           "weights_sha256": None if name == "inpaint_fast_fill" else WEIGHTS_SHA256}
+    if name == "inpaint_custom":
+        key["spec_sha256"] = sha256_file(version_dir / SPEC_FILENAME)
+    if not force and onnx_path.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == key and meta.get("onnx_sha256") == sha256_file(onnx_path):
+            return meta | {"skipped": True}
+    model, diff, fields = _build(name, version_dir)
+    if not diff < PARITY_TOL[name]:
+        raise AssertionError(f"{name}: ONNX vs PyTorch max abs diff {diff} >= {PARITY_TOL[name]}")
+    data = model.SerializeToString()
+    meta = {"name": name, "generated_by": GENERATOR, "license": LICENSE, **fields,
+            "onnx_sha256": hashlib.sha256(data).hexdigest(), "key": key, "parity_max_abs_diff": diff}
+    version_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(onnx_path, data)
+    _write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    return meta
+
+
+MODELS = ("inpaint_fast_fill", "inpaint_unet", "inpaint_custom")
+BENCH_SIZES = {"inpaint_fast_fill": (512, 256), "inpaint_unet": (256, 512), "inpaint_custom": (512,)}
+
+
+def bench(name: str, out_dir, size: int, batch: int = 1, repeats: int = 20, threads: int = 2) -> float:
+    """Median wall time (ms) of one onnxruntime call on the exported model, `threads` intra-op threads."""
+    version_dir = Path(out_dir) / name / "1"
+    session = ort_session(str(version_dir / "model.onnx"), threads)
+    rng = np.random.default_rng(0)
+    image = rng.random((batch, 3, size, size), dtype=np.float32)
+    mask = np.zeros((batch, 1, size, size), np.float32)
+    mask[..., size // 4:size // 2, size // 3:size * 2 // 3] = 1
+    if name == "inpaint_custom":
+        spec = load_spec(version_dir / SPEC_FILENAME)
+        def call():
+            return inpaint_with_spec(lambda feeds: session.run([spec.output], feeds)[0], image, mask, spec)
+    else:
+        def call():
+            return session.run(None, {"IMAGE": image, "MASK": mask})
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="model_repository", help="model repository root")
+    ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    ap.add_argument("--only", action="append", choices=MODELS, help="export just these")
+    ap.add_argument("--bench", action="store_true", help="then time each model (onnxruntime, 2 threads, batch 1)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    for name in args.only or MODELS:
+        t0 = time.perf_counter()
+        meta = export(name, args.out, args.force)
+        done = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
+        state = meta.get("reason") or done
+        parity = f"; parity {meta['parity_max_abs_diff']:.1e}" if "parity_max_abs_diff" in meta else ""
+        print(f"{name}: {state}{parity}")
+    for name in (args.only or MODELS) if args.bench else ():
+        for size in BENCH_SIZES[name]:
+            print(f"{name}: {size}x{size}, median {bench(name, args.out, size):.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

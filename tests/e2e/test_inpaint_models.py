@@ -1,0 +1,56 @@
+"""The three inpainting models, called directly through a real tritonserver (the Python-backend
+shims, not the ONNX files alone): canonical contract, known pixels exact, and the bring-your-own
+slot (the UNet under foreign conventions) agreeing with inpaint_unet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from skimage import data
+
+from retouch.masks import block_mask, text_stroke_mask
+
+pytestmark = pytest.mark.e2e
+MODELS = ("inpaint_fast_fill", "inpaint_unet", "inpaint_custom")
+
+
+def infer(triton, model: str, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    inputs = [grpcclient.InferInput("IMAGE", list(image.shape), "FP32"),
+              grpcclient.InferInput("MASK", list(mask.shape), "FP32")]
+    inputs[0].set_data_from_numpy(image)
+    inputs[1].set_data_from_numpy(mask)
+    return triton.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput("OUTPUT")]).as_numpy("OUTPUT")
+
+
+def case(rgb: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A square photo as IMAGE [1,3,S,S] and a text-plus-block MASK."""
+    size = rgb.shape[0]
+    image = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+    rng = np.random.default_rng(seed)
+    mask = np.maximum(text_stroke_mask(size, size, rng), block_mask(size, size, rng))[None, None]
+    return image, mask
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_models_fill_holes_and_keep_known_pixels(triton, photos, model):
+    image, mask = case(photos["coffee"], 1)
+    out = infer(triton, model, image * (1 - mask), mask)  # the true hole pixels stay here, for scoring
+    assert out.shape == image.shape and out.dtype == np.float32
+    known = np.broadcast_to(mask == 0, image.shape)
+    np.testing.assert_array_equal(out[known], image[known])
+    hole = np.broadcast_to(mask == 1, image.shape)
+    flat = np.abs(image[hole] - image[known].mean()).mean()  # filling with the mean known colour
+    assert np.abs(out[hole] - image[hole]).mean() < 0.8 * flat
+
+
+def test_custom_slot_matches_the_unet_at_its_native_size(triton):
+    image, mask = case(data.astronaut(), 2)  # 512x512, the custom export's fixed size
+    unet = infer(triton, "inpaint_unet", image, mask)
+    custom = infer(triton, "inpaint_custom", image, mask)
+    assert np.abs(unet - custom).max() < 1e-4
+
+
+def test_custom_slot_rejects_mismatched_inputs(triton):
+    with pytest.raises(Exception, match="differ"):
+        infer(triton, "inpaint_custom", np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 1, 16, 32), np.float32))
