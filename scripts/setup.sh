@@ -40,5 +40,6 @@ fi
 # 3. ONNX exports into model_repository/ (skipped per model when its sources are unchanged).
 "$VENV/bin/python" -m export.upscalers --out model_repository
 "$VENV/bin/python" -m export.text_detectors --out model_repository
+"$VENV/bin/python" -m export.inpainters --out model_repository
 
 log "done: source scripts/env.sh to use tritonserver and perf_analyzer by hand"
