@@ -1,9 +1,10 @@
 """The `detect_text` operation: fixed-size buckets, a DBNet probability map, DB post-processing, a mask.
 
-1. The image (downscaled only if its long side is over `max_side`) is placed at native resolution
-   in the smallest square bucket that holds it, padded with the training mean. An image larger
-   than the largest bucket is cut into overlapping tiles of that bucket's size. Every input the
-   model sees is therefore one of a few fixed shapes, and concurrent requests batch.
+1. An image that fits the largest bucket is upscaled to fill it (by at most `max_upscale`: the
+   detectors find small text far better that way) and padded with black to the smallest square
+   bucket that holds it. A larger image is cut into overlapping tiles of the largest bucket at
+   native resolution (downscaled first only if over `max_side`). Every input the model sees is
+   therefore one of a few fixed shapes, and concurrent requests batch.
 2. The tiles' probability maps are stitched back (maximum over overlaps), so a line cut by a tile
    border comes out as one region, and DB post-processing runs once on the whole map: threshold,
    contours, mean probability per box, unclip (pyclipper), minimum size.
