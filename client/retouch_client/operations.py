@@ -33,7 +33,8 @@ class Operation:
 
 
 UPSCALE = Operation("upscale", output_scale=upscale_factor)
-OPERATIONS = (UPSCALE,)
+INPAINT = Operation("inpaint")
+OPERATIONS = (UPSCALE, INPAINT)
 
 
 class Operations:
@@ -49,3 +50,10 @@ class Operations:
         (conservative|creative), tile, overlap, blend (cosine|none), format (png|jpeg|webp),
         quality, seam_threshold. The report echoes the effective settings."""
         return self.call(UPSCALE, image, **settings)
+
+    def inpaint(self, image: ImageInput, mask: ImageInput, **settings: Any):
+        """Fill the masked region (bright mask pixels = remove; a mask image, encoded bytes or an HxW
+        uint8 array of the image's size). Settings (all optional): route (auto|fast|unet),
+        dilation, feather_sigma, context, max_coverage, the routing and gate thresholds, format,
+        quality. The report carries the route, the gate figures and verdict, and the mask's sha256."""
+        return self.call(INPAINT, image, mask, **settings)

@@ -1,0 +1,56 @@
+"""inpaint_regions: fill the masked holes of an image. The work is retouch.inpaint.inpaint
+(crop, route, probe, paste, gate); this is the glue: BLS calls to the fill models, the report,
+the metrics."""
+
+import asyncio
+from functools import partial
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from retouch.batching import in_chunks
+from retouch.inpaint import FAST_FILL, UNET, InpaintSettings, inpaint
+from retouch.settings import parse_settings
+from retouch.triton import (add_step, bls, input_array, input_bytes, json_tensor, model_parameters,
+                            read_manifest, read_report, respond_each, timed)
+from retouch.triton.metrics import PipelineMetrics
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = model_parameters(args)
+        self.model_size = int(params.get("model_size", "256"))
+        self.max_batch = int(params.get("crops_per_request_batch", "8"))
+        self.manifests = {m: read_manifest(args["model_repository"], m) for m in (FAST_FILL, UNET)}
+        self.loop = asyncio.new_event_loop()
+        self.metrics = PipelineMetrics(["inpaint"], masked=True, gated=True)
+
+    def execute(self, requests):
+        return respond_each(requests, self.inpaint, on_error=partial(self.metrics.edit, "inpaint"))
+
+    async def infer(self, model, images, masks):
+        async def call(i, m):
+            return await bls(model, {"IMAGE": i, "MASK": m})
+        return await in_chunks(call, (images, masks), self.max_batch)
+
+    def inpaint(self, request):
+        report = read_report(request)
+        settings = parse_settings(InpaintSettings, input_bytes(request, "SETTINGS"))
+        pixels, mask = input_array(request, "PIXELS"), input_array(request, "MASK")
+        with timed(report, "inpaint"):
+            out, result = self.loop.run_until_complete(
+                inpaint(pixels, mask, settings, self.infer, self.model_size))
+        models = [self.manifests[m] for m in result.pop("models_used", [])]
+        add_step(report, "inpaint", settings, result, models)
+        self.record(result)
+        return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), json_tensor("REPORT", report)]
+
+    def record(self, result):
+        self.metrics.mask_coverage("inpaint", result["mask_coverage"])
+        if "gate" in result:
+            self.metrics.gate("inpaint", result["gate"]["ring_error"], result["gate"]["hf_ratio"])
+        outcome = {"accepted": "accepted", "unchanged": "accepted"}.get(result["verdict"], "needs_review")
+        self.metrics.edit("inpaint", outcome)
+
+    def finalize(self):
+        self.loop.close()
