@@ -9,7 +9,8 @@
 # RETOUCH_HTTP_PORT (8000), RETOUCH_GRPC_PORT (8001), RETOUCH_METRICS_PORT (8002),
 # RETOUCH_RUN_DIR (.run: log and pid file), RETOUCH_READY_TIMEOUT (180 s),
 # RETOUCH_SERVER_ARGS (extra tritonserver flags), RETOUCH_ALLOW_SHM (0; 1 lets clients on this
-# host register system shared memory).
+# host register system shared memory), RETOUCH_CACHE_BYTES (size of Triton's response cache,
+# which the inpaint ensemble uses; unset = no cache).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -52,6 +53,10 @@ server_args=(
 if [ "${RETOUCH_ALLOW_SHM:-0}" != 1 ]; then
   shm_lock="shared-memory:retouch-shm-key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   server_args+=(--grpc-restricted-protocol="$shm_lock" --http-restricted-api="$shm_lock")
+fi
+# Triton's local response cache, for the ensembles that enable it (inpaint); off unless sized.
+if [ -n "${RETOUCH_CACHE_BYTES:-}" ]; then
+  server_args+=(--cache-config="local,size=$RETOUCH_CACHE_BYTES")
 fi
 # shellcheck disable=SC2206
 extra=(${RETOUCH_SERVER_ARGS:-})
