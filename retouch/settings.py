@@ -56,6 +56,20 @@ def parse_settings(cls: type[T], raw: bytes | str | dict | None, base: T | None 
     return settings
 
 
+def split_sections(raw: bytes | str | None, parts: list[str]) -> dict[str, dict]:
+    """{"part": {...}, ...} -> one settings object per part ({} when absent); unknown parts refused."""
+    try:
+        values = json.loads(raw) if raw else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"SETTINGS must be a JSON object: {exc}") from None
+    if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+        raise InvalidInput(f"SETTINGS must be a JSON object of parts {parts}, each a JSON object")
+    unknown = sorted(set(values) - set(parts))
+    if unknown:
+        raise InvalidInput(f"unknown settings part(s) {unknown}; this operation takes {parts}")
+    return {part: values.get(part, {}) for part in parts}
+
+
 def one_of(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise InvalidInput(f"setting {name!r} must be one of {list(allowed)}, got {value!r}")

@@ -2,6 +2,7 @@
 
   retouch upscale in.jpg -o out.png --scale 4
   retouch upscale photos/ 'more/*.jpg' -o upscaled/ --jobs 4 --json
+  retouch remove-text photos/*.jpg -o cleaned/
   retouch health
 
 Exit codes: 0 every output written; 1 some call failed (server error, deadline, I/O); 2 usage
@@ -26,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from retouch_client.aio import AsyncRetouchClient
 from retouch_client.core import RetryPolicy, default_url
 from retouch_client.errors import RetouchError
-from retouch_client.operations import UPSCALE, Operation
+from retouch_client.operations import REMOVE_TEXT, UPSCALE, Operation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -43,6 +44,9 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
         ("--overlap", dict(type=int, help="input pixels shared by neighbouring tiles")),
         ("--blend", dict(help="cosine (default) or none")),
         ("--seam-threshold", dict(type=float, help="seam score above which the report flags seams")),
+    ],
+    REMOVE_TEXT: [
+        ("--min-confidence", dict(type=float, help="best box score below which text is blurred, not inpainted")),
     ],
 }
 

@@ -32,9 +32,15 @@ class Operation:
     output_scale: Callable[[dict], int] = field(default=same_size)
 
 
+def clean_factor(settings: dict) -> int:
+    return upscale_factor(settings.get("upscale") or {})
+
+
 UPSCALE = Operation("upscale", output_scale=upscale_factor)
 INPAINT = Operation("inpaint")
-OPERATIONS = (UPSCALE, INPAINT)
+REMOVE_TEXT = Operation("remove_text", outputs=("OUTPUT_MASK",))
+CLEAN = Operation("clean", outputs=("OUTPUT_MASK",), output_scale=clean_factor)
+OPERATIONS = (UPSCALE, INPAINT, REMOVE_TEXT, CLEAN)
 
 
 class Operations:
@@ -57,3 +63,15 @@ class Operations:
         dilation, feather_sigma, context, max_coverage, the routing and gate thresholds, format,
         quality. The report carries the route, the gate figures and verdict, and the mask's sha256."""
         return self.call(INPAINT, image, mask, **settings)
+
+    def remove_text(self, image: ImageInput, **settings: Any):
+        """Erase overlaid text: detect, inpaint, verify. Settings (all optional): detect ({...}),
+        inpaint ({...}), min_confidence, residual_overlap, blur_sigma, format, quality. The mask used
+        is in Result.outputs["OUTPUT_MASK"]; the report's remove_text section has the boxes, scores,
+        gate figures, residual text and the outcome (accepted, needs_review, no_text, fallback)."""
+        return self.call(REMOVE_TEXT, image, **settings)
+
+    def clean(self, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any):
+        """Remove text (and the objects under `mask`, if given), then upscale. Settings:
+        remove_text ({...}) and upscale ({...}), each as its operation takes them."""
+        return self.call(CLEAN, image, mask, **settings)

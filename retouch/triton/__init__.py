@@ -16,7 +16,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from retouch import __version__
+from retouch.batching import in_chunks
 from retouch.errors import InvalidInput
+from retouch.text import DEFAULT_BUCKETS, MODEL_NAME
 
 
 def model_parameters(args: dict) -> dict[str, str]:
@@ -120,3 +122,28 @@ async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT")
     if response.has_error():
         raise RuntimeError(f"{model}: {response.error().message()}")
     return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
+
+
+def fill_infer(max_batch: int):
+    """Inference for the inpainting models (inpaint_fast_fill, inpaint_unet): (model, images,
+    masks) -> filled images, sent in chunks the models accept."""
+    async def infer(model: str, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        async def call(i, m):
+            return await bls(model, {"IMAGE": i, "MASK": m})
+        return await in_chunks(call, (images, masks), max_batch)
+    return infer
+
+
+def detector_options(args: dict) -> dict:
+    """How a step runs the text detector: which one export put in the slot (it decides the
+    normalisation), the letterbox buckets and the chunk size, from the step's config parameters."""
+    params = model_parameters(args)
+    buckets = tuple(sorted(int(b) for b in params.get("buckets", "").split(",") if b.strip()))
+    model_json = Path(args["model_repository"]).parent / MODEL_NAME / "1" / "model.json"
+    return {"detector": json.loads(model_json.read_text())["detector"],
+            "buckets": buckets or DEFAULT_BUCKETS,
+            "max_batch": int(params.get("tiles_per_request_batch", "8"))}
+
+
+async def detector_infer(batch: np.ndarray) -> np.ndarray:
+    return await bls(MODEL_NAME, {"INPUT": batch})

@@ -8,10 +8,9 @@ from functools import partial
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from retouch.batching import in_chunks
 from retouch.inpaint import FAST_FILL, UNET, InpaintSettings, inpaint
 from retouch.settings import parse_settings
-from retouch.triton import (add_step, bls, input_array, input_bytes, json_tensor, model_parameters,
+from retouch.triton import (add_step, fill_infer, input_array, input_bytes, json_tensor, model_parameters,
                             read_manifest, read_report, respond_each, timed)
 from retouch.triton.metrics import PipelineMetrics
 
@@ -20,18 +19,13 @@ class TritonPythonModel:
     def initialize(self, args):
         params = model_parameters(args)
         self.model_size = int(params.get("model_size", "256"))
-        self.max_batch = int(params.get("crops_per_request_batch", "8"))
+        self.infer = fill_infer(int(params.get("crops_per_request_batch", "8")))
         self.manifests = {m: read_manifest(args["model_repository"], m) for m in (FAST_FILL, UNET)}
         self.loop = asyncio.new_event_loop()
         self.metrics = PipelineMetrics(["inpaint"], masked=True, gated=True)
 
     def execute(self, requests):
         return respond_each(requests, self.inpaint, on_error=partial(self.metrics.edit, "inpaint"))
-
-    async def infer(self, model, images, masks):
-        async def call(i, m):
-            return await bls(model, {"IMAGE": i, "MASK": m})
-        return await in_chunks(call, (images, masks), self.max_batch)
 
     def inpaint(self, request):
         report = read_report(request)
