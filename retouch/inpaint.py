@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from retouch.errors import InvalidInput
-from retouch.settings import in_range, one_of
+from retouch.settings import check_output, in_range, one_of
 
 FAST_FILL = "inpaint_fast_fill"
 UNET = "inpaint_unet"
@@ -68,8 +68,7 @@ class InpaintSettings:
         in_range("gate_ring_error", self.gate_ring_error, 0.0, 1.0)
         in_range("gate_hf_low", self.gate_hf_low, 0.0, 100.0)
         in_range("gate_hf_high", self.gate_hf_high, self.gate_hf_low, 1000.0)
-        one_of("format", self.format, ("png", "jpeg", "webp"))
-        in_range("quality", self.quality, 1, 100)
+        check_output(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from retouch.inpaint import InpaintInfer, InpaintSettings, feather, inpaint, mask_sha256
-from retouch.settings import in_range, one_of
+from retouch.settings import check_output, in_range
 from retouch.text import DetectSettings, Infer, detect_text
 
 
@@ -37,8 +37,7 @@ class RemoveTextSettings:
         in_range("min_confidence", self.min_confidence, 0.0, 1.0)
         in_range("residual_overlap", self.residual_overlap, 0.0, 1.0)
         in_range("blur_sigma", self.blur_sigma, 0.5, 64.0)
-        one_of("format", self.format, ("png", "jpeg", "webp"))
-        in_range("quality", self.quality, 1, 100)
+        check_output(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

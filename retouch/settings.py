@@ -70,6 +70,12 @@ def split_sections(raw: bytes | str | None, parts: list[str]) -> dict[str, dict]
     return {part: values.get(part, {}) for part in parts}
 
 
+def check_output(settings) -> None:
+    """The output encoding every image-returning operation takes: format and quality."""
+    one_of("format", settings.format, RESPONSE_FORMATS)
+    in_range("quality", settings.quality, 1, 100)
+
+
 def one_of(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
         raise InvalidInput(f"setting {name!r} must be one of {list(allowed)}, got {value!r}")
@@ -97,8 +103,7 @@ class UpscaleSettings:
         in_range("tile", self.tile, 32, 512)
         in_range("overlap", self.overlap, 0, self.tile // 2 - 1)
         one_of("blend", self.blend, ("cosine", "none"))
-        one_of("format", self.format, RESPONSE_FORMATS)
-        in_range("quality", self.quality, 1, 100)
+        check_output(self)
         in_range("seam_threshold", self.seam_threshold, 1.0, 100.0)
 
     def to_dict(self) -> dict:

@@ -148,26 +148,30 @@ class ClientCore(Operations):
         error_code = None
         slot = None
         try:
-            settings = self._effective_settings(settings)
+            settings = self._effective_settings(operation, settings)
             inputs, outputs = [], [InferRequestedOutput("REPORT")]
             if self.shared_memory:
                 pixels = to_pixels(image)
                 scale = operation.output_scale(settings)
                 out_shape = (pixels.shape[0] * scale, pixels.shape[1] * scale, 3)
-                slot = yield from self._checkout(pixels.nbytes, int(np.prod(out_shape)))
+                out_bytes = int(np.prod(out_shape)) if operation.returns_image else 1
+                slot = yield from self._checkout(pixels.nbytes, out_bytes)
                 slot.input.write(pixels)
                 inputs.append(InferInput("PIXELS", list(pixels.shape), "UINT8"))
                 inputs[-1].set_shared_memory(slot.input.name, pixels.nbytes)
-                outputs.append(InferRequestedOutput("OUTPUT_PIXELS"))
-                outputs[-1].set_shared_memory(slot.output.name, slot.output.size)
+                if operation.returns_image:
+                    outputs.append(InferRequestedOutput("OUTPUT_PIXELS"))
+                    outputs[-1].set_shared_memory(slot.output.name, slot.output.size)
             elif self.raw_pixels:
                 pixels = to_pixels(image)
                 inputs.append(InferInput("PIXELS", list(pixels.shape), "UINT8"))
                 inputs[-1].set_data_from_numpy(pixels)
-                outputs.append(InferRequestedOutput("OUTPUT_PIXELS"))
+                if operation.returns_image:
+                    outputs.append(InferRequestedOutput("OUTPUT_PIXELS"))
             else:
                 inputs.append(_bytes_input("IMAGE", to_encoded(image)))
-                outputs.append(InferRequestedOutput("OUTPUT_IMAGE"))
+                if operation.returns_image:
+                    outputs.append(InferRequestedOutput("OUTPUT_IMAGE"))
             if mask is not None:
                 inputs.append(_bytes_input("MASK", to_mask(mask)))
             if settings:
@@ -184,13 +188,16 @@ class ClientCore(Operations):
                 self._shm.checkin(slot)
             self.metrics.observe(operation.name, time.monotonic() - started, error_code)
 
-    def _effective_settings(self, settings: dict) -> dict:
-        if not self.raw_pixels:
+    def _effective_settings(self, operation: Operation, settings: dict) -> dict:
+        if not self.raw_pixels or not operation.returns_image:
             return dict(settings)
-        if settings.get("format", RAW_FORMAT) != RAW_FORMAT:
-            raise ValueError(f"format={settings['format']!r} asks for encoded output, but this client "
+        # The output encoding sits in the settings part of the step that returns the image.
+        part = settings.get(operation.output_part, {}) if operation.output_part else settings
+        if part.get("format", RAW_FORMAT) != RAW_FORMAT:
+            raise ValueError(f"format={part['format']!r} asks for encoded output, but this client "
                              f"moves raw pixels (shared_memory/raw_pixels); encode Result.image yourself")
-        return {**settings, "format": RAW_FORMAT}
+        part = {**part, "format": RAW_FORMAT}
+        return {**settings, operation.output_part: part} if operation.output_part else part
 
     def _infer_with_retries(self, operation: Operation, inputs: list, outputs: list, started: float) -> Steps:
         deadline = started + self.timeout_s
@@ -225,6 +232,8 @@ class ClientCore(Operations):
     def _result(self, operation: Operation, response, slot: Optional[Slot]) -> Result:
         report = json.loads(response.as_numpy("REPORT")[0])
         outputs = {name: response.as_numpy(name) for name in operation.outputs}
+        if not operation.returns_image:
+            return Result(report, outputs=outputs)
         if slot is not None:
             shape = tuple(response.get_output("OUTPUT_PIXELS").shape)
             return Result(report, raw=slot.output.read(shape), outputs=outputs)

@@ -30,6 +30,8 @@ class Operation:
     outputs: tuple[str, ...] = ()  # outputs of its own (boxes, masks), returned in Result.outputs
     # Output side over input side, to size the shared-memory output region before the call.
     output_scale: Callable[[dict], int] = field(default=same_size)
+    returns_image: bool = True  # False: only the report and the operation's own outputs
+    output_part: str = ""  # the settings part that holds the output format, in chained operations
 
 
 def clean_factor(settings: dict) -> int:
@@ -37,10 +39,11 @@ def clean_factor(settings: dict) -> int:
 
 
 UPSCALE = Operation("upscale", output_scale=upscale_factor)
+DETECT_TEXT = Operation("detect_text", outputs=("BOXES", "SCORES", "MASK"), returns_image=False)
 INPAINT = Operation("inpaint")
 REMOVE_TEXT = Operation("remove_text", outputs=("OUTPUT_MASK",))
-CLEAN = Operation("clean", outputs=("OUTPUT_MASK",), output_scale=clean_factor)
-OPERATIONS = (UPSCALE, INPAINT, REMOVE_TEXT, CLEAN)
+CLEAN = Operation("clean", outputs=("OUTPUT_MASK",), output_scale=clean_factor, output_part="upscale")
+OPERATIONS = (UPSCALE, DETECT_TEXT, INPAINT, REMOVE_TEXT, CLEAN)
 
 
 class Operations:
@@ -75,3 +78,9 @@ class Operations:
         """Remove text (and the objects under `mask`, if given), then upscale. Settings:
         remove_text ({...}) and upscale ({...}), each as its operation takes them."""
         return self.call(CLEAN, image, mask, **settings)
+
+    def detect_text(self, image: ImageInput, **settings: Any):
+        """Find text: Result.outputs["BOXES"] ([N,4,2] float32 quads, clockwise from top-left, in
+        image pixels), ["SCORES"] ([N]) and ["MASK"] (HxW uint8, 255 = text, dilated). Settings: the
+        DB post-processing (thresh, box_thresh, unclip_ratio, ...) and the mask's (mask_dilation, ...)."""
+        return self.call(DETECT_TEXT, image, **settings)

@@ -303,3 +303,43 @@ def test_client_installs_and_imports_in_a_clean_venv_without_torch_or_onnx(tmp_p
     assert str(venv) in imported.stdout  # the installed copy, not the repository's
     helped = subprocess.run([str(venv / "bin" / "retouch"), "--help"], capture_output=True, text=True, env=clean)
     assert helped.returncode == 0 and "upscale" in helped.stdout
+
+
+# Every operation on the server, as a caller writes it: (client, image, mask) -> Result.
+OPERATION_CALLS = {
+    "upscale": lambda c, image, mask: c.upscale(image, scale=2),
+    "detect_text": lambda c, image, mask: c.detect_text(image),
+    "inpaint": lambda c, image, mask: c.inpaint(image, mask),
+    "remove_text": lambda c, image, mask: c.remove_text(image),
+    "clean": lambda c, image, mask: c.clean(image, mask, upscale={"scale": 2}),
+}
+
+
+@pytest.fixture(scope="module")
+def captioned():
+    """A photo with two high-contrast captions, and a mask of one 'object'."""
+    from skimage import data
+    from text_scenes import make_scene
+
+    scene = make_scene("coffee-client", np.ascontiguousarray(data.coffee()[:192, :256]), seed=5,
+                       layout="sparse", sizes=(20, 28), contrasts=("high",), max_angle=0, lines=2)
+    mask = np.zeros(scene.rgb.shape[:2], np.uint8)
+    mask[150:170, 30:60] = 255
+    return scene.rgb, mask
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("operation", list(OPERATION_CALLS))
+def test_every_operation_sync_async_and_through_shared_memory(server, captioned, operation, kind):
+    image, mask = captioned
+    call = OPERATION_CALLS[operation]
+    plain = run(kind, server["grpc"], lambda c: call(c, image, mask))
+    shm = run(kind, server["grpc"], lambda c: call(c, image, mask), shared_memory=True)
+    steps = ["remove_text", "upscale"] if operation == "clean" else [operation]
+    assert plain.report["steps"] == shm.report["steps"] == steps
+    for name, value in plain.outputs.items():  # boxes, scores, masks
+        np.testing.assert_array_equal(value, shm.outputs[name])
+    if operation == "detect_text":
+        assert plain.encoded is None and shm.raw is None and len(plain.outputs["SCORES"]) == 2
+    else:
+        assert shm.raw.tobytes() == plain.pixels.tobytes()

@@ -218,3 +218,12 @@ def test_bad_settings_are_refused_and_the_server_keeps_serving(triton, upright, 
     assert message in error.value.message()
     boxes, _, mask, _ = detect(triton, image)  # still serving
     assert_finds(upright, boxes, mask)
+
+
+def test_client_detect_text(client, upright):
+    """The client's detect_text: boxes, scores and mask as outputs, no image."""
+    result = client.detect_text(upright.rgb)
+    boxes, scores, mask = (result.outputs[k] for k in ("BOXES", "SCORES", "MASK"))
+    assert boxes.shape == (len(scores), 4, 2) and mask.shape == upright.rgb.shape[:2]
+    assert result.encoded is None and result.report["detect_text"]["boxes"] == len(scores)
+    assert_finds(upright, boxes, mask)

@@ -61,3 +61,16 @@ def test_gpu_configs_match_cpu_io():
         assert [(o.name, o.data_type, list(o.dims)) for o in cpu.output] == \
                [(o.name, o.data_type, list(o.dims)) for o in g.output]
         assert cpu.max_batch_size == g.max_batch_size
+
+
+def test_every_model_has_a_tracked_version_folder():
+    """Git does not keep empty folders: a model whose 1/ holds no tracked file fails to load on a
+    fresh clone ("at least one version must be available")."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    versioned = {Path(p).parts[1] for p in tracked if len(Path(p).parts) > 3 and Path(p).parts[2] == "1"
+                 and Path(p).parts[0] in ("model_repository", "ensembles")}
+    folders = {p.parent.name for p in ROOT.glob("*/*/config.pbtxt") if p.parent.parent.name in
+               ("model_repository", "ensembles")}
+    assert folders - versioned == set()
