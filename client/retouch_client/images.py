@@ -54,5 +54,6 @@ def to_mask(mask: ImageInput) -> bytes:
     if isinstance(mask, np.ndarray):
         if mask.ndim != 2:
             raise ValueError(f"a mask array must be HxW, got shape {mask.shape}")
-        mask = Image.fromarray(mask.astype(np.uint8) * 255 if mask.dtype == bool else mask.astype(np.uint8))
+        # The server removes pixels brighter than 127: any nonzero array value becomes 255.
+        mask = Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8))
     return encode_png(mask.convert("L"))
