@@ -16,10 +16,7 @@ running server instead (the model's time is then in both numbers).
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retouch.serving import local_server
 from retouch_client import OPERATIONS, Operation, RetouchClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +87,6 @@ class TritonPythonModel:
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def echo_server():
     """A tritonserver from scripts/serve.sh with shared memory allowed, loading only echo_pixels."""
@@ -103,20 +95,12 @@ def echo_server():
         (model / "1").mkdir(parents=True)
         (model / "config.pbtxt").write_text(ECHO_CONFIG)
         (model / "1" / "model.py").write_text(ECHO_MODEL)
-        grpc_port = free_port()
-        env = dict(os.environ, RETOUCH_ALLOW_SHM="1", RETOUCH_RUN_DIR=str(Path(tmp, "run")),
-                   RETOUCH_HTTP_PORT=str(free_port()), RETOUCH_GRPC_PORT=str(grpc_port),
-                   RETOUCH_METRICS_PORT=str(free_port()),
-                   RETOUCH_SERVER_ARGS=f"--model-repository={model.parent} --model-control-mode=explicit "
-                                       f"--load-model=echo_pixels")
-        serve = [str(ROOT / "scripts" / "serve.sh")]
-        started = subprocess.run([*serve, "start"], env=env, capture_output=True, text=True)
-        if started.returncode != 0:
-            sys.exit(f"bench_shm: tritonserver did not start:\n{started.stdout}{started.stderr}")
+        args = f"--model-repository={model.parent} --model-control-mode=explicit --load-model=echo_pixels"
         try:
-            yield f"127.0.0.1:{grpc_port}"
-        finally:
-            subprocess.run([*serve, "stop"], env=env, capture_output=True)
+            with local_server(Path(tmp, "run"), RETOUCH_ALLOW_SHM="1", RETOUCH_SERVER_ARGS=args) as server:
+                yield server["grpc"]
+        except RuntimeError as exc:
+            sys.exit(f"bench_shm: {exc}")
 
 
 def timed_calls(clients: dict[str, RetouchClient], operation: Operation, pixels: np.ndarray, settings: dict,

@@ -24,7 +24,7 @@ from tritonclient.utils import InferenceServerException
 from retouch_client import (AsyncRetouchClient, DeadlineExceededError, InvalidInputError, RetouchClient,
                             RetryPolicy, ServerUnavailableError, SharedMemoryError)
 
-from conftest import ROOT, free_port  # tests/e2e/conftest.py: pytest puts its folder on sys.path
+from retouch.serving import ROOT, free_port, local_server
 
 pytestmark = pytest.mark.e2e
 KINDS = ["sync", "async"]
@@ -193,18 +193,9 @@ def test_health(server, kind):
 @pytest.fixture(scope="module")
 def server_without_shm(tmp_path_factory):
     """A second tritonserver started by serve.sh without RETOUCH_ALLOW_SHM, loading no models (fast)."""
-    run_dir = tmp_path_factory.mktemp("tritonserver-no-shm")
-    env = {k: v for k, v in os.environ.items() if k != "RETOUCH_ALLOW_SHM"}
-    env.update(RETOUCH_RUN_DIR=str(run_dir), RETOUCH_HTTP_PORT=str(free_port()), RETOUCH_GRPC_PORT=str(free_port()),
-               RETOUCH_METRICS_PORT=str(free_port()), RETOUCH_SERVER_ARGS="--model-control-mode=explicit")
-    serve = [str(ROOT / "scripts" / "serve.sh")]
-    started = subprocess.run([*serve, "start"], env=env, capture_output=True, text=True)
-    if started.returncode != 0:
-        pytest.fail(f"tritonserver did not start:\n{started.stdout}\n{started.stderr}")
-    try:
-        yield f"127.0.0.1:{env['RETOUCH_GRPC_PORT']}"
-    finally:
-        subprocess.run([*serve, "stop"], env=env, capture_output=True)
+    with local_server(tmp_path_factory.mktemp("tritonserver-no-shm"), RETOUCH_ALLOW_SHM=None,
+                      RETOUCH_SERVER_ARGS="--model-control-mode=explicit") as endpoints:
+        yield endpoints["grpc"]
 
 
 def test_shared_memory_is_refused_unless_the_server_allows_it(server_without_shm, small):

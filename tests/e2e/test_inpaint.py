@@ -136,26 +136,16 @@ def test_empty_mask_returns_the_image(client, photos):
 def test_response_cache_answers_a_repeat(tmp_path, photos):
     """With RETOUCH_CACHE_BYTES set, Triton's response cache answers an identical inpaint request
     (same image, mask and settings bytes) without running the pipeline again."""
-    import os
-    import subprocess
+    import tritonclient.grpc as grpcclient
 
-    from conftest import ROOT, free_port
+    from retouch.serving import local_server
     from retouch_client import RetouchClient
 
-    ports = {k: str(free_port()) for k in ("RETOUCH_HTTP_PORT", "RETOUCH_GRPC_PORT", "RETOUCH_METRICS_PORT")}
-    env = dict(os.environ, RETOUCH_RUN_DIR=str(tmp_path), RETOUCH_CACHE_BYTES=str(64 << 20), **ports)
-    serve = str(ROOT / "scripts" / "serve.sh")
-    started = subprocess.run([serve, "start"], env=env, capture_output=True, text=True)
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
-        url = f"127.0.0.1:{ports['RETOUCH_GRPC_PORT']}"
-        with RetouchClient(url) as client:
+    with local_server(tmp_path, RETOUCH_CACHE_BYTES=str(64 << 20)) as server:
+        with RetouchClient(server["grpc"]) as client:
             first = client.inpaint(photos["coffee"], block_mask(4))
             again = client.inpaint(photos["coffee"], block_mask(4))
             other = client.inpaint(photos["coffee"], block_mask(5))
-            import tritonclient.grpc as grpcclient
-            stats = grpcclient.InferenceServerClient(url).get_inference_statistics("inpaint").model_stats[0]
-        assert again.data == first.data and other.data != first.data
-        assert stats.inference_stats.cache_hit.count == 1 and stats.inference_stats.cache_miss.count == 2
-    finally:
-        subprocess.run([serve, "stop"], env=env, capture_output=True)
+        stats = grpcclient.InferenceServerClient(server["grpc"]).get_inference_statistics("inpaint").model_stats[0]
+    assert again.data == first.data and other.data != first.data
+    assert stats.inference_stats.cache_hit.count == 1 and stats.inference_stats.cache_miss.count == 2

@@ -20,7 +20,7 @@ import yaml
 
 from retouch_client import InvalidInputError
 
-from conftest import free_port  # tests/e2e/conftest.py: pytest puts its folder on sys.path
+from retouch.serving import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,6 @@ import json
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from retouch.settings import parse_settings
