@@ -190,7 +190,7 @@ def test_served_detector_matches_onnxruntime(triton, quality_scenes):
 def test_report_names_the_served_detector(triton, upright):
     _, _, _, report = detect(triton, encode(Image.fromarray(upright.rgb)), {"mask_dilation": 5})
     manifest = json.loads((MODEL_DIR / "model.json").read_text())
-    assert report["operation"] == "detect_text"
+    assert report["steps"] == ["detect_text"]
     assert report["models"] == [{"name": "text_detector", "version": "1", "onnx_sha256": manifest["onnx_sha256"]}]
     section = report["detect_text"]
     assert section["detector"] == manifest["detector"]
