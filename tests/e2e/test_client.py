@@ -187,7 +187,7 @@ def test_retries_stop_at_the_deadline(small):
 @pytest.mark.parametrize("kind", KINDS)
 def test_health(server, kind):
     health = run(kind, server["grpc"], lambda c: c.health())
-    assert health.ok and health.operations == {"upscale": True}
+    assert health.ok and health.operations == {name: True for name in OPERATION_CALLS}
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +268,7 @@ def test_cli_exit_codes(server, folder, tmp_path):
 
 def test_cli_health(server):
     up = retouch("health", "--json", "--url", server["grpc"])
-    assert up.returncode == 0 and json.loads(up.stdout)["operations"] == {"upscale": True}
+    assert up.returncode == 0 and json.loads(up.stdout)["operations"] == {name: True for name in OPERATION_CALLS}
     down = retouch("health", "--url", f"127.0.0.1:{free_port()}")
     assert down.returncode == 4 and "failed to connect" in down.stderr
 
