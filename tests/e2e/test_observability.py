@@ -212,9 +212,10 @@ def test_pipeline_ratios_match_the_server_counts(prometheus, traffic):
     total = len(SETTINGS) + 1
     ratios = prometheus.query('operation_outcome:retouch_edits:ratio_rate5m{operation="upscale"}')
     ratios = {dict(labels)["outcome"]: v for labels, v in ratios.items()}
-    # rate() extrapolates each series a little differently at the window's edges: hence approx.
-    assert ratios["rejected"] == pytest.approx(1 / total, rel=0.15)
-    assert ratios["accepted"] == pytest.approx(len(SETTINGS) / total, rel=0.15)
+    # rate() extrapolates each series differently at the window's edges, by how the few scrapes
+    # fell around the traffic (seen: 0.234 for 1/5 on a loaded CI host): hence a loose approx.
+    assert ratios["rejected"] == pytest.approx(1 / total, rel=0.35)
+    assert ratios["accepted"] == pytest.approx(len(SETTINGS) / total, rel=0.35)
     assert ratios["failed"] == ratios["needs_review"] == ratios["fallback"] == 0
     over = delta(after, before, "retouch_seam_checks_total", operation="upscale", over_threshold="true")
     seam_rate = prometheus.value('operation:retouch_seam_over_threshold:ratio_rate15m{operation="upscale"}')
