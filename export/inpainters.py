@@ -30,7 +30,7 @@ from torch import nn
 
 from export.inpaint_nets import InpaintUNet, PushPullFill
 from export.ncnn_to_onnx import IR_VERSION, OPSET
-from export.upscalers import _write_atomic, ort_session, sha256_file
+from export.common import ort_session, sha256_file, write_model
 from retouch.inpaint_adapter import SPEC_FILENAME, InpaintSpec, inpaint_with_spec, load_spec, range_affine
 
 HERE = Path(__file__).parent
@@ -196,9 +196,7 @@ def export(name: str, out_dir, force: bool = False) -> dict:
     data = model.SerializeToString()
     meta = {"name": name, "generated_by": GENERATOR, "license": LICENSE, **fields,
             "onnx_sha256": hashlib.sha256(data).hexdigest(), "key": key, "parity_max_abs_diff": diff}
-    version_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(onnx_path, data)
-    _write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    write_model(version_dir, data, meta)
     return meta
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.upscalers import _write_atomic, ort_session, sha256_file
+from export.common import ort_session, sha256_file, write_model
 from retouch.text import DETECTORS, MODEL_NAME, preprocess
 
 INPUT, OUTPUT = "INPUT", "OUTPUT"
@@ -139,9 +139,7 @@ def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict
         "preprocess": dataclasses.asdict(DETECTORS[detector]),
         "parity_max_abs_diff": diff,
     }
-    version_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(onnx_path, data)
-    _write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    write_model(version_dir, data, meta)
     return meta
 
 

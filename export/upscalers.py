@@ -13,9 +13,7 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from export.common import ort_session, sha256_file, write_model
 from export.ncnn_to_onnx import build_onnx, load_weights, parse_param
 
 PARITY_TOL = 1e-4  # fp32 vs fp32 with different summation order; observed ~5e-6
@@ -77,14 +76,6 @@ PINNED_SHA256 = {
 }
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def source_files(spec: Spec) -> dict[str, Path]:
     """Locate and verify the wheel's .param/.bin; raise on a wrong version or hash."""
     installed = importlib.metadata.version(spec.package)
@@ -112,14 +103,6 @@ def build_model(spec: Spec) -> onnx.ModelProto:
                            "INPUT/OUTPUT RGB float32 in [0,1], OUTPUT not clamped")
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-def ort_session(model, threads: int = 2) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
 def ncnn_reference(spec: Spec, x: np.ndarray) -> np.ndarray:
@@ -177,18 +160,6 @@ def parity(spec: Spec, session: ort.InferenceSession, x: np.ndarray) -> float:
     return float(np.abs(y - ref).max())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the server may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _converter_sha256() -> str:
     """Hash of the exporter code itself, so a converter change invalidates earlier exports."""
     here = Path(__file__).parent
@@ -231,9 +202,7 @@ def export(name: str, out_dir, force: bool = False) -> dict:
         "receptive_radius_px": receptive_radius(session, spec.scale),
         "parity_max_abs_diff": diff,
     }
-    version_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(onnx_path, data)
-    _write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+    write_model(version_dir, data, meta)
     return meta
 
 

@@ -8,7 +8,8 @@ import pytest
 from skimage import data
 
 from export.ncnn_to_onnx import build_onnx, load_weights, parse_param
-from export.upscalers import MODELS, PINNED_SHA256, export, ncnn_reference, ort_session, source_files
+from export.common import ort_session
+from export.upscalers import MODELS, PINNED_SHA256, export, ncnn_reference, source_files
 
 # Both sides run fp32 (fp16 weights decode exactly to fp32; ncnn fp16/int8 options off), so only
 # summation order differs: observed <= 6e-6 on [0,1] images; 1e-4 still catches any real mistake.
