@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from retouch.inpaint import dilate as grow
+
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)  # Debian fonts-dejavu-core
 TEXT_CHARS = string.ascii_letters + string.digits + "  .,:!?&%$€@#-'"
 
@@ -29,13 +31,6 @@ def font_files() -> tuple[str, ...]:
 @lru_cache(maxsize=256)
 def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
-
-
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    if radius <= 0:
-        return mask
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask, kernel)
 
 
 def text_stroke_mask(height: int, width: int, rng: np.random.Generator, lines: int | None = None,
@@ -56,7 +51,7 @@ def text_stroke_mask(height: int, width: int, rng: np.random.Generator, lines: i
         layer = layer.rotate(angle, resample=Image.BILINEAR, center=(x, y + size / 2))
         canvas = Image.fromarray(np.maximum(np.asarray(canvas), np.asarray(layer)))
     mask = (np.asarray(canvas) > 64).astype(np.float32)
-    return _dilate(mask, int(rng.integers(1, 4)) if dilate is None else dilate)
+    return grow(mask, int(rng.integers(1, 4)) if dilate is None else dilate)
 
 
 def _polyline_mask(height: int, width: int, rng: np.random.Generator, strokes: int, vertices: int,
