@@ -1,5 +1,5 @@
-"""What every exporter shares: file hashes, an onnxruntime session for parity checks, and writing
-a model's version folder (model.onnx + model.json) atomically."""
+"""What every exporter shares: file hashes, an onnxruntime session for parity checks, the
+up-to-date check, and writing a model's version folder (model.onnx + model.json) atomically."""
 
 from __future__ import annotations
 
@@ -39,6 +39,18 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def current_export(version_dir: Path, wanted: dict) -> dict | None:
+    """The manifest of an export that is up to date, else None: model.onnx and model.json exist,
+    the manifest holds each `wanted` key with that value, and model.onnx hashes to what it records."""
+    onnx_path, meta_path = version_dir / "model.onnx", version_dir / "model.json"
+    if not (onnx_path.exists() and meta_path.exists()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if all(meta.get(k) == v for k, v in wanted.items()) and meta.get("onnx_sha256") == sha256_file(onnx_path):
+        return meta
+    return None
 
 
 def write_model(version_dir: Path, onnx_bytes: bytes, meta: dict) -> None:

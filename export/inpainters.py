@@ -30,7 +30,7 @@ from torch import nn
 
 from export.inpaint_nets import InpaintUNet, PushPullFill
 from export.ncnn_to_onnx import IR_VERSION, OPSET
-from export.common import ort_session, sha256_file, write_model
+from export.common import current_export, ort_session, sha256_file, write_model
 from retouch.inpaint_adapter import SPEC_FILENAME, InpaintSpec, inpaint_with_spec, load_spec, range_affine
 
 HERE = Path(__file__).parent
@@ -186,10 +186,9 @@ def export(name: str, out_dir, force: bool = False) -> dict:
            "weights_sha256": None if name == "inpaint_fast_fill" else WEIGHTS_SHA256}
     if name == "inpaint_custom":
         key["spec_sha256"] = sha256_file(version_dir / SPEC_FILENAME)
-    if not force and onnx_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("key") == key and meta.get("onnx_sha256") == sha256_file(onnx_path):
-            return meta | {"skipped": True}
+    current = current_export(version_dir, {"key": key})
+    if current and not force:
+        return current | {"skipped": True}
     model, diff, fields = _build(name, version_dir)
     if not diff < PARITY_TOL[name]:
         raise AssertionError(f"{name}: ONNX vs PyTorch max abs diff {diff} >= {PARITY_TOL[name]}")

@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import hashlib
 import importlib.metadata
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export.common import ort_session, sha256_file, write_model
+from export.common import current_export, ort_session, sha256_file, write_model
 from retouch.text import DETECTORS, MODEL_NAME, preprocess
 
 INPUT, OUTPUT = "INPUT", "OUTPUT"
@@ -104,14 +103,11 @@ def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict
     """Write <out_dir>/text_detector/1/model.onnx and model.json; skip if already up to date."""
     source = SOURCES[detector]
     version_dir = Path(out_dir) / MODEL_NAME / "1"
-    onnx_path, meta_path = version_dir / "model.onnx", version_dir / "model.json"
     path = source_path(source)
-    if not force and onnx_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if (meta.get("detector") == detector and meta.get("source_sha256") == source.sha256
-                and meta.get("exporter_sha256") == _exporter_sha256()
-                and meta.get("onnx_sha256") == sha256_file(onnx_path)):
-            return meta | {"skipped": True}
+    current = current_export(version_dir, {"detector": detector, "source_sha256": source.sha256,
+                                           "exporter_sha256": _exporter_sha256()})
+    if current and not force:
+        return current | {"skipped": True}
     original = onnx.load(str(path))
     model = rename_io(onnx.load(str(path)), INPUT, OUTPUT)
     onnx.checker.check_model(model, full_check=True)

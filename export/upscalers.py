@@ -12,7 +12,6 @@ import argparse
 import hashlib
 import importlib.metadata
 import importlib.resources
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from export.common import ort_session, sha256_file, write_model
+from export.common import current_export, ort_session, sha256_file, write_model
 from export.ncnn_to_onnx import build_onnx, load_weights, parse_param
 
 PARITY_TOL = 1e-4  # fp32 vs fp32 with different summation order; observed ~5e-6
@@ -170,13 +169,10 @@ def export(name: str, out_dir, force: bool = False) -> dict:
     """Write <out_dir>/<name>/1/model.onnx and model.json; skip if already up to date."""
     spec = MODELS[name]
     version_dir = Path(out_dir) / name / "1"
-    onnx_path, meta_path = version_dir / "model.onnx", version_dir / "model.json"
     sources = {fn: sha256_file(path) for fn, path in source_files(spec).items()}
-    if not force and onnx_path.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if (meta.get("source_files") == sources and meta.get("converter_sha256") == _converter_sha256()
-                and meta.get("onnx_sha256") == sha256_file(onnx_path)):
-            return meta | {"skipped": True}
+    current = current_export(version_dir, {"source_files": sources, "converter_sha256": _converter_sha256()})
+    if current and not force:
+        return current | {"skipped": True}
     model = build_model(spec)
     session = ort_session(model)
     x = np.random.default_rng(0).random((1, 3, 24, 30), dtype=np.float32)
