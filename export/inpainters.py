@@ -37,6 +37,7 @@ HERE = Path(__file__).parent
 WEIGHTS = HERE / "weights" / "inpaint_unet.pt"
 WEIGHTS_SHA256 = "ee384edd925140d7a99c6aa9446f87e3c5e16b3df31238b8d1ca954f2a5caf1c"
 PARITY_TOL = {"inpaint_fast_fill": 1e-5, "inpaint_unet": 1e-4, "inpaint_custom": 1e-4}
+UINT8_HALF_STEP = 0.5 / 255
 GENERATOR = "export.inpainters"
 LICENSE = "project code and project-trained weights (retouch)"
 CANONICAL_IO = {"input": "IMAGE float32 [N,3,H,W] RGB in [0,1]; MASK float32 [N,1,H,W], 1 = hole, 0 = known, soft ok",
@@ -80,6 +81,8 @@ class ForeignConvention(nn.Module):
             out = out.flip(1)
         scale, offset = range_affine(spec.output_range)
         out = out * scale + offset
+        if spec.image_dtype == "uint8":  # uint8 in, uint8 out, as in MI-GAN's ONNX pipeline
+            out = torch.round(out).clamp(0, 255).to(torch.uint8)
         return out.permute(0, 2, 3, 1) if spec.layout == "NHWC" else out
 
 
@@ -106,15 +109,17 @@ def canonical_model(module: nn.Module) -> onnx.ModelProto:
 
 
 def foreign_model(net: nn.Module, spec: InpaintSpec) -> onnx.ModelProto:
-    """`net` exported with `spec`'s I/O names, layout, ranges, mask polarity, size and batch."""
-    if spec.size is None or spec.image_dtype != "float32" or spec.mask_dtype != "float32":
-        raise ValueError("the demo export covers fixed-size float32 specs")  # all that the proof needs
-    h, w = spec.size
+    """`net` exported with `spec`'s I/O names, layout, ranges, dtypes, mask polarity, size and batch."""
+    h, w = spec.size or (64, 64)
     batch = spec.batch or 1
-    shape = (batch, h, w, 3) if spec.layout == "NHWC" else (batch, 3, h, w)
-    mask_shape = (batch, h, w, spec.mask_channels) if spec.layout == "NHWC" else (batch, spec.mask_channels, h, w)
-    example = (torch.rand(shape), torch.rand(mask_shape))
-    dynamic = {} if spec.batch else {n: {0: "batch"} for n in (spec.image_input, spec.mask_input, spec.output)}
+    nhwc = spec.layout == "NHWC"
+    shape = (batch, h, w, 3) if nhwc else (batch, 3, h, w)
+    mask_shape = (batch, h, w, spec.mask_channels) if nhwc else (batch, spec.mask_channels, h, w)
+    example = tuple((torch.rand(s) * 255).to(torch.uint8) if dtype == "uint8" else torch.rand(s)
+                    for s, dtype in ((shape, spec.image_dtype), (mask_shape, spec.mask_dtype)))
+    axes = ({} if spec.batch else {0: "batch"}) | ({} if spec.size else
+                                                   {1: "height", 2: "width"} if nhwc else {2: "height", 3: "width"})
+    dynamic = {n: axes for n in (spec.image_input, spec.mask_input, spec.output)} if axes else {}
     return to_onnx(ForeignConvention(net, spec), example, (spec.image_input, spec.mask_input, spec.output), dynamic)
 
 
@@ -160,13 +165,18 @@ def _build(name: str, version_dir: Path) -> tuple[onnx.ModelProto, float, dict]:
     sources[SPEC_FILENAME] = sha256_file(version_dir / SPEC_FILENAME)
     model = foreign_model(module, spec)
     session = ort_session(model)
-    image, mask = parity_inputs(*spec.size)
+    image, mask = parity_inputs(*spec.size) if spec.size else parity_inputs()
     if spec.mask_threshold is not None:  # the model sees a binarised mask: compare like with like
         mask = (mask > spec.mask_threshold).astype(np.float32)
+    if spec.image_dtype == "uint8":  # ... and 8-bit pixels
+        image = np.rint(image * 255).astype(np.float32) / 255
     got = inpaint_with_spec(lambda feeds: session.run([spec.output], feeds)[0], image, mask, spec)
     diff = float(np.abs(got - torch_reference(module, image, mask)).max())
+    if spec.image_dtype == "uint8":  # its output is rounded to 8 bits: count only what lies beyond
+        diff = max(0.0, diff - UINT8_HALF_STEP)
     return model, diff, fields | {"spec": spec.to_dict(),
-                                  "parity": "adapter(ONNX in spec conventions) vs canonical PyTorch UNet"}
+                                  "parity": "adapter(ONNX in spec conventions) vs canonical PyTorch UNet"
+                                  + (", beyond 8-bit rounding" if spec.image_dtype == "uint8" else "")}
 
 
 def _is_ours(meta_path: Path) -> bool:

@@ -51,6 +51,19 @@ def test_custom_slot_matches_the_unet_at_its_native_size(triton):
     assert np.abs(unet - custom).max() < 1e-4
 
 
+def test_dropped_in_model_in_migan_conventions_serves_any_size(triton):
+    """The second bring-your-own ONNX (conftest.byo_repository): uint8 in and out, 255 = known,
+    dynamic size, served by the same shim; it agrees with inpaint_unet up to 8-bit rounding."""
+    for rgb, seed in ((data.astronaut(), 3), (data.coffee()[:, :384], 4)):  # 512x512 and 400x384
+        height, width = rgb.shape[:2]
+        image = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        mask = block_mask(height, width, np.random.default_rng(seed))[None, None]
+        unet = infer(triton, "inpaint_unet", image, mask)
+        byo = infer(triton, "inpaint_migan", image, mask)
+        assert byo.shape == image.shape
+        assert np.abs(unet - byo).max() < 0.5 / 255 + 1e-4
+
+
 def test_custom_slot_rejects_mismatched_inputs(triton):
     with pytest.raises(Exception, match="differ"):
         infer(triton, "inpaint_custom", np.zeros((1, 3, 32, 32), np.float32), np.zeros((1, 1, 16, 32), np.float32))
