@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import io
 
 import cv2
@@ -11,7 +12,7 @@ from PIL import Image
 
 from retouch.inpaint import InpaintSettings
 from retouch.masks import text_stroke_mask
-from retouch_client import InvalidInputError
+from retouch_client import InvalidInputError, RetouchClient
 
 pytestmark = pytest.mark.e2e
 
@@ -149,3 +150,25 @@ def test_response_cache_answers_a_repeat(tmp_path, photos):
         stats = grpcclient.InferenceServerClient(server["grpc"]).get_inference_statistics("inpaint").model_stats[0]
     assert again.data == first.data and other.data != first.data
     assert stats.inference_stats.cache_hit.count == 1 and stats.inference_stats.cache_miss.count == 2
+
+
+def test_concurrent_requests_share_fill_batches(server, triton, photos):
+    """Eight inpaint requests at once: each sends its crop and its gate probes to inpaint_unet in one
+    call; concurrent calls merge in its dynamic batcher, so it executes fewer times than it is called."""
+    def counts():
+        s = triton.get_inference_statistics("inpaint_unet").model_stats[0]
+        return s.inference_stats.success.count, s.inference_count, s.execution_count
+
+    def one(seed):
+        with RetouchClient(server["grpc"], timeout_s=300) as c:
+            return c.inpaint(photos["coffee"], block_mask(seed), route="unet")
+
+    before = counts()
+    with cf.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(20, 28)))
+    calls, inferences, executions = np.subtract(counts(), before)
+    print(f"\ninpaint_unet: {calls} calls from {len(results)} requests, {inferences} crops in {executions} "
+          f"executions (average batch {inferences / executions:.2f})")
+    assert all(r.report["inpaint"]["route"] == "unet" for r in results)
+    assert calls == len(results)
+    assert executions < calls and inferences / executions > inferences / calls
