@@ -3,6 +3,8 @@
   retouch upscale in.jpg -o out.png --scale 4
   retouch upscale photos/ 'more/*.jpg' -o upscaled/ --jobs 4 --json
   retouch remove-text photos/*.jpg -o cleaned/
+  retouch inpaint photo.jpg --mask mask.png -o filled.png --route unet
+  retouch inpaint photos/ --mask masks/ -o filled/          # masks/<stem>.png for each photo
   retouch health
 
 Exit codes: 0 every output written; 1 some call failed (server error, deadline, I/O); 2 usage
@@ -27,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from retouch_client.aio import AsyncRetouchClient
 from retouch_client.core import RetryPolicy, default_url
 from retouch_client.errors import RetouchError
-from retouch_client.operations import REMOVE_TEXT, UPSCALE, Operation
+from retouch_client.operations import INPAINT, REMOVE_TEXT, UPSCALE, Operation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -48,7 +50,14 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
     REMOVE_TEXT: [
         ("--min-confidence", dict(type=float, help="best box score below which text is blurred, not inpainted")),
     ],
+    INPAINT: [
+        ("--route", dict(help="auto (default), fast or unet")),
+        ("--dilation", dict(type=int, help="pixels to grow the mask by before filling")),
+        ("--feather-sigma", dict(type=float, help="Gaussian sigma of the pasted fill's edge, in pixels")),
+        ("--max-coverage", dict(type=float, help="largest masked fraction of the image accepted")),
+    ],
 }
+MASKED = (INPAINT,)  # operations that take a --mask per input
 
 
 class UsageError(Exception):
@@ -101,6 +110,19 @@ def plan_outputs(inputs: list[Path], output: Path, fmt: Optional[str]) -> tuple[
     if clashes:
         raise UsageError(f"several inputs would write the same output: {clashes}; rename them or split the run")
     return pairs, fmt
+
+
+def plan_masks(sources: list[Path], mask: Path) -> dict[Path, Path]:
+    """--mask FILE serves every input; --mask FOLDER holds one mask per input, named by its stem."""
+    if mask.is_file():
+        return dict.fromkeys(sources, mask)
+    if not mask.is_dir():
+        raise UsageError(f"--mask {mask}: no such file or folder")
+    found = {p.stem: p for p in sorted(mask.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    missing = [s.name for s in sources if s.stem not in found]
+    if missing:
+        raise UsageError(f"--mask {mask}: no mask for {missing[:5]}; name each <input stem>.png (or .jpg, .webp)")
+    return {s: found[s.stem] for s in sources}
 
 
 def parse_set(values: list[str]) -> dict:
@@ -159,14 +181,16 @@ class Progress:
 
 
 async def run_operation(client: AsyncRetouchClient, operation: Operation, pairs: list[tuple[Path, Path]],
-                        settings: dict, jobs: int, progress: Progress, as_json: bool) -> list[Outcome]:
+                        settings: dict, jobs: int, progress: Progress, as_json: bool,
+                        masks: Optional[dict[Path, Path]] = None) -> list[Outcome]:
     limit = asyncio.Semaphore(jobs)
 
     async def one(source: Path, target: Path) -> Outcome:
         async with limit:
             outcome = Outcome(source, target)
             try:
-                result = await client.call(operation, source.read_bytes(), **settings)
+                mask = masks[source].read_bytes() if masks else None
+                result = await client.call(operation, source.read_bytes(), mask, **settings)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(result.data)
                 outcome.report = result.report
@@ -222,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("inputs", nargs="+", help="image files, folders of images, or globs")
         sub.add_argument("-o", "--output", type=Path, required=True,
                          help="output file (one input) or folder (written as <stem>.<format>)")
+        if operation in MASKED:
+            sub.add_argument("--mask", type=Path, required=True,
+                             help="mask image (bright = fill) for every input, or a folder of <input stem>.png")
         settings = sub.add_argument_group("settings (sent to the server, which validates them)")
         for flag, kwargs in options:
             settings.add_argument(flag, **kwargs)
@@ -247,6 +274,7 @@ async def main_async(args) -> int:
             return await health(client, args.json)
     operation: Operation = args.operation
     pairs, fmt = plan_outputs(expand_inputs(args.inputs), args.output, args.format)
+    masks = plan_masks([source for source, _ in pairs], args.mask) if operation in MASKED else None
     names = [flag.lstrip("-").replace("-", "_") for flag, _ in OPERATION_OPTIONS[operation]] + ["quality"]
     settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     settings = {**settings, "format": fmt, **parse_set(args.set)}
@@ -254,7 +282,7 @@ async def main_async(args) -> int:
         raise UsageError("--jobs must be at least 1")
     progress = Progress(len(pairs), f"retouch {args.command}", args.quiet)
     async with make_client(args) as client:
-        outcomes = await run_operation(client, operation, pairs, settings, args.jobs, progress, args.json)
+        outcomes = await run_operation(client, operation, pairs, settings, args.jobs, progress, args.json, masks)
     progress.finish()
     return exit_code(outcomes)
 

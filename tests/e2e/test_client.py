@@ -266,6 +266,34 @@ def test_cli_exit_codes(server, folder, tmp_path):
     assert down.returncode == 4 and "UNAVAILABLE after 2 attempt(s)" in down.stderr
 
 
+def test_cli_inpaint_with_one_mask_or_a_folder_of_masks(server, folder, tmp_path):
+    url = ["--url", server["grpc"]]
+    mask = np.zeros((48, 48), np.uint8)
+    mask[14:26, 16:26] = 255  # about 5% of each image, under the 12% coverage limit
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    one = retouch("inpaint", str(folder / "coffee.jpg"), "--mask", str(tmp_path / "mask.png"), "-o",
+                  str(tmp_path / "filled.png"), "--route", "fast", "--json", *url)
+    assert one.returncode == 0, one.stderr
+    report = json.loads(one.stdout)["report"]["inpaint"]
+    assert report["route"] == "fast" and report["settings"]["route"] == "fast"
+    filled, source = np.asarray(Image.open(tmp_path / "filled.png")), np.asarray(Image.open(folder / "coffee.jpg"))
+    assert filled.shape == source.shape and (filled[mask > 0] != source[mask > 0]).any()
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for image in ("astronaut.png", "chelsea.webp"):
+        w, h = Image.open(folder / image).size
+        Image.fromarray(np.pad(mask, 16)[:h, :w]).save(masks / (Path(image).stem + ".png"))
+    both = retouch("inpaint", str(folder / "astronaut.png"), str(folder / "chelsea.webp"), "--mask", str(masks),
+                   "-o", str(tmp_path / "many"), *url)
+    assert both.returncode == 0, both.stderr
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["astronaut.png", "chelsea.png"]
+    unmatched = retouch("inpaint", str(folder), "--mask", str(masks), "-o", str(tmp_path / "x"), *url)
+    assert unmatched.returncode == 2 and "no mask for" in unmatched.stderr and not (tmp_path / "x").exists()
+    wrong_size = retouch("inpaint", str(folder / "chelsea2.jpeg"), "--mask", str(tmp_path / "mask.png"),
+                         "-o", str(tmp_path / "y.png"), *url)
+    assert wrong_size.returncode == 3 and "INVALID_ARGUMENT" in wrong_size.stderr
+
+
 def test_cli_health(server):
     up = retouch("health", "--json", "--url", server["grpc"])
     assert up.returncode == 0 and json.loads(up.stdout)["operations"] == {name: True for name in OPERATION_CALLS}
