@@ -227,8 +227,8 @@ def render_report(train_log: dict, result: dict, notes: str = "") -> str:
             f"- Loss, inside the hole: L1 + {train_log['loss']['gradient_weight']} x gradient L1 + "
             f"{train_log['loss']['coarse_weight']} x L1 at 1/4 scale; AdamW, warm-up then cosine decay "
             f"(afresh in each run), gradient norm clipped at {train_log['loss']['clip_grad_norm']}.", "",
-            "| run | step (all runs) | minutes (all runs) | lr | loss | L1 | gradient | coarse |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| run | step (all runs) | minutes (all runs) | lr | loss | L1 | gradient | coarse | L1 / fill's L1 |",
+            "|---|---|---|---|---|---|---|---|---|"]
     history, steps, seconds = [], 0, 0.0
     for number, run in enumerate(runs, 1):
         history += [h | {"run": number, "step": h["step"] + steps, "seconds": h["seconds"] + seconds}
@@ -240,9 +240,12 @@ def render_report(train_log: dict, result: dict, notes: str = "") -> str:
         if h["step"] in seen:
             continue
         seen.add(h["step"])
+        versus_fill = f"{h['l1'] / h['fill_l1']:.4f}" if h.get("fill_l1") else "not logged"
         out.append(f"| {h['run']} | {h['step']} | {h['seconds'] / 60:.1f} | {h['lr']:.2e} | {h['total']:.4f} | "
-                   f"{h['l1']:.4f} | {h['gradient']:.4f} | {h['coarse']:.4f} |")
-    out += ["", "Each row is the mean over the preceding logging window (random batches, so it is noisy).", "",
+                   f"{h['l1']:.4f} | {h['gradient']:.4f} | {h['coarse']:.4f} | {versus_fill} |")
+    out += ["", "Each row is the mean over the preceding logging window (random batches, so it is noisy); the last",
+            "column divides the UNet's hole L1 by the fast fill's on the same batches, so under 1 means it learned",
+            "something the fill does not do.", "",
             "## Data", "", "### Training split", ""] + _licence_table(train_log["train_images"])
     catalog = {im.key: im for im in inpaint_data.catalog()}
     held = [{"key": k, "license": catalog[k].license, "origin": catalog[k].origin} for k in result["held_out_images"]]

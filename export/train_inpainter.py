@@ -111,6 +111,8 @@ def train(steps: int, minutes: float, batch: int = 6, crop: int = 128, lr: float
                 group["lr"] = learning_rate(lr, max(step / steps, elapsed / (minutes * 60)))
             image, mask = (t.to(device) for t in make_batch(images, batch, crop, rng))
             losses = inpaint_loss(net(image, mask), image, mask)
+            with torch.no_grad():  # the fill's own L1 on the same batch: progress despite batch noise
+                losses["fill_l1"] = _masked_l1(net.fill(image, mask), image, mask)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # a rare all-flat crop must not kick the weights
@@ -120,7 +122,8 @@ def train(steps: int, minutes: float, batch: int = 6, crop: int = 128, lr: float
                 mean = {k: round(float(np.mean([w[k] for w in window])), 5) for k in window[0]}
                 history.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
                                 "lr": round(optimizer.param_groups[0]["lr"], 7), **mean})
-                bar.set_postfix(loss=f"{mean['total']:.4f}", l1=f"{mean['l1']:.4f}")
+                bar.set_postfix(loss=f"{mean['total']:.4f}", l1=f"{mean['l1']:.4f}",
+                                vs_fill=f"{mean['l1'] / mean['fill_l1']:.4f}")
                 window = []
             bar.update(1)
     except KeyboardInterrupt:
