@@ -131,6 +131,25 @@ def evaluate(methods: dict[str, Method], cases: list[dict]) -> dict:
     return {"summary": summary, "per_image_psnr": per_image, "mean_hole_coverage": coverage}
 
 
+HEADROOM_SIGMAS = (4, 8, 16)
+
+
+def headroom(cases: list[dict], base: Method, sigmas=HEADROOM_SIGMAS) -> dict:
+    """Pooled in-hole PSNR of an oracle that knows the truth's coarse structure: `base`'s fill plus
+    the Gaussian low-pass (sigma px) of its error, per mask kind. No texture at all, so it bounds
+    what a network that gets only the coarse shapes and shading right could reach."""
+    psnrs: dict = {}
+    for case in cases:
+        target, hole = case["crop"], case["hole"]
+        filled = base(target * (1 - hole[..., None]), hole)
+        for sigma in sigmas:
+            coarse = cv2.GaussianBlur((target - filled).astype(np.float32), (0, 0), sigma)
+            oracle = np.clip(filled + coarse * hole[..., None], 0.0, 1.0)
+            psnrs.setdefault(case["kind"], {}).setdefault(sigma, []).append(hole_psnr(oracle, target, hole))
+    return {kind: {str(sigma): round(pooled_psnr(v), 2) for sigma, v in by_sigma.items()}
+            for kind, by_sigma in psnrs.items()}
+
+
 def held_out_images() -> list[tuple[str, np.ndarray]]:
     _, held_out = inpaint_data.split(inpaint_data.catalog())
     return [(im.key, inpaint_data.load_rgb(im)) for im in held_out]
@@ -200,6 +219,15 @@ def render_report(train_log: dict, result: dict, notes: str = "") -> str:
                        f"{methods['unet_beats_fast_fill_psnr_fraction']:.0%} of the crops. Mean UNet - fill gain: "
                        f"{below['mean']:+.3f} dB on the {below['cases']} crops where the fill scores under "
                        f"{NEAR_PERFECT_DB} dB, {above_mean} dB on the {above['cases']} where it scores more.")
+    if "headroom_pooled_psnr" in result:
+        sigmas = list(next(iter(result["headroom_pooled_psnr"].values())))
+        out += ["", "**Headroom.** Pooled PSNR of an oracle that adds the Gaussian low-pass of the fast fill's true "
+                "error inside the hole: the coarse shapes and shading exactly right, no texture at all.", "",
+                "| masks | fast fill | " + " | ".join(f"oracle, sigma {s} px" for s in sigmas) + " |",
+                "|---|---|" + "---|" * len(sigmas)]
+        for kind, by_sigma in result["headroom_pooled_psnr"].items():
+            fill = result["summary"][kind]["fast_fill"]["psnr_pooled"]
+            out.append(f"| {kind} | {fill:.2f} | " + " | ".join(f"{by_sigma[s]:.2f}" for s in sigmas) + " |")
     out += ["", "PSNR: peak 1.0 over the hole's pixels (all channels), per crop; 'pooled' is the PSNR of the mean",
             "squared error over all crops, which weighs the hard crops more. Crops whose hole lies on flat content",
             f"(in-hole std < {FLAT_STD}) are redrawn, up to 20 times, since every method fills those perfectly;",
@@ -273,7 +301,9 @@ def main(argv=None) -> int:
     images = held_out_images()
     unet = load_unet(args.weights, "pinned" if args.weights == WEIGHTS else None)
     methods = {"unet": torch_method(unet), "fast_fill": torch_method(PushPullFill().eval()), "telea": telea}
-    result = evaluate(methods, evaluation_set(images, args.crops))
+    cases = evaluation_set(images, args.crops)
+    result = evaluate(methods, cases)
+    result["headroom_pooled_psnr"] = headroom(cases, methods["fast_fill"])
     result |= {"held_out_images": [key for key, _ in images], "crop": EVAL_SIZE, "crops_per_image_and_kind": args.crops,
                "seed": EVAL_SEED, "weights": str(args.weights)}
     args.json.parent.mkdir(parents=True, exist_ok=True)

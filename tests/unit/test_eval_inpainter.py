@@ -1,7 +1,7 @@
 """In-hole metrics and the evaluation harness behind export/reports/inpaint_unet.md."""
 import numpy as np
 
-from export.eval_inpainter import evaluate, evaluation_set, hole_psnr, hole_ssim, telea
+from export.eval_inpainter import evaluate, evaluation_set, headroom, hole_psnr, hole_ssim, telea
 
 
 def test_metrics_look_only_inside_the_hole():
@@ -32,3 +32,11 @@ def test_evaluation_is_reproducible_and_no_method_sees_the_hole(photos):
     for kind in ("text", "block"):
         assert result["summary"][kind]["telea"]["psnr_mean"] > result["summary"][kind]["zeros"]["psnr_mean"]
         assert result["summary"][kind]["telea"]["cases"] == 4
+
+
+def test_headroom_oracle_beats_its_base_more_the_finer_it_sees(photos):
+    cases = evaluation_set(list(photos.items())[:2], crops=2, size=64)
+    bound = headroom(cases, telea, sigmas=(2, 8))
+    base = evaluate({"telea": telea}, cases)["summary"]
+    for kind in ("text", "block"):
+        assert bound[kind]["2"] > bound[kind]["8"] > base[kind]["telea"]["psnr_pooled"]
