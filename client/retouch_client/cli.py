@@ -5,6 +5,8 @@
   retouch remove-text photos/*.jpg -o cleaned/
   retouch inpaint photo.jpg --mask mask.png -o filled.png --route unet
   retouch inpaint photos/ --mask masks/ -o filled/          # masks/<stem>.png for each photo
+  retouch clean photo.jpg -o clean.png --scale 4 [--mask objects.png]
+  retouch detect-text photos/ -o boxes/                     # boxes/<stem>.json: boxes and scores
   retouch health
 
 Exit codes: 0 every output written; 1 some call failed (server error, deadline, I/O); 2 usage
@@ -24,20 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from retouch_client.aio import AsyncRetouchClient
 from retouch_client.core import RetryPolicy, default_url
 from retouch_client.errors import RetouchError
-from retouch_client.operations import INPAINT, REMOVE_TEXT, UPSCALE, Operation
+from retouch_client.operations import CLEAN, DETECT_TEXT, INPAINT, REMOVE_TEXT, UPSCALE, Operation
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 SUFFIX_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
 
+JSON_OUTPUT = ({"json": ".json"}, {".json": "json"})  # operations that return no image write JSON
+
 # Each operation's own settings as options (the server validates the values). A new operation
-# adds an entry; its subcommand is its name with dashes.
+# adds an entry; its subcommand is its name with dashes. Chained operations (clean) take them in
+# the settings part of the step that returns the image (Operation.output_part).
 OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
     UPSCALE: [
         ("--scale", dict(type=int, help="2 or 4 (server default 2)")),
@@ -56,8 +62,16 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
         ("--feather-sigma", dict(type=float, help="Gaussian sigma of the pasted fill's edge, in pixels")),
         ("--max-coverage", dict(type=float, help="largest masked fraction of the image accepted")),
     ],
+    CLEAN: [
+        ("--scale", dict(type=int, help="2 or 4 (server default 2)")),
+        ("--mode", dict(help="conservative (faithful, default) or creative")),
+    ],
+    DETECT_TEXT: [
+        ("--box-thresh", dict(type=float, help="mean score inside a box below which it is dropped")),
+        ("--unclip-ratio", dict(type=float, help="how far boxes grow around the text")),
+    ],
 }
-MASKED = (INPAINT,)  # operations that take a --mask per input
+MASKED = {INPAINT: True, CLEAN: False}  # operations that take a --mask per input: required?
 
 
 class UsageError(Exception):
@@ -96,15 +110,16 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def plan_outputs(inputs: list[Path], output: Path, fmt: Optional[str]) -> tuple[list[tuple[Path, Path]], str]:
+def plan_outputs(inputs: list[Path], output: Path, fmt: Optional[str], format_suffixes: dict = FORMAT_SUFFIXES,
+                 suffix_formats: dict = SUFFIX_FORMATS) -> tuple[list[tuple[Path, Path]], str]:
     """(input, output path) pairs and the output format. -o names a file for one input with an
     image suffix; otherwise it is a folder that gets <stem>.<format suffix> per input."""
-    if len(inputs) == 1 and output.suffix.lower() in SUFFIX_FORMATS and not output.is_dir():
-        return [(inputs[0], output)], fmt or SUFFIX_FORMATS[output.suffix.lower()]
-    fmt = fmt or "png"
-    if fmt not in FORMAT_SUFFIXES:
-        raise UsageError(f"--format must be one of {sorted(FORMAT_SUFFIXES)}, got {fmt!r}")
-    pairs = [(src, output / (src.stem + FORMAT_SUFFIXES[fmt])) for src in inputs]
+    if len(inputs) == 1 and output.suffix.lower() in suffix_formats and not output.is_dir():
+        return [(inputs[0], output)], fmt or suffix_formats[output.suffix.lower()]
+    fmt = fmt or next(iter(format_suffixes))
+    if fmt not in format_suffixes:
+        raise UsageError(f"--format must be one of {sorted(format_suffixes)}, got {fmt!r}")
+    pairs = [(src, output / (src.stem + format_suffixes[fmt])) for src in inputs]
     targets = [dst for _, dst in pairs]
     clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
     if clashes:
@@ -192,7 +207,12 @@ async def run_operation(client: AsyncRetouchClient, operation: Operation, pairs:
                 mask = masks[source].read_bytes() if masks else None
                 result = await client.call(operation, source.read_bytes(), mask, **settings)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(result.data)
+                if operation.returns_image:
+                    target.write_bytes(result.data)
+                else:  # the operation's own outputs, less its image-sized masks
+                    found = {name.lower(): value.tolist() for name, value in result.outputs.items()
+                             if value.dtype != np.uint8}
+                    target.write_text(json.dumps({**found, "report": result.report}) + "\n")
                 outcome.report = result.report
             except RetouchError as exc:
                 outcome.error, outcome.code = exc.message, exc.code
@@ -247,13 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("-o", "--output", type=Path, required=True,
                          help="output file (one input) or folder (written as <stem>.<format>)")
         if operation in MASKED:
-            sub.add_argument("--mask", type=Path, required=True,
+            sub.add_argument("--mask", type=Path, required=MASKED[operation],
                              help="mask image (bright = fill) for every input, or a folder of <input stem>.png")
         settings = sub.add_argument_group("settings (sent to the server, which validates them)")
         for flag, kwargs in options:
             settings.add_argument(flag, **kwargs)
-        settings.add_argument("--format", help="png, jpeg or webp (default: from -o's suffix, else png)")
-        settings.add_argument("--quality", type=int, help="JPEG/WebP quality")
+        if operation.returns_image:
+            settings.add_argument("--format", help="png, jpeg or webp (default: from -o's suffix, else png)")
+            settings.add_argument("--quality", type=int, help="JPEG/WebP quality")
         settings.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                               help="any other setting; VALUE is read as JSON when it parses")
         sub.add_argument("-j", "--jobs", type=int, default=4, help="calls in flight at once (%(default)s)")
@@ -273,11 +294,21 @@ async def main_async(args) -> int:
         async with make_client(args) as client:
             return await health(client, args.json)
     operation: Operation = args.operation
-    pairs, fmt = plan_outputs(expand_inputs(args.inputs), args.output, args.format)
-    masks = plan_masks([source for source, _ in pairs], args.mask) if operation in MASKED else None
+    inputs = expand_inputs(args.inputs)
+    if operation.returns_image:
+        pairs, fmt = plan_outputs(inputs, args.output, args.format)
+    else:
+        pairs, fmt = plan_outputs(inputs, args.output, None, *JSON_OUTPUT)
+    mask = getattr(args, "mask", None)
+    masks = plan_masks([source for source, _ in pairs], mask) if mask is not None else None
     names = [flag.lstrip("-").replace("-", "_") for flag, _ in OPERATION_OPTIONS[operation]] + ["quality"]
-    settings = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    settings = {**settings, "format": fmt, **parse_set(args.set)}
+    own = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if operation.returns_image:
+        own["format"] = fmt
+    settings = {operation.output_part: own} if operation.output_part else own
+    for key, value in parse_set(args.set).items():  # a settings part given with --set merges into ours
+        both = isinstance(value, dict) and isinstance(settings.get(key), dict)
+        settings[key] = {**settings[key], **value} if both else value
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     progress = Progress(len(pairs), f"retouch {args.command}", args.quiet)

@@ -263,12 +263,19 @@ class ClientCore(Operations):
 
     def _release_regions(self, regions: list) -> Steps:
         for region in regions:
-            if region.registered:
+            # Triton releases a region a moment after the response that used it; until then it
+            # refuses to unregister it ("currently in use"), so that is retried briefly.
+            for wait in (0.01, 0.05, 0.2, 0.5, 1.0, None):
+                if not region.registered:
+                    break
                 try:
                     yield Rpc("unregister_system_shared_memory", dict(
                         name=region.name, headers=self.headers, client_timeout=self.timeout_s))
-                except InferenceServerException:
-                    pass  # the server is gone, and its mapping with it
+                    region.registered = False
+                except InferenceServerException as exc:
+                    if "in use" not in str(exc.message()) or wait is None:
+                        break  # the server is gone (and its mapping with it), or will not let go
+                    yield Sleep(wait)
             region.destroy()
 
     def _close_steps(self) -> Steps:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from prometheus_client import CollectorRegistry
 from tritonclient.utils import InferenceServerException
 
@@ -292,6 +292,27 @@ def test_cli_inpaint_with_one_mask_or_a_folder_of_masks(server, folder, tmp_path
     wrong_size = retouch("inpaint", str(folder / "chelsea2.jpeg"), "--mask", str(tmp_path / "mask.png"),
                          "-o", str(tmp_path / "y.png"), *url)
     assert wrong_size.returncode == 3 and "INVALID_ARGUMENT" in wrong_size.stderr
+
+
+def test_cli_clean_and_detect_text(server, folder, tmp_path):
+    url = ["--url", server["grpc"]]
+    cleaned = retouch("clean", str(folder / "coffee.jpg"), "-o", str(tmp_path / "clean.webp"), "--scale", "2",
+                      "--set", 'upscale={"tile": 64}', "--json", *url)
+    assert cleaned.returncode == 0, cleaned.stderr
+    report = json.loads(cleaned.stdout)["report"]
+    assert report["upscale"]["settings"]["tile"] == 64 and report["upscale"]["settings"]["scale"] == 2
+    assert report["upscale"]["settings"]["format"] == "webp" and "remove_text" in report
+    assert Image.open(tmp_path / "clean.webp").size == (96, 96)
+    sign = Image.new("RGB", (360, 140), "white")
+    ImageDraw.Draw(sign).text((20, 40), "OPEN 24h", fill="black", font=ImageFont.load_default(48))
+    sign.save(folder / "sign.png")
+    found = retouch("detect-text", str(folder / "sign.png"), str(folder / "coffee.jpg"), "-o", str(tmp_path / "boxes"),
+                    "--box-thresh", "0.6", *url)
+    assert found.returncode == 0, found.stderr
+    sign_boxes = json.loads((tmp_path / "boxes" / "sign.json").read_text())
+    assert len(sign_boxes["boxes"]) >= 1 and len(sign_boxes["scores"]) == len(sign_boxes["boxes"])
+    assert sign_boxes["report"]["detect_text"]["settings"]["box_thresh"] == 0.6
+    assert json.loads((tmp_path / "boxes" / "coffee.json").read_text())["boxes"] == []
 
 
 def test_cli_health(server):
