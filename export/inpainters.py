@@ -117,10 +117,16 @@ def foreign_model(net: nn.Module, spec: InpaintSpec) -> onnx.ModelProto:
     mask_shape = (batch, h, w, spec.mask_channels) if nhwc else (batch, spec.mask_channels, h, w)
     example = tuple((torch.rand(s) * 255).to(torch.uint8) if dtype == "uint8" else torch.rand(s)
                     for s, dtype in ((shape, spec.image_dtype), (mask_shape, spec.mask_dtype)))
-    axes = ({} if spec.batch else {0: "batch"}) | ({} if spec.size else
-                                                   {1: "height", 2: "width"} if nhwc else {2: "height", 3: "width"})
+    axes = {} if spec.batch else {0: "batch"}
+    if not spec.size:
+        axes |= {1: "height", 2: "width"} if nhwc else {2: "height", 3: "width"}
     dynamic = {n: axes for n in (spec.image_input, spec.mask_input, spec.output)} if axes else {}
     return to_onnx(ForeignConvention(net, spec), example, (spec.image_input, spec.mask_input, spec.output), dynamic)
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """Pixels rounded to 8 bits, back in [0,1] float32: what a uint8 model sees and what the service returns."""
+    return np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.float32) / 255
 
 
 def parity_inputs(height: int = 45, width: int = 70, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +175,7 @@ def _build(name: str, version_dir: Path) -> tuple[onnx.ModelProto, float, dict]:
     if spec.mask_threshold is not None:  # the model sees a binarised mask: compare like with like
         mask = (mask > spec.mask_threshold).astype(np.float32)
     if spec.image_dtype == "uint8":  # ... and 8-bit pixels
-        image = np.rint(image * 255).astype(np.float32) / 255
+        image = to_8bit(image)
     got = inpaint_with_spec(lambda feeds: session.run([spec.output], feeds)[0], image, mask, spec)
     diff = float(np.abs(got - torch_reference(module, image, mask)).max())
     if spec.image_dtype == "uint8":  # its output is rounded to 8 bits: count only what lies beyond
