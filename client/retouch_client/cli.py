@@ -54,10 +54,10 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
         ("--seam-threshold", dict(type=float, help="seam score above which the report flags seams")),
     ],
     REMOVE_TEXT: [
-        ("--min-confidence", dict(type=float, help="best box score below which text is blurred, not inpainted")),
+        ("--residual-overlap", dict(type=float, help="share of a re-detected box inside the mask that counts as residual text")),
     ],
     INPAINT: [
-        ("--route", dict(help="auto (default), fast or unet")),
+        ("--route", dict(help="auto (default), fast, unet, telea or fsr")),
         ("--dilation", dict(type=int, help="pixels to grow the mask by before filling")),
         ("--feather-sigma", dict(type=float, help="Gaussian sigma of the pasted fill's edge, in pixels")),
         ("--max-coverage", dict(type=float, help="largest masked fraction of the image accepted")),

@@ -62,16 +62,17 @@ class Operations:
 
     def inpaint(self, image: ImageInput, mask: ImageInput, **settings: Any):
         """Fill the masked region (bright mask pixels = remove; a mask image, encoded bytes or an HxW
-        uint8 array of the image's size). Settings (all optional): route (auto|fast|unet),
-        dilation, feather_sigma, context, max_coverage, the routing and gate thresholds, format,
+        uint8 array of the image's size). Settings (all optional): route (auto|fast|unet|telea|fsr),
+        dilation, feather_sigma, context, max_coverage, review_coverage, the routing and gate thresholds, format,
         quality. The report carries the route, the gate figures and verdict, and the mask's sha256."""
         return self.call(INPAINT, image, mask, **settings)
 
     def remove_text(self, image: ImageInput, **settings: Any):
-        """Erase overlaid text: detect, inpaint, verify. Settings (all optional): detect ({...}),
-        inpaint ({...}), min_confidence, residual_overlap, blur_sigma, format, quality. The mask used
-        is in Result.outputs["OUTPUT_MASK"]; the report's remove_text section has the boxes, scores,
-        gate figures, residual text and the outcome (accepted, needs_review, no_text, fallback)."""
+        """Erase overlaid text: detect, glyph masks, inpaint, verify. Settings (all optional): detect
+        ({...}), mask ({glyph mask settings}), inpaint ({...}), residual_overlap, format, quality. The
+        mask painted is in Result.outputs["OUTPUT_MASK"]; the report's remove_text section has the
+        boxes, scores, each line's mask kind and figures, the candidates left for review, gate
+        figures, residual text and the outcome (accepted, needs_review, no_text)."""
         return self.call(REMOVE_TEXT, image, **settings)
 
     def clean(self, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any):

@@ -8,7 +8,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from retouch.codecs import DEFAULT_MAX_PIXELS, decode_mask
-from retouch.inpaint import FAST_FILL, UNET
+from retouch.inpaint import FAST_FILL, UNET, prepare_mask
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.settings import parse_settings
 from retouch.text import MODEL_NAME
@@ -19,8 +19,7 @@ from retouch.triton.metrics import PipelineMetrics
 
 OPERATION = "remove_text"
 # What the operation's outcome counts as in retouch_edits_total.
-OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review",
-            "fallback": "fallback"}
+OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
 
 
 class TritonPythonModel:
@@ -43,6 +42,8 @@ class TritonPythonModel:
         pixels = input_array(request, "PIXELS")
         object_bytes = input_bytes(request, "OBJECT_MASK")
         objects = None if object_bytes is None else decode_mask(object_bytes, self.max_pixels)
+        if objects is not None:  # clean's object mask: the image's size, as inpaint requires
+            prepare_mask(objects, pixels.shape, 0)
         with timed(report, OPERATION):
             out, mask, figures = self.loop.run_until_complete(remove_text(
                 pixels, settings, detector_infer, self.fill, objects, self.model_size, **self.detect_options))
