@@ -56,7 +56,7 @@ def flat_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("route", ["fast", "unet", "auto"])
+@pytest.mark.parametrize("route", ["fast", "unet", "fsr", "auto"])
 def test_inpaint_real_photos_each_route(client, photos, route):
     gains = []
     for kind, seed, name in CASES:
@@ -77,6 +77,7 @@ def test_inpaint_real_photos_each_route(client, photos, route):
         assert report["fallback"] in (None, "fast_fill")
         assert len(report["mask_sha256"]) == 64 and 0 < report["mask_coverage"] <= 0.12
         assert {m["name"] for m in result.report["models"]} <= {"inpaint_fast_fill", "inpaint_unet"}
+        assert report["route"] in ("fast", "unet", "fsr", "mixed")
         # Native-resolution windows: outside the hole, the input bit for bit.
         if report["windows"] == report["native_windows"]:
             np.testing.assert_array_equal(out[~hole], rgb[~hole])
@@ -86,12 +87,15 @@ def test_inpaint_real_photos_each_route(client, photos, route):
     assert np.median(gains) >= 3.0, gains
 
 
-def test_auto_route_sends_thin_text_to_fast_fill_and_blocks_to_unet(client, photos):
+def test_auto_route_sends_strokes_and_rectangles_to_fsr_and_blobs_to_fast_fill(client, photos):
     rgb = photos["coffee"]
     thin = np.zeros((256, 256), np.uint8)
     cv2.line(thin, (30, 200), (220, 200), 255, 2)
-    assert client.inpaint(rgb, thin).report["inpaint"]["route"] == "fast"
-    assert client.inpaint(rgb, block_mask(7)).report["inpaint"]["route"] == "unet"
+    assert client.inpaint(rgb, thin).report["inpaint"]["routes"] == {"fsr": 1}
+    assert client.inpaint(rgb, block_mask(7)).report["inpaint"]["route"] == "fsr"
+    blob = np.zeros((256, 256), np.uint8)
+    cv2.circle(blob, (128, 128), 40, 255, -1)
+    assert client.inpaint(rgb, blob).report["inpaint"]["route"] == "fast"
 
 
 def test_identical_requests_identical_bytes(client, photos):

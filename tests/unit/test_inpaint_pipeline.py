@@ -114,17 +114,19 @@ def test_small_images_get_padded_native_windows(photos):
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
 
 
-def test_routing_thin_strokes_fast_big_blobs_unet(photos):
+def test_routing_strokes_and_rectangles_fsr_blobs_fast(photos):
     grey = cv2.cvtColor(photos["coffee"], cv2.COLOR_RGB2GRAY)
-    flat = np.full_like(grey, 120)
     thin = np.zeros((256, 256), bool)
     thin[100:103, 20:200] = True
+    rectangle = np.zeros((256, 256), bool)
+    rectangle[60:160, 50:200] = True
     blob = np.zeros((256, 256), bool)
-    cv2.circle(blob.view(np.uint8), (128, 128), 30, 1, -1)
+    cv2.circle(blob.view(np.uint8), (128, 128), 40, 1, -1)
     s = InpaintSettings()
-    assert choose_route(route_features(flat, thin), s) == "fast"
-    assert choose_route(route_features(flat, blob), s) == "unet"
-    assert choose_route(route_features(flat, blob), parse_settings(InpaintSettings, {"route": "fast"})) == "fast"
+    assert choose_route(route_features(grey, thin), s) == "fsr"
+    assert choose_route(route_features(grey, rectangle), s) == "fsr"
+    assert choose_route(route_features(grey, blob), s) == "fast"
+    assert choose_route(route_features(grey, thin), parse_settings(InpaintSettings, {"route": "unet"})) == "unet"
 
 
 def test_feather_is_one_on_hole_and_zero_far_away():
