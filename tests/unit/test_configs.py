@@ -74,3 +74,61 @@ def test_every_model_has_a_tracked_version_folder():
     folders = {p.parent.name for p in ROOT.glob("*/*/config.pbtxt") if p.parent.parent.name in
                ("model_repository", "ensembles")}
     assert folders - versioned == set()
+
+
+# -- GPU configs (NGC container, --model-config-name=gpu) -------------------------------------------
+
+GPU_CONFIGS = sorted(ROOT.glob("model_repository/*/configs/gpu.pbtxt"))
+TRT_CACHE = "/cache/trt"  # the volume docker/compose.yaml and deploy/k8s/ mount
+
+
+def onnx_served_models() -> set[str]:
+    """Models whose shim serves 1/model.onnx with onnxruntime (the CPU stand-in for the GPU backend)."""
+    return {p.parents[1].name for p in ROOT.glob("model_repository/*/1/model.py")
+            if "retouch.triton.onnx_model" in p.read_text()}
+
+
+def test_every_onnx_model_has_a_gpu_config():
+    # inpaint_custom is served through a Python adapter (any foreign convention), on GPU hosts too.
+    assert onnx_served_models() == {p.parents[1].name for p in GPU_CONFIGS}
+
+
+def _profile(value: str) -> dict[str, list[int]]:
+    return {name: [int(d) for d in dims.split("x")]
+            for name, dims in (item.split(":") for item in value.split(","))}
+
+
+@pytest.mark.parametrize("path", GPU_CONFIGS, ids=lambda p: p.parents[1].name)
+def test_gpu_config_tensorrt_profiles_and_warmup(path):
+    config = load(path)
+    assert config.platform == "onnxruntime_onnx"
+    assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
+    (trt,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert trt.name == "tensorrt"
+    params = dict(trt.parameters)
+    assert params["precision_mode"] in ("FP16", "FP32")
+    assert params["trt_engine_cache_enable"] == params["trt_timing_cache_enable"] == "1"
+    assert params["trt_engine_cache_path"] == params["trt_timing_cache_path"] == TRT_CACHE
+    assert params["trt_engine_cache_prefix"] == config.name
+    # One optimisation profile over every input: [batch, *dims], min <= opt <= max, batch up to
+    # max_batch_size, and the fixed (non -1) dims as the config declares them.
+    profiles = [_profile(params[f"trt_profile_{k}_shapes"]) for k in ("min", "opt", "max")]
+    inputs = {i.name: list(i.dims) for i in config.input}
+    for profile in profiles:
+        assert set(profile) == set(inputs)
+        for name, dims in inputs.items():
+            assert len(profile[name]) == len(dims) + 1
+            assert all(d == p for d, p in zip(dims, profile[name][1:]) if d != -1)
+    for name in inputs:
+        lo, opt, hi = (p[name] for p in profiles)
+        assert all(a <= b <= c for a, b, c in zip(lo, opt, hi)), name
+        assert lo[0] == 1 and hi[0] == config.max_batch_size
+    # Warm-up: every input, inside the profile, at batch sizes the batcher forms.
+    assert config.model_warmup
+    for warmup in config.model_warmup:
+        assert set(warmup.inputs) == set(inputs)
+        assert 1 <= warmup.batch_size <= config.max_batch_size
+        for name, data in warmup.inputs.items():
+            shape = [warmup.batch_size, *data.dims]
+            assert data.data_type == model_config_pb2.TYPE_FP32
+            assert all(a <= s <= c for a, s, c in zip(profiles[0][name], shape, profiles[2][name])), (name, shape)

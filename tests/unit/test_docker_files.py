@@ -23,7 +23,7 @@ def load(path: Path):
     return yaml.safe_load(path.read_text())
 
 
-COMPOSE = load(DOCKER / "docker-compose.yml")
+COMPOSE = load(DOCKER / "compose.yaml")
 SERVICES = COMPOSE["services"]
 
 
@@ -47,17 +47,149 @@ def test_compose_services_and_their_files_exist():
             assert source.exists(), f"{service}: {source} (mounted at {target}) does not exist"
 
 
-def test_dockerfile_builds_from_ngc_and_serves_the_gpu_configs():
-    text = (DOCKER / "Dockerfile").read_text()
-    assert re.search(r"^FROM nvcr\.io/nvidia/tritonserver:24\.10-py3$", text, re.M)
-    for line in re.findall(r"^COPY (.+)$", text, re.M):
-        *sources, _ = shlex.split(line)
-        for source in sources:
-            assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
-    (cmd,) = re.findall(r"^CMD (\[.*?\])$", text, re.M | re.S)
-    args = json.loads(cmd.replace("\\\n", ""))
+def dockerfile_stages(path: Path = DOCKER / "Dockerfile") -> list[dict]:
+    """The Dockerfile as stages: {"base", "name", "steps": [(INSTRUCTION, argument)]}; continuation
+    lines joined, comments dropped."""
+    lines, current = [], ""
+    for raw in path.read_text().splitlines():
+        if raw.lstrip().startswith("#"):
+            continue
+        line = raw.strip()
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            lines.append(" ".join(current.split()))
+        current = ""
+    stages = []
+    for line in lines:
+        instruction, _, argument = line.partition(" ")
+        if instruction.upper() == "FROM":
+            base, _, name = argument.partition(" AS ")
+            stages.append({"base": base.strip(), "name": name.strip() or None, "steps": []})
+        else:
+            stages[-1]["steps"].append((instruction.upper(), argument.strip()))
+    return stages
+
+
+STAGES = dockerfile_stages()
+FINAL = STAGES[-1]
+
+
+def _workdir_at(stage: dict, index: int) -> str:
+    workdir = "/"
+    for instruction, argument in stage["steps"][:index]:
+        if instruction == "WORKDIR":
+            workdir = str(Path(workdir) / argument)
+    return workdir
+
+
+def _copies(stage: dict):
+    """(index, --from stage or None, sources, absolute destination) for each COPY."""
+    for index, (instruction, argument) in enumerate(stage["steps"]):
+        if instruction != "COPY":
+            continue
+        words = shlex.split(argument)
+        origin = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
+        *sources, dest = [w for w in words if not w.startswith("--")]
+        yield index, origin, sources, str(Path(_workdir_at(stage, index)) / dest)
+
+
+def test_dockerfile_serves_from_ngc_as_a_non_root_user_with_a_health_check():
+    assert FINAL["base"] == "nvcr.io/nvidia/tritonserver:24.10-py3"
+    steps = dict(FINAL["steps"])  # the last of each instruction
+    assert steps["USER"] not in ("root", "0")
+    assert "/v2/health/ready" in steps["HEALTHCHECK"]
+    assert re.search(r"--start-period=\d+m", steps["HEALTHCHECK"])  # engine builds take minutes
+    assert "/cache/trt" in steps["VOLUME"]
+    args = json.loads(steps["CMD"])
     assert args[0] == "tritonserver"
-    assert {"--model-config-name=gpu", "--metrics-config=summary_latencies=true"} <= set(args)
+    assert {"--model-config-name=gpu", "--metrics-config=summary_latencies=true", "--strict-readiness=true"} <= set(args)
+
+
+def test_dockerfile_copy_sources_exist_and_are_not_dockerignored():
+    import fnmatch
+
+    ignored = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
+               if p.strip() and not p.startswith("#")]
+    names = {s["name"] for s in STAGES}
+    for stage in STAGES:
+        for _, origin, sources, _ in _copies(stage):
+            if origin is not None:
+                assert origin in names, f"COPY --from={origin}: no such stage"
+                continue
+            for source in sources:
+                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+                assert not any(fnmatch.fnmatch(source.rstrip("/"), p) for p in ignored), \
+                    f"COPY {source}: .dockerignore drops it"
+    # What the exporters and the server read must reach the build: the pinned UNet weights, the
+    # BYO spec, every shim. (Generated model.onnx/model.json are dropped on purpose: stage 1 makes them.)
+    needed = ["export/weights/inpaint_unet.pt", "model_repository/inpaint_custom/1/inpaint_spec.json",
+              *(str(p.relative_to(ROOT)) for p in ROOT.glob("model_repository/*/1/model.py"))]
+    for path in needed:
+        hits = [p for p in ignored if fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + "/")]
+        assert not hits, f"{path} is needed in the image but .dockerignore drops it ({hits})"
+    assert any(fnmatch.fnmatch("model_repository/text_detector/1/model.onnx", p) for p in ignored)
+
+
+def _exported_models(module: str) -> set[str]:
+    """The model folders `python -m export.<module>` writes by default."""
+    import importlib
+
+    exporter = importlib.import_module(f"export.{module}")
+    if hasattr(exporter, "MODELS"):
+        return set(exporter.MODELS)
+    return {exporter.MODEL_NAME}
+
+
+def models_needing_onnx() -> set[str]:
+    """Every model folder the server loads (all of model_repository/: no explicit model control)
+    whose version folder must hold a model.onnx: the GPU configs' onnxruntime models and the
+    Python shims that read 1/model.onnx."""
+    needed = set()
+    for config in ROOT.glob("model_repository/*/config.pbtxt"):
+        folder = config.parent
+        gpu = folder / "configs" / "gpu.pbtxt"
+        shim = folder / "1" / "model.py"
+        if (gpu.exists() and 'platform: "onnxruntime_onnx"' in gpu.read_text()) or \
+                (shim.exists() and "model.onnx" in shim.read_text() + _shim_target(shim)):
+            needed.add(folder.name)
+    return needed
+
+
+def _shim_target(shim: Path) -> str:
+    """The source of the retouch.triton module a one-line shim imports (where model.onnx is read)."""
+    match = re.search(r"from (retouch\.triton\.\w+) import", shim.read_text())
+    return (ROOT / (match.group(1).replace(".", "/") + ".py")).read_text() if match else ""
+
+
+def test_every_loaded_onnx_model_is_exported_by_a_run_step():
+    """Statically: the final image's model repository is copied from a stage whose RUN steps export,
+    into that same folder, every model.onnx the server loads; none comes from the build context."""
+    (cmd,) = [a for i, a in FINAL["steps"] if i == "CMD"]
+    repositories = {a.split("=", 1)[1] for a in json.loads(cmd) if a.startswith("--model-repository=")}
+    assert "/opt/retouch/model_repository" in repositories
+    needed = models_needing_onnx()
+    assert needed >= {"text_detector", "inpaint_fast_fill", "inpaint_unet", "inpaint_custom",
+                      "upscaler_waifu2x_photo_x2"}
+    produced: set[str] = set()
+    stages = {s["name"]: s for s in STAGES}
+    for _, origin, sources, dest in _copies(FINAL):
+        if dest.rstrip("/") != "/opt/retouch/model_repository" or origin is None:
+            continue
+        stage = stages[origin]
+        (source,) = sources
+        for index, (instruction, argument) in enumerate(stage["steps"]):
+            if instruction != "RUN":
+                continue
+            for module, out, rest in re.findall(r"python3? -m export\.(\w+) --out (\S+)([^&]*)", argument):
+                out_dir = str(Path(_workdir_at(stage, index)) / out)
+                if out_dir.rstrip("/") != source.rstrip("/"):
+                    continue
+                only = re.findall(r"--only[ =](\S+)", rest)
+                produced |= set(only) if only else _exported_models(module)
+    assert needed - produced == set(), f"no RUN step exports {sorted(needed - produced)} into the image"
 
 
 def test_prometheus_scrapes_the_compose_triton_and_loads_the_rules():
@@ -86,3 +218,15 @@ def test_grafana_provisions_the_datasource_and_dashboard():
     assert uids == {datasource["uid"]}
     home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home == f"{provider['options']['path']}/{path.name}"
+
+
+def test_compose_triton_has_the_gpu_and_the_engine_cache_volume():
+    triton = SERVICES["tritonserver"]
+    (device,) = triton["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    volumes = dict(v.split(":")[:2] for v in triton["volumes"])
+    assert volumes.get("trt-cache") == "/cache/trt" and "trt-cache" in COMPOSE["volumes"]
+    # Every GPU config keeps its engines there.
+    for gpu in ROOT.glob("model_repository/*/configs/gpu.pbtxt"):
+        assert 'key: "trt_engine_cache_path" value: "/cache/trt"' in gpu.read_text(), gpu
+    assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
