@@ -56,15 +56,15 @@ def ort_session(onnx_path: Path, providers: list):
     return ort.InferenceSession(str(onnx_path), options, providers=providers)
 
 
-def ort_on_device(session, feeds: dict[str, np.ndarray]):
-    """A callable running `session` on inputs already on the GPU, and one returning its outputs."""
+def ort_on_device(session, feeds: dict[str, np.ndarray], device: str = "cuda"):
+    """A callable running `session` on inputs already on the device, and one returning its outputs."""
     import onnxruntime as ort
 
     binding = session.io_binding()
     for name, array in feeds.items():
-        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+        binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, device, 0))
     for output in session.get_outputs():
-        binding.bind_output(output.name, "cuda")
+        binding.bind_output(output.name, device)
 
     def run():
         session.run_with_iobinding(binding)

@@ -73,3 +73,29 @@ def test_without_a_gpu_they_say_so_and_exit_0(command, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "no NVIDIA GPU" in done.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_benchmark_timing_and_report_on_the_cpu(tmp_path):
+    """The benchmark's onnxruntime path (I/O binding, timing) and its markdown, run with the CPU
+    provider on a real exported model; only the device differs on a GPU."""
+    bench = bench_module()
+    onnx_path = ROOT / "model_repository" / "inpaint_fast_fill" / "1" / "model.onnx"
+    if not onnx_path.exists():
+        pytest.skip("run make setup first: model.onnx is generated")
+    feeds = sample_inputs({"IMAGE": (2, 3, 64, 64), "MASK": (2, 1, 64, 64)})
+    session = bench.ort_session(onnx_path, ["CPUExecutionProvider"])
+    run, outputs = bench.ort_on_device(session, feeds, device="cpu")
+    ms = bench.median_ms(run, runs=3, warmup=1)
+    (out,) = outputs()
+    assert ms > 0 and out.shape == (2, 3, 64, 64)
+    np.testing.assert_array_equal(out, session.run(None, feeds)[0])
+    row = {"model": "inpaint_fast_fill", "shape": "crop64_batch2", "inputs": {"IMAGE": [2, 3, 64, 64]},
+           "ort_cuda_ms": 2.0, "trt_fp16_ms": 0.5, "ort_trt_ms": 0.6, "ort_trt_precision": "FP32",
+           "fp16_max_abs_diff": 1e-3, "speedup": 4.0}
+    body = bench.table("CPU stand-in", [row], 3, {"tensorrt": "-", "onnxruntime": "-"})
+    doc = tmp_path / "gpu.md"
+    doc.write_text((ROOT / "docs" / "gpu.md").read_text())
+    bench.write_section(doc, body)
+    text = doc.read_text()
+    assert "| inpaint_fast_fill | crop64_batch2 (IMAGE 2x3x64x64) | 2.000 | 0.500 | 4.00x |" in text
+    assert "Not measured yet" not in text and text.count(bench.START) == 1
