@@ -8,6 +8,7 @@ services together (hosts, ports, mount points, datasource uid) agree.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -254,3 +255,51 @@ def test_dockerfile_passes_hadolint():
     done = subprocess.run([_tool("hadolint"), "--no-color", str(DOCKER / "Dockerfile")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def dockerignored(rel: str, patterns: list[str]) -> bool:
+    """Docker's rule, for the patterns .dockerignore uses: a path is left out when it, or a folder
+    above it, matches a pattern (`**/` matches any depth, including none)."""
+    import fnmatch
+
+    parts = rel.split("/")
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        variants = {pattern, pattern.replace("**/", ""), pattern.replace("**/", "*/")}
+        if any(fnmatch.fnmatch(prefix, v) for prefix in prefixes for v in variants):
+            return True
+    return False
+
+
+def test_export_stage_builds_every_model_from_the_build_context_alone(tmp_path):
+    """Run the export stage's export commands (with this venv's pinned packages, the same pins as
+    the stage) on exactly what its COPY steps bring in after .dockerignore: every model.onnx the
+    server needs comes out, so nothing the exporters read is missing from the image build."""
+    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
+                if p.strip() and not p.startswith("#")]
+    copying = [s for s in STAGES if s["name"] in {o for _, o, _, _ in _copies(FINAL) if o}]
+    (stage,) = copying
+    workdir = Path(_workdir_at(stage, len(stage["steps"])))
+    context = tmp_path / workdir.relative_to("/")
+    for _, origin, sources, dest in _copies(stage):
+        assert origin is None
+        for source in sources:
+            files = [ROOT / source] if (ROOT / source).is_file() else (ROOT / source).rglob("*")
+            for f in files:
+                rel = str(f.relative_to(ROOT))
+                if f.is_file() and "__pycache__" not in rel and not dockerignored(rel, patterns):
+                    target = context / Path(dest).relative_to(workdir) / f.relative_to(ROOT / source) \
+                        if (ROOT / source).is_dir() else context / Path(dest).relative_to(workdir)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, target)
+    assert not list(context.rglob("model.onnx"))  # none taken from this machine
+    commands = [shlex.split(part.strip()) for instruction, argument in stage["steps"] if instruction == "RUN"
+                for part in argument.split("&&") if re.match(r"\s*python3? -m export\.", part)]
+    assert len(commands) >= 3
+    env = {**os.environ, "PYTHONPATH": str(context)}  # stands in for the stage's `pip install .`
+    for command in commands:
+        done = subprocess.run([sys.executable, *command[1:]], cwd=context, env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+    made = {p.parents[1].name for p in (context / "model_repository").glob("*/1/model.onnx")}
+    assert models_needing_onnx() <= made
