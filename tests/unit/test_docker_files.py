@@ -303,3 +303,23 @@ def test_export_stage_builds_every_model_from_the_build_context_alone(tmp_path):
         assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
     made = {p.parents[1].name for p in (context / "model_repository").glob("*/1/model.onnx")}
     assert models_needing_onnx() <= made
+
+
+def test_serving_code_imports_nothing_the_server_stage_leaves_out():
+    """The server stage installs requirements/server.txt minus some packages (torch, ncnn, test
+    tools); the code it serves (retouch/ and the model.py shims) must not import them."""
+    import ast
+
+    (run,) = [a for i, a in FINAL["steps"] if i == "RUN" and "server.txt" in a and "grep -v" in a]
+    left_out = {p.strip("'^=").lower() for p in re.findall(r"-e '(\^[^']+)'", run)}
+    modules = {name.replace("-", "_").removesuffix("_bin") for name in left_out}
+    assert {"torch", "ncnn"} <= modules
+    sources = [*ROOT.glob("retouch/**/*.py"), *ROOT.glob("model_repository/*/1/model.py")]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            for name in names:
+                top = name.split(".")[0]
+                assert not any(top == m or top.startswith(m) for m in modules), \
+                    f"{path.relative_to(ROOT)} imports {name}, which the serving image does not install"
