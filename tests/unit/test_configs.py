@@ -80,6 +80,21 @@ def test_every_model_has_a_tracked_version_folder():
 
 GPU_CONFIGS = sorted(ROOT.glob("model_repository/*/configs/gpu.pbtxt"))
 TRT_CACHE = "/cache/trt"  # the volume docker/compose.yaml and deploy/k8s/ mount
+# The TensorRT accelerator parameters the onnxruntime backend of Triton 24.10 accepts (branch r24.10
+# of triton-inference-server/onnxruntime_backend, src/onnxruntime.cc); any other key makes the model
+# fail to load with "unknown parameter".
+TRT_PARAMETERS_24_10 = {
+    "precision_mode", "max_workspace_size_bytes", "int8_calibration_table_name",
+    "int8_use_native_calibration_table", "trt_max_partition_iterations", "trt_min_subgraph_size",
+    "trt_dla_enable", "trt_dla_core", "trt_engine_cache_enable", "trt_engine_cache_path",
+    "trt_engine_cache_prefix", "trt_dump_subgraphs", "trt_force_sequential_engine_build",
+    "trt_context_memory_sharing_enable", "trt_layer_norm_fp32_fallback", "trt_timing_cache_enable",
+    "trt_timing_cache_path", "trt_force_timing_cache", "trt_detailed_build_log",
+    "trt_build_heuristics_enable", "trt_sparsity_enable", "trt_builder_optimization_level",
+    "trt_auxiliary_streams", "trt_tactic_sources", "trt_extra_plugin_lib_paths",
+    "trt_profile_min_shapes", "trt_profile_max_shapes", "trt_profile_opt_shapes",
+    "trt_cuda_graph_enable", "trt_dump_ep_context_model", "trt_ep_context_file_path",
+    "trt_ep_context_embed_mode"}
 
 
 def onnx_served_models() -> set[str]:
@@ -106,6 +121,7 @@ def test_gpu_config_tensorrt_profiles_and_warmup(path):
     (trt,) = config.optimization.execution_accelerators.gpu_execution_accelerator
     assert trt.name == "tensorrt"
     params = dict(trt.parameters)
+    assert set(params) <= TRT_PARAMETERS_24_10, set(params) - TRT_PARAMETERS_24_10
     assert params["precision_mode"] in ("FP16", "FP32")
     assert params["trt_engine_cache_enable"] == params["trt_timing_cache_enable"] == "1"
     assert params["trt_engine_cache_path"] == params["trt_timing_cache_path"] == TRT_CACHE
