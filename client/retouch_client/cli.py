@@ -244,7 +244,8 @@ async def health(client: AsyncRetouchClient, as_json: bool) -> int:
 def build_parser() -> argparse.ArgumentParser:
     connection = argparse.ArgumentParser(add_help=False)
     group = connection.add_argument_group("connection")
-    group.add_argument("--url", default=default_url(), help="Triton gRPC address (env RETOUCH_URL; %(default)s)")
+    group.add_argument("--url", default=default_url(),
+                       help="Triton gRPC address, or several separated by commas (env RETOUCH_URL; %(default)s)")
     group.add_argument("--timeout", type=float, default=300.0, help="deadline per call in seconds (%(default)s)")
     group.add_argument("--retries", type=int, default=3,
                        help="retries on UNAVAILABLE or RESOURCE_EXHAUSTED, with backoff (%(default)s)")
