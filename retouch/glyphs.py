@@ -46,7 +46,9 @@ class GlyphSettings:
     min_fill: float = 0.04  # glyph share of the box typical of writing: at least...
     max_fill: float = 0.75  # ...and at most
     max_stroke_cv: float = 0.85  # stroke widths' coefficient of variation (letters' are consistent)
-    min_score: float = 0.6  # detector score under which a line is never painted
+    min_score: float = 0.6  # detector score under which a line is painted only if...
+    low_score: float = 0.5  # ...it scores at least this, sits like letters (below) and...
+    low_score_separation: float = 4.0  # ...stands this many times the background spread clear
     # Letters on a line: letter-sized components per line height of length, at least...
     min_letters: float = 1.2
     max_letter_height_cv: float = 0.4  # ...of alike heights (coefficient of variation)...
@@ -66,6 +68,8 @@ class GlyphSettings:
         in_range("max_fill", self.max_fill, self.min_fill, 1.0)
         in_range("max_stroke_cv", self.max_stroke_cv, 0.0, 10.0)
         in_range("min_score", self.min_score, 0.0, 1.0)
+        in_range("low_score", self.low_score, 0.0, 1.0)
+        in_range("low_score_separation", self.low_score_separation, 0.0, 100.0)
         in_range("min_letters", self.min_letters, 0.0, 100.0)
         in_range("max_letter_height_cv", self.max_letter_height_cv, 0.0, 10.0)
         in_range("max_off_axis", self.max_off_axis, 0.0, 10.0)
@@ -232,7 +236,9 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     clean = in_fill and ((separation >= settings.min_separation and stroke_cv <= settings.max_stroke_cv)
                          or (letters and separation >= settings.min_letter_separation))
     textlike = letters or (separation >= 0.6 * settings.min_separation and stroke_cv <= 1.3 * settings.max_stroke_cv)
-    confident = score >= settings.min_score
+    # A low-scored line still counts when its letters stand far clear of the background.
+    confident = score >= settings.min_score or (
+        score >= settings.low_score and letters and separation >= settings.low_score_separation)
     whole_box = cv2.dilate(box.astype(np.uint8), _disk(2)).astype(bool)
     if settings.mode == "box":
         return LineMask("box", y0, x0, whole_box, figures)

@@ -8,12 +8,14 @@
    request still batch together. A group too large for one window is covered by several when
    its holes are thin; only a thick hole too large for a window is filled at reduced resolution
    (the whole group resized into one window), and pasted back with a feathered edge.
-3. A route per request: the fast push-pull fill or the UNet (models served by Triton), or a
-   classical fill run in the step itself (cv2 Telea, or xphoto FSR), chosen from mask features
-   unless the request names one. export/eval_edits.py measures which wins where.
-4. Each window is also filled with the hole grown by a ring of known pixels (the probe); the
-   probe's error on that ring and the hole's high-frequency power against the ring's gate the
-   result: `accepted`, or `needs_review` with the conservative fast fill.
+3. A route per window: the fast push-pull fill or the UNet (models served by Triton), or a
+   classical fill run in the step itself (cv2 Telea, or xphoto FSR), chosen from the window's
+   mask features (choose_route) unless the request names one. export/eval_edits.py measures
+   which wins where.
+4. Each window is also filled with the hole grown by a ring of known pixels (the probe; by the
+   fast fill for the classical routes, whose second fill would double their cost); the probe's
+   error on that ring and the hole's high-frequency power against the ring's gate the result:
+   `accepted`, or `needs_review` with the conservative fast fill.
 5. Pixels outside the holes (outside the feathered band of a resized window) come back bit for bit.
 
 Inference is injected (model name, NCHW image, N1HW mask) -> NCHW image, as in retouch.upscale.
@@ -54,6 +56,7 @@ class InpaintSettings:
     review_coverage: float = 0.3  # larger masks are filled but flagged needs_review
     thin_stroke_px: float = 24.0  # auto route: strokes up to this wide (text) go to FSR...
     rectangular: float = 0.9  # ...and so do rectangles (hole pixels over their boxes' area); the rest: fast
+    textured_edges: float = 0.12  # ...unless this share of the ring around them is edges: then Telea
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
     gate_ring_error: float = 0.10  # largest mean abs probe error on the ring (0..1 units)
@@ -71,6 +74,7 @@ class InpaintSettings:
         in_range("review_coverage", self.review_coverage, 0.0, 1.0)
         in_range("thin_stroke_px", self.thin_stroke_px, 0.0, 1000.0)
         in_range("rectangular", self.rectangular, 0.0, 1.01)
+        in_range("textured_edges", self.textured_edges, 0.0, 1.0)
         in_range("gate_ring_error", self.gate_ring_error, 0.0, 1.0)
         in_range("gate_hf_low", self.gate_hf_low, 0.0, 100.0)
         in_range("gate_hf_high", self.gate_hf_high, self.gate_hf_low, 1000.0)
@@ -195,13 +199,14 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
 
 
 def choose_route(features: dict, settings: InpaintSettings) -> str:
-    """auto: xphoto FSR where export/eval_edits.py measured it winning (text strokes: +2.4 dB over the
-    fast fill, rectangles: +0.7 dB, at about 0.3-0.65 s a window), the fast fill elsewhere (blobs,
-    where it wins and the UNet adds only 0.04 dB at 20x the cost)."""
+    """auto, per window, from export/eval_edits.py's per-window table: strokes and rectangles go to
+    xphoto FSR (text: +2.9 dB over the fast fill, rectangles: +0.7 dB, 0.3-0.65 s a window), except
+    in texture, where FSR costs tens of seconds a window and Telea is the best fill; blobs go to the
+    fast fill (the UNet adds 0.04 dB at 20x the cost)."""
     if settings.route != "auto":
         return settings.route
     if features["stroke_width_px"] <= settings.thin_stroke_px or features["rectangularity"] >= settings.rectangular:
-        return "fsr"
+        return "telea" if features["edge_density"] >= settings.textured_edges else "fsr"
     return "fast"
 
 
@@ -311,10 +316,12 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
     n = len(windows)
     both = np.concatenate([holes, probes])
     filled_all = np.empty((2 * n, *crops.shape[1:]), np.float32)
-    for route in dict.fromkeys(routes):  # hole and probe fills share one batch per route
-        idx = [i for i, r in enumerate(routes) if r == route]
-        filled_all[idx + [n + i for i in idx]] = await fill_windows(
-            route, np.concatenate([crops[idx], crops[idx]]), both[idx + [n + i for i in idx]], infer)
+    # A model route fills hole and probe in one batch; a classical route's probe is the fast fill's
+    # (a classical fill of the probe would double its cost, seconds for FSR).
+    probe_routes = [r if r in MODEL_ROUTES else "fast" for r in routes]
+    for route in dict.fromkeys(routes + probe_routes):
+        idx = [i for i, r in enumerate(routes) if r == route] + [n + i for i, r in enumerate(probe_routes) if r == route]
+        filled_all[idx] = await fill_windows(route, np.concatenate([crops, crops])[idx], both[idx], infer)
     ring = (probes > 0) & (holes == 0)
     ring_error = float(np.abs(filled_all[n:] - crops)[ring].mean()) if ring.any() else 0.0
 
