@@ -32,6 +32,7 @@ class RemoveTextSettings:
     blur_sigma: float = 8.0  # the fallback's Gaussian blur
     format: str = "png"
     quality: int = 95
+    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
 
     def validate(self) -> None:
         in_range("min_confidence", self.min_confidence, 0.0, 1.0)
