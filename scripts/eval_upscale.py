@@ -30,7 +30,7 @@ from export.common import ort_session  # noqa: E402
 from retouch.seams import seam_score  # noqa: E402
 from retouch.settings import MODE_TILING, UpscaleSettings, parse_settings  # noqa: E402
 from retouch.tiling import plan_tiles, seam_lines  # noqa: E402
-from retouch.upscale import upscale  # noqa: E402
+from retouch.upscale import UPSCALERS, upscale  # noqa: E402
 
 # 128x128 high-resolution crops of scikit-image photos (not opencv-doc); x2 and x4 inputs are
 # 64x64 and 32x32 after an antialiased bicubic downscale.
@@ -66,7 +66,33 @@ def grad_energy(img: np.ndarray) -> float:
     return float(np.mean(np.hypot(np.diff(g, axis=0)[:, :-1], np.diff(g, axis=1)[:-1])))
 
 
-def quality_rows() -> list[str]:
+def model_costs(side: int = 64, repeats: int = 2) -> dict[str, float]:
+    """Seconds per input megapixel of each served model: median of timed calls on a side x side
+    input (after a warm-up call)."""
+    x = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+    costs = {}
+    for model in UPSCALERS:
+        asyncio.run(infer(model, x))
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            asyncio.run(infer(model, x))
+            times.append(time.perf_counter() - t0)
+        costs[model] = statistics.median(times) / (side * side / 1e6)
+        print(f"{model}: {costs[model]:.0f} s per input MP", flush=True)
+    return costs
+
+
+def chain_cost(chain: tuple[str, ...], costs: dict[str, float]) -> float:
+    """Model seconds per input MP of a chain: each pass costs its model's figure times its input area."""
+    total, area = 0.0, 1.0
+    for model in chain:
+        total += costs[model] * area
+        area *= UPSCALERS[model] ** 2
+    return total
+
+
+def quality_rows(costs: dict[str, float]) -> list[str]:
     rows = ["| mode | scale | PSNR dB (bicubic / Lanczos / model) | SSIM (bicubic / Lanczos / model) | "
             "gain over bicubic dB (median, min to max) | sharpness (model / bicubic, vs original) | s per input MP |",
             "|---|---|---|---|---|---|---|"]
@@ -78,8 +104,7 @@ def quality_rows() -> list[str]:
                 h, w = hr.shape[0] // scale, hr.shape[1] // scale
                 lr = resize(hr, h, w, Image.BICUBIC)
                 bic, lan = resize(lr, *hr.shape[:2], Image.BICUBIC), resize(lr, *hr.shape[:2], Image.LANCZOS)
-                run(lr, mode=mode, scale=scale, tile=max(h, 32))  # warm the session
-                out, _, dt = run(lr, mode=mode, scale=scale, tile=max(h, 32))  # one tile: the model alone
+                out, report, _ = run(lr, mode=mode, scale=scale, tile=max(h, 32))
                 figs["pb"].append(psnr(hr, bic))
                 figs["pl"].append(psnr(hr, lan))
                 figs["pm"].append(psnr(hr, out))
@@ -89,7 +114,7 @@ def quality_rows() -> list[str]:
                 figs["gain"].append(psnr(hr, out) - psnr(hr, bic))
                 figs["em"].append(grad_energy(out) / grad_energy(hr))
                 figs["eb"].append(grad_energy(bic) / grad_energy(hr))
-                figs["spm"].append(dt / (max(h, 32) ** 2 / 1e6))
+                figs["spm"].append(chain_cost(tuple(report["models"]), costs))
             m = {k: statistics.median(v) for k, v in figs.items()}
             rows.append(f"| {mode} | x{scale} | {m['pb']:.2f} / {m['pl']:.2f} / **{m['pm']:.2f}** | "
                         f"{m['sb']:.4f} / {m['sl']:.4f} / **{m['sm']:.4f}** | {m['gain']:+.2f} "
@@ -141,7 +166,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "upscale_quality.md"))
     ap.add_argument("--no-tiling", action="store_true", help="skip the tiled vs untiled check (slow for photo)")
     args = ap.parse_args(argv)
-    quality = quality_rows()
+    costs = model_costs()
+    quality = quality_rows(costs)
     denoise = denoise_rows()
     tiling = [] if args.no_tiling else tiling_rows({"faithful": 200, "anime": 200, "photo": 224})
     text = [
@@ -155,8 +181,12 @@ def main(argv=None) -> int:
         f"{len(PHOTOS)} crops of 128x128 from scikit-image photos ({', '.join(PHOTOS)}), downscaled by 2 and 4 "
         "(Pillow bicubic, antialiased), upscaled back, compared with the original. Medians over the photos. "
         "Sharpness: mean gradient magnitude over the original's (1 = as crisp as the original; under 1 = "
-        "blurrier). s per input MP: one untiled model call per image (x4 in `faithful` is two x2 passes; x2 in "
-        "`photo` is x4plus then a Lanczos resize), so it is the models' cost on this CPU, not a latency.",
+        "blurrier). s per input MP: the models' time for one input megapixel on this CPU (each model timed on "
+        "a 64x64 input, median of 2 calls after a warm-up; a chain adds its passes: x4 in `faithful` is two "
+        "x2 passes, x2 in `photo` is x4plus then a Lanczos resize), not a latency: tiling overlap adds to it "
+        "and a GPU divides it.",
+        "",
+        "Per model: " + ", ".join(f"`{m}` {c:.0f}" for m, c in costs.items()) + " s per input MP.",
         "",
         *quality,
         "",
