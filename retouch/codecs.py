@@ -196,7 +196,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
     elif mode == "PA":
         img = img.convert("RGBA")
     mode = img.mode
-    grey = mode in GREY_MODES
+    # Pillow opens a 16-bit grey+alpha PNG as RGBA: the PNG's colour type (0 grey, 4 grey+alpha) says.
+    grey = mode in GREY_MODES or (source_format == "PNG" and len(data) > 25 and data[25] in (0, 4))
     colour = grey or mode in ("RGB", "RGBA", "RGBX", "RGBa")
     metadata = _metadata(img, grey, colour)
     deep = alpha = None

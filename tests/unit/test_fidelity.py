@@ -185,3 +185,20 @@ def test_fidelity_packing():
         unpack_fidelity(pack_fidelity(deep, alpha), (8, 10))
     m = Metadata(icc=b"\x00\x01", exif=b"Exif\x00\x00abc", grey=True)
     assert Metadata.from_bytes(m.to_bytes()) == m and Metadata.from_bytes(b"") == Metadata()
+
+
+def test_16bit_grey_alpha_png_stays_grey_with_alpha_at_16_bits():
+    import struct
+    import zlib
+    h, w = 3, 4
+    la = (np.arange(h * w * 2, dtype=np.uint16).reshape(h, w, 2) * 1000)
+    raw = b"".join(b"\x00" + la[y].astype(">u2").tobytes() for y in range(h))
+    png = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+           + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    d, out, info = roundtrip(png)
+    assert d.metadata.grey and d.bits == 16
+    np.testing.assert_array_equal(d.deep[..., 0], la[..., 0])
+    np.testing.assert_array_equal(d.alpha, la[..., 1])
+    back = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED)  # written as RGBA 16
+    np.testing.assert_array_equal(back[..., 0], la[..., 0])
+    np.testing.assert_array_equal(back[..., 3], la[..., 1])
