@@ -142,3 +142,12 @@ def test_denoise_outside_faithful_is_refused(client, photos):
 
     with pytest.raises(InvalidInputError, match="denoise"):
         client.upscale(photos["coffee"][:32, :32], mode="photo", denoise=1)
+
+
+def test_clean_keeps_alpha_and_upscales_it(client, photos):
+    rgb = photos["chelsea"][:48, :48]
+    alpha = np.tile(np.linspace(0, 255, 48).astype(np.uint8)[:, None], (1, 48))
+    result = client.clean(encoded(Image.fromarray(np.dstack([rgb, alpha]), "RGBA")))
+    assert result.image.mode == "RGBA" and result.image.size == (96, 96)
+    out_alpha = np.asarray(result.image)[..., 3].astype(np.float32)
+    assert np.abs(out_alpha - alpha.repeat(2, 0).repeat(2, 1)).mean() < 3
