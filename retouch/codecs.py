@@ -36,7 +36,8 @@ NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 @dataclass(frozen=True)
 class Metadata:
     """What an output should carry over from its input: colour profile, EXIF (orientation already
-    applied, so its tag reset to 1), and whether the source was grey (then the output is grey)."""
+    applied to the pixels, so its tag is reset: removed, which reads as 1) and whether the source
+    was grey (then the output is grey)."""
     icc: bytes = b""
     exif: bytes = b""
     grey: bool = False
@@ -164,8 +165,8 @@ def open_image(data: bytes, max_pixels: int, what: str = "image") -> tuple[Image
 
 
 def _metadata(img: Image.Image, grey: bool, colour: bool) -> Metadata:
-    """ICC (only when it describes the colour space the output will have) and EXIF, orientation
-    tag reset to 1 (the orientation is applied to the pixels)."""
+    """ICC (only when it describes the colour space the output will have) and EXIF with the
+    orientation tag reset (exif_transpose removed it; any left is set to 1)."""
     icc = img.info.get("icc_profile") or b""
     if icc and not colour:  # a CMYK/Lab profile does not describe the RGB we return
         icc = b""
