@@ -1,7 +1,7 @@
 # retouch: every target sets up what it needs first (idempotent, so repeats are cheap).
 PY := .venv/bin/python
 
-.PHONY: setup serve stop demo test test-unit bench perf export eval-upscale clean
+.PHONY: setup serve stop demo test test-unit bench perf export clean
 
 setup:
 	bash scripts/setup.sh
@@ -30,12 +30,13 @@ bench: setup
 perf: serve
 	$(PY) scripts/perf.py
 
-# The upscaling quality table (modes at x2/x4, denoise, tiled vs untiled): docs/upscale_quality.md.
-eval-upscale: setup
-	$(PY) scripts/eval_upscale.py
-
 export: setup
 	$(PY) -m export.upscalers --out model_repository --force
+
+# The upscaling quality table (modes at x2/x4, denoise, tiled vs untiled): docs/upscale_quality.md.
+.PHONY: eval-upscale
+eval-upscale: setup
+	$(PY) scripts/eval_upscale.py
 
 clean: stop
 	rm -rf .run out
