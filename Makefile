@@ -40,5 +40,10 @@ eval: setup
 export: setup
 	$(PY) -m export.upscalers --out model_repository --force
 
+# The upscaling quality table (modes at x2/x4, denoise, tiled vs untiled): docs/upscale_quality.md.
+.PHONY: eval-upscale
+eval-upscale: setup
+	$(PY) scripts/eval_upscale.py
+
 clean: stop
 	rm -rf .run out

@@ -64,6 +64,7 @@ class InpaintSettings:
     gate_hf_high: float = 4.0  # ...and highest accepted
     format: str = "png"
     quality: int = 95
+    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
 
     def validate(self) -> None:
         one_of("route", self.route, ROUTES)

@@ -40,6 +40,7 @@ class RemoveTextSettings:
     residual_overlap: float = 0.5  # a re-detected box this much inside the mask is residual text
     format: str = "png"
     quality: int = 95
+    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
 
     def validate(self) -> None:
         in_range("residual_overlap", self.residual_overlap, 0.0, 1.0)

@@ -47,7 +47,10 @@ JSON_OUTPUT = ({"json": ".json"}, {".json": "json"})  # operations that return n
 OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
     UPSCALE: [
         ("--scale", dict(type=int, help="2 or 4 (server default 2)")),
-        ("--mode", dict(help="conservative (faithful, default) or creative")),
+        ("--outscale", dict(type=float, help="any output factor from 1 to 8 (overrides --scale)")),
+        ("--mode", dict(help="faithful (default), photo (RealESRGAN_x4plus) or anime; "
+                             "conservative/creative are aliases")),
+        ("--denoise", dict(type=int, help="0 (default) to 3: JPEG noise reduction, mode faithful")),
         ("--tile", dict(type=int, help="input pixels per tile side")),
         ("--overlap", dict(type=int, help="input pixels shared by neighbouring tiles")),
         ("--blend", dict(help="cosine (default) or none")),
@@ -64,7 +67,7 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
     ],
     CLEAN: [
         ("--scale", dict(type=int, help="2 or 4 (server default 2)")),
-        ("--mode", dict(help="conservative (faithful, default) or creative")),
+        ("--mode", dict(help="faithful (default), photo or anime")),
     ],
     DETECT_TEXT: [
         ("--box-thresh", dict(type=float, help="mean score inside a box below which it is dropped")),

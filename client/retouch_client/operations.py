@@ -9,6 +9,7 @@ the operation's own outputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -20,6 +21,9 @@ def same_size(settings: dict) -> int:
 
 
 def upscale_factor(settings: dict) -> int:
+    outscale = settings.get("outscale")  # any factor from 1 to 8; overrides scale
+    if isinstance(outscale, (int, float)) and outscale > 0:
+        return math.ceil(outscale)
     scale = settings.get("scale", 2)  # the server's default
     return scale if isinstance(scale, int) and scale > 0 else 1
 
@@ -55,9 +59,11 @@ class Operations:
         raise NotImplementedError
 
     def upscale(self, image: ImageInput, **settings: Any):
-        """Upscale x2 or x4 with blended tiles. Settings (all optional): scale (2|4), mode
-        (conservative|creative), tile, overlap, blend (cosine|none), format (png|jpeg|webp),
-        quality, seam_threshold. The report echoes the effective settings."""
+        """Upscale with blended tiles. Settings (all optional): scale (2|4), outscale (1-8, any
+        factor), mode (faithful|photo|anime; conservative and creative are aliases), denoise (0-3,
+        faithful), tile, overlap, margin, blend (cosine|none), alpha (model|bicubic), format
+        (png|jpeg|webp), quality, keep_metadata, seam_threshold. The report echoes the effective
+        settings."""
         return self.call(UPSCALE, image, **settings)
 
     def inpaint(self, image: ImageInput, mask: ImageInput, **settings: Any):

@@ -76,7 +76,8 @@ def add_step(report: dict, step: str, settings, figures: dict, models: list[dict
     report[step] = {"settings": settings.to_dict(), **figures}
     report.setdefault("models", []).extend(models)
     if hasattr(settings, "format"):  # steps that return no image (detect_text) have no encoding
-        report["output"] = {"format": settings.format, "quality": settings.quality}
+        report["output"] = {"format": settings.format, "quality": settings.quality,
+                            "keep_metadata": getattr(settings, "keep_metadata", True)}
     report["retouch_version"] = __version__
 
 
