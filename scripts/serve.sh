@@ -50,7 +50,10 @@ server_args=(
 )
 # Explicit model control: every model is loaded at start, and the watchdog model reloads one whose
 # Python stub died (Triton 2.51 neither restarts it nor turns readiness red; docs/reliability.md).
-server_args+=(--model-control-mode=explicit --load-model='*')
+# RETOUCH_LOAD_MODELS: the models loaded at start (default all; empty = none).
+server_args+=(--model-control-mode=explicit)
+read -r -a load_models <<<"${RETOUCH_LOAD_MODELS-*}"  # read -a: no glob expansion
+for model in "${load_models[@]}"; do server_args+=(--load-model="$model"); done
 # Triton cannot switch an API off, only restrict it to requests carrying a header. The header named
 # here cannot be sent: gRPC and HTTP/2 carry lower-case header names only, and a value cannot hold a
 # line break in HTTP/1 or gRPC. So nothing secret is on the command line (which `ps` shows every

@@ -172,6 +172,9 @@ def error_response(carry, outcome: str, message: str, code) -> "pb_utils.Inferen
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
 
 
+SHED_MESSAGES = ("Exceeds maximum queue size", "Request timeout expired")
+
+
 async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT") -> np.ndarray:
     """Call another model of this server (async BLS) and return one output."""
     check_cancelled()
@@ -181,7 +184,9 @@ async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT")
     if response.has_error():
         error = response.error()
         message = f"{model}: {short(error.message(), 200)}"
-        if error.code() == pb_utils.TritonError.UNAVAILABLE:  # its queue is full: shed, retryable
+        # Its queue was full, or the work waited past the queue's timeout: shed, retryable. (BLS
+        # errors do not always keep their code in 2.51, so the scheduler's messages are matched too.)
+        if error.code() == pb_utils.TritonError.UNAVAILABLE or any(m in message for m in SHED_MESSAGES):
             raise Overloaded(f"server busy, retry later ({message})")
         raise RuntimeError(message)
     return pb_utils.get_output_tensor_by_name(response, output).as_numpy()

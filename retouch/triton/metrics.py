@@ -102,6 +102,12 @@ class PipelineMetrics:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
         self._get("retouch_edits_total", operation=operation, outcome=outcome).increment(n)
 
+    def watch(self, model: str) -> None:
+        """The watchdog's series of a model, created at zero (see the class's note on rate())."""
+        self._get("retouch_stub_deaths_total", model=model)
+        for outcome in ("ok", "failed"):
+            self._get("retouch_model_reloads_total", model=model, outcome=outcome)
+
     def stub_died(self, model: str) -> None:
         self._get("retouch_stub_deaths_total", model=model).increment(1)
 

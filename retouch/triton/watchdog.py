@@ -30,7 +30,9 @@ class Watchdog:
         with open(f"/proc/{self.server}/cmdline", "rb") as f:
             urls = server_urls(f.read().decode(errors="replace").split("\0"))
         self.metrics_url, self.http_url = urls.get("metrics"), urls.get("http")
-        self.metrics = PipelineMetrics([])
+        # Every operation's failed-edit series exists from the start (the watchdog adds to it).
+        self.metrics = PipelineMetrics(self.operations)
+        self.watched: set[str] = set()
         self.tracker = StubTracker()
         self.lock = threading.Lock()
         self.status = {"deaths": [], "reloads": [], "down": {}}
@@ -61,7 +63,11 @@ class Watchdog:
                 pb_utils.Logger.log_error(f"watchdog: check failed: {short(exc)}")
 
     def check(self):
-        for pid, model, instance in self.tracker.observe(stub_processes(self.server)):
+        died = self.tracker.observe(stub_processes(self.server))
+        for model in {m for m, _ in self.tracker.known.values()} - self.watched:
+            self.metrics.watch(model)
+            self.watched.add(model)
+        for pid, model, instance in died:
             if model == self.name:
                 continue
             pb_utils.Logger.log_error(f"watchdog: the stub of {instance} (pid {pid}) died; "
