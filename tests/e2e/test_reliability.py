@@ -175,7 +175,7 @@ def test_decode_rejections_are_counted_by_their_operation(server, triton):
 # --- overload ------------------------------------------------------------------------------------
 
 def test_a_flood_is_shed_quickly_and_the_backlog_drains(server, triton):
-    """Three times the requests the upscale path can hold (4 instances + 8 queued, a decode queue
+    """Three times the requests the upscale path can hold (4 instances + 16 queued, a decode queue
     in front), half of them with a 2 s deadline the client gives up at."""
     flood, inputs = 60, upscale_inputs(side=128)
 
@@ -323,7 +323,7 @@ def test_soak_smoke(server, tmp_path):
     """scripts/soak.py for a few seconds against this server (its full run takes 10 minutes)."""
     out = tmp_path / "soak.json"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "soak.py"), "--url", server["grpc"],
-                           "--server-pid", str(server["pid"]), "--duration", "15", "--warmup", "5",
+                           "--server-pid", str(server["pid"]), "--duration", "15", "--warmup", "5", "--concurrency", "4",
                            "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())

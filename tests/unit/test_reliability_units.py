@@ -123,3 +123,25 @@ def test_server_urls_from_tritonservers_command_line():
             "--metrics-port=18002"]
     assert server_urls(argv) == {"http": "http://127.0.0.1:18000", "metrics": "http://127.0.0.1:18002/metrics"}
     assert server_urls(["tritonserver", "--allow-metrics=false"]) == {"http": "http://127.0.0.1:8000"}
+
+
+def test_in_chunks_waits_for_every_chunk_before_raising():
+    """A failed chunk must not leave the others pending (their BLS responses would never be read)."""
+    import asyncio
+
+    import numpy as np
+
+    from retouch.batching import in_chunks
+
+    finished = []
+
+    async def call(chunk):
+        if chunk[0] == 0:
+            raise RuntimeError("first chunk failed")
+        await asyncio.sleep(0.05)
+        finished.append(int(chunk[0]))
+        return chunk
+
+    with pytest.raises(RuntimeError, match="first chunk failed"):
+        asyncio.run(in_chunks(call, (np.arange(12),), 4))
+    assert sorted(finished) == [4, 8]
