@@ -88,15 +88,21 @@ SAMPLE = re.compile(r'^(nv_inference_request_failure|retouch_edits_total)\{([^}]
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
-def unexplained_failures(metrics_text: str) -> dict[str, float]:
+# Triton 2.51 adds 2 to nv_inference_request_failure{model=<ensemble>} for each failed ensemble
+# request (measured: one INVALID_ARGUMENT upscale adds 2, and a composing model's own count adds 1).
+ENSEMBLE_FAILURE_INCREMENT = 2.0
+
+
+def unexplained_failures(metrics_text: str, increment: float = ENSEMBLE_FAILURE_INCREMENT) -> dict[str, float]:
     """Per operation (ensemble): the requests Triton counts as failed (nv_inference_request_failure,
-    every reason but CANCELED) less those retouch's steps counted themselves as rejected or failed
-    (retouch_edits_total). What is left failed before any retouch code ran: a dead stub, for one."""
+    every reason but CANCELED, over `increment` per request) less those retouch's steps counted
+    themselves as rejected or failed (retouch_edits_total). What is left failed before any retouch
+    code ran: at a dead stub, for one."""
     totals: dict[str, float] = {}
     for name, labels, value in SAMPLE.findall(metrics_text):
         tags = dict(LABEL.findall(labels))
         if name == "nv_inference_request_failure" and tags.get("reason") != "CANCELED":
-            key, sign = tags.get("model", ""), 1.0
+            key, sign = tags.get("model", ""), 1.0 / increment
         elif name == "retouch_edits_total" and tags.get("outcome") in ("rejected", "failed"):
             key, sign = tags.get("operation", ""), -1.0
         else:

@@ -15,7 +15,8 @@ import triton_python_backend_utils as pb_utils
 from retouch.errors import short
 from retouch.triton import json_tensor, model_parameters, respond_each
 from retouch.triton.metrics import PipelineMetrics
-from retouch.watchdog import StubTracker, unexplained_failures, server_urls, stub_processes
+from retouch.watchdog import (ENSEMBLE_FAILURE_INCREMENT, StubTracker, server_urls, stub_processes,
+                              unexplained_failures)
 
 RETRY_S = 10.0  # a reload that failed is tried again this often
 
@@ -25,6 +26,7 @@ class Watchdog:
         params = model_parameters(args)
         self.interval = float(params.get("interval_s", "1"))
         self.operations = [o.strip() for o in params.get("operations", "").split(",") if o.strip()]
+        self.increment = float(params.get("ensemble_failure_increment", ENSEMBLE_FAILURE_INCREMENT))
         self.name = args["model_name"]
         self.server = os.getppid()
         with open(f"/proc/{self.server}/cmdline", "rb") as f:
@@ -38,6 +40,9 @@ class Watchdog:
         self.status = {"deaths": [], "reloads": [], "down": {}}
         self.down: dict[str, float] = {}  # model -> when its death was noticed (monotonic)
         self.last_try: dict[str, float] = {}
+        # Counting goes on for a few looks after a reload: Triton updates its failure counters a
+        # moment after the response, and the old instances serve until they are retired.
+        self.count_until = 0.0
         self.failures = self.read_failures()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, name="retouch-watchdog", daemon=True)
@@ -80,7 +85,7 @@ class Watchdog:
             self.down.setdefault(model, time.monotonic())
         # Requests that failed since the last look, while a model was down: Triton failed them
         # before any retouch code ran, so they are counted here, by operation.
-        self.count_failures(bool(self.down))
+        self.count_failures(bool(self.down) or time.monotonic() < self.count_until)
         for model in sorted(self.down):
             if time.monotonic() - self.last_try.get(model, -RETRY_S) >= RETRY_S:
                 self.reload(model)
@@ -104,6 +109,7 @@ class Watchdog:
         took = time.monotonic() - start
         down_for = time.monotonic() - self.down.pop(model)
         self.count_failures(True)
+        self.count_until = time.monotonic() + 3 * self.interval
         pb_utils.Logger.log_warn(f"watchdog: reloaded {model} in {took:.1f} s "
                                  f"({down_for:.1f} s after its stub's death was noticed)")
         self.metrics.reloaded(model, ok=True)
@@ -117,7 +123,7 @@ class Watchdog:
             return {}
         try:
             with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
-                return unexplained_failures(response.read().decode())
+                return unexplained_failures(response.read().decode(), self.increment)
         except OSError:
             return {}
 

@@ -305,7 +305,9 @@ def test_a_dead_stub_is_healed_counted_and_alerted(server, triton, prometheus):
     after = scrape(server)
     key = ("retouch_edits_total", (("operation", "upscale"), ("outcome", "failed")))
     counted = after[key] - before.get(key, 0)
-    assert abs(counted - len(failures)) <= 1, (counted, len(failures))
+    # At least every failure the traffic saw; requests abandoned earlier that fail in the window
+    # (a flood's leftovers) are counted too.
+    assert counted >= len(failures), (counted, len(failures))
     alert = 'ALERTS{alertname="RetouchStubDied", alertstate="firing", model="upscale_tiles"}'
     wait_for(lambda: prometheus.query(alert), "RetouchStubDied to fire in Prometheus")
     failed_ratio = prometheus.value('operation_outcome:retouch_edits:ratio_rate5m{operation="upscale", outcome="failed"}')

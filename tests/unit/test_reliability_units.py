@@ -108,14 +108,15 @@ def test_stub_processes_reads_proc(tmp_path):
 
 def test_unexplained_failures_subtract_what_retouch_counted():
     text = "\n".join([
-        'nv_inference_request_failure{model="upscale",reason="BACKEND",version="1"} 7',
-        'nv_inference_request_failure{model="upscale",reason="OTHER",version="1"} 3',
+        'nv_inference_request_failure{model="upscale",reason="BACKEND",version="1"} 14',
+        'nv_inference_request_failure{model="upscale",reason="OTHER",version="1"} 6',
         'nv_inference_request_failure{model="upscale",reason="CANCELED",version="1"} 5',
         'retouch_edits_total{operation="upscale",outcome="rejected"} 4',
         'retouch_edits_total{operation="upscale",outcome="failed"} 1',
         'retouch_edits_total{operation="upscale",outcome="accepted"} 100',
     ])
-    assert unexplained_failures(text) == {"upscale": 5.0}
+    assert unexplained_failures(text) == {"upscale": 5.0}  # (14 + 6) / 2 - 4 - 1
+    assert unexplained_failures(text, increment=1) == {"upscale": 15.0}
 
 
 def test_server_urls_from_tritonservers_command_line():
