@@ -150,6 +150,29 @@ def settings_cases(operation: str) -> dict[str, bytes]:
     }
 
 
+# Settings each operation must refuse (out of range, unknown choice, wrong shape), by operation.
+OPERATION_SETTINGS = {
+    "upscale": {"scale 3": {"scale": 3}, "mode unknown": {"mode": "sharp"}, "tile 8": {"tile": 8},
+                "tile 4096": {"tile": 4096}, "overlap over half the tile": {"overlap": 100},
+                "blend unknown": {"blend": "linear"}, "format gif": {"format": "gif"},
+                "quality 0": {"quality": 0}, "quality 101": {"quality": 101},
+                "seam_threshold under 1": {"seam_threshold": 0.5}},
+    "detect_text": {"thresh over 1": {"thresh": 1.5}, "box_thresh negative": {"box_thresh": -0.1},
+                    "unclip_ratio negative": {"unclip_ratio": -1.0}, "max_candidates 0": {"max_candidates": 0},
+                    "max_side 10": {"max_side": 10}, "score_mode unknown": {"score_mode": "median"},
+                    "mask_dilation negative": {"mask_dilation": -1}},
+    "inpaint": {"route unknown": {"route": "lama"}, "dilation negative": {"dilation": -5},
+                "feather_sigma negative": {"feather_sigma": -1.0}, "max_coverage over 1": {"max_coverage": 2.0},
+                "context negative": {"context": -1.0}, "format bmp": {"format": "bmp"}},
+    "remove_text": {"min_confidence over 1": {"min_confidence": 2.0}, "detect not an object": {"detect": 5},
+                    "inpaint route unknown": {"inpaint": {"route": "x"}}, "blur_sigma negative": {"blur_sigma": -1.0},
+                    "detect setting unknown": {"detect": {"nope": 1}}},
+    "clean": {"remove_text part not an object": {"remove_text": 5}, "upscale scale 3": {"upscale": {"scale": 3}},
+              "unknown part": {"paint": {}}, "remove_text min_confidence negative": {"remove_text": {"min_confidence": -1.0}},
+              "upscale part with jpeg quality 0": {"upscale": {"format": "jpeg", "quality": 0}}},
+}
+
+
 def corpus() -> list[Case]:
     cases = []
     for operation in OPERATIONS:
@@ -157,6 +180,9 @@ def corpus() -> list[Case]:
             cases.append(Case(f"IMAGE: {kind}", operation, with_input(operation, "IMAGE", payload)))
         for kind, payload in settings_cases(operation).items():
             cases.append(Case(kind, operation, with_input(operation, "SETTINGS", payload)))
+        for kind, settings in OPERATION_SETTINGS[operation].items():
+            cases.append(Case(f"{operation} settings: {kind}", operation,
+                              with_input(operation, "SETTINGS", json.dumps(settings).encode())))
         tensor_cases = {
             "IMAGE as FP32": with_input(operation, "IMAGE", np.zeros(1, np.float32), "FP32"),
             "IMAGE with two elements": [i for i in good_inputs(operation) if i[0] != "IMAGE"]
