@@ -84,8 +84,10 @@ def bad_images() -> dict[str, bytes]:
         "png header of 60000x60000 (bomb)": png_from([huge_ihdr, *chunks[1:]]),
         "png of zero width": png_from([zero_ihdr, *chunks[1:]]),
         "png with bit depth 7": bad_depth,
-        "png with a chunk longer than the file": png_from([ihdr]) + struct.pack(">I", 0x7FFFFFF0) + b"IDAT" + b"\0" * 64,
-        "png with colour type 5": png_from([(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, 8, 5, 0, 0, 0)), *chunks[1:]]),
+        "png with a chunk longer than the file": png_from([ihdr]) + struct.pack(">I", 0x7FFFFFF0) + b"IDAT"
+        + b"\0" * 64,
+        "png with colour type 5": png_from([(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, 8, 5, 0, 0, 0)),
+                                            *chunks[1:]]),
         "png with zTXt inflating to 4 MB": png_from([ihdr, ztxt, *chunks[1:]]),
         "jpeg header of 65000x65000 (bomb)": jpeg_bomb,
         "webp RIFF header only": b"RIFF\x24\x00\x00\x00WEBPVP8 ",
@@ -168,7 +170,8 @@ OPERATION_SETTINGS = {
                     "inpaint route unknown": {"inpaint": {"route": "x"}}, "blur_sigma negative": {"blur_sigma": -1.0},
                     "detect setting unknown": {"detect": {"nope": 1}}},
     "clean": {"remove_text part not an object": {"remove_text": 5}, "upscale scale 3": {"upscale": {"scale": 3}},
-              "unknown part": {"paint": {}}, "remove_text min_confidence negative": {"remove_text": {"min_confidence": -1.0}},
+              "unknown part": {"paint": {}},
+              "remove_text min_confidence negative": {"remove_text": {"min_confidence": -1.0}},
               "upscale part with jpeg quality 0": {"upscale": {"format": "jpeg", "quality": 0}}},
 }
 
