@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from retouch.errors import InvalidInput
+from retouch.errors import InvalidInput, client_data
 
 # We check the limit ourselves (with a clear message); Pillow's own guard would only warn.
 Image.MAX_IMAGE_PIXELS = None
@@ -147,20 +147,19 @@ def open_image(data: bytes, max_pixels: int, what: str = "image") -> tuple[Image
     Returns the image and its source format and mode."""
     if not data:
         raise InvalidInput(f"empty {what} payload: send PNG, JPEG or WebP bytes")
-    try:
-        img = Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
-    except UnidentifiedImageError:
-        raise InvalidInput(
-            f"{what} bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, "
-            f"starting {data[:8]!r})"
-        ) from None
+    with client_data(what):  # Image.open parses the chunks before IDAT (iCCP, text): they can fail
+        try:
+            img = Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
+        except UnidentifiedImageError:
+            raise InvalidInput(
+                f"{what} bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, "
+                f"starting {data[:8]!r})"
+            ) from None
     check_size(*img.size, max_pixels)
     source_format, source_mode = img.format or "", img.mode
-    try:
+    with client_data(what):  # truncated or corrupt pixel data, a broken EXIF block
         img.load()
         img = ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt pixel data
-        raise InvalidInput(f"{what} data is corrupt or truncated: {exc}") from None
     return img, source_format, source_mode
 
 

@@ -7,12 +7,11 @@ defaults. Unknown keys and out-of-range values are refused with a message naming
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from retouch.codecs import RESPONSE_FORMATS
-from retouch.errors import InvalidInput
+from retouch.errors import InvalidInput, parse_json
 
 T = TypeVar("T")
 
@@ -25,10 +24,7 @@ def parse_settings(cls: type[T], raw: bytes | str | dict | None, base: T | None 
     elif isinstance(raw, dict):
         values = dict(raw)
     else:
-        try:
-            values = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"SETTINGS must be a JSON object: {exc}") from None
+        values = parse_json(raw)
         if not isinstance(values, dict):
             raise InvalidInput(f"SETTINGS must be a JSON object, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -58,10 +54,7 @@ def parse_settings(cls: type[T], raw: bytes | str | dict | None, base: T | None 
 
 def split_sections(raw: bytes | str | None, parts: list[str]) -> dict[str, dict]:
     """{"part": {...}, ...} -> one settings object per part ({} when absent); unknown parts refused."""
-    try:
-        values = json.loads(raw) if raw else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"SETTINGS must be a JSON object: {exc}") from None
+    values = parse_json(raw) if raw else {}
     if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
         raise InvalidInput(f"SETTINGS must be a JSON object of parts {parts}, each a JSON object")
     unknown = sorted(set(values) - set(parts))

@@ -329,10 +329,12 @@ class ClientCore(Operations):
                     region.registered = True
         except InferenceServerException as exc:
             self._shm.checkin(slot)  # unregistered regions are registered again on the next call
+            # Triton answers a locked API with UNAVAILABLE, which reads as "retry": it is a refusal.
+            status = "StatusCode.PERMISSION_DENIED" if "restricted" in str(exc.message()) else exc.status()
             raise SharedMemoryError(
                 f"the server at {self.url} refused to register shared memory ({exc.message()}); it "
                 f"must run on this host with client shared memory allowed (RETOUCH_ALLOW_SHM=1)",
-                exc.status()) from None
+                status) from None
         return slot
 
     def _release_regions(self, regions: list) -> Steps:
