@@ -276,15 +276,21 @@ def test_a_broken_new_version_leaves_the_old_one_serving(server, triton):
 # --- a stub killed under load --------------------------------------------------------------------
 
 def stub_pids(server_pid: int, instance: str) -> list[int]:
-    """Live stubs of this server only (never another server's: the machine is shared)."""
+    """Live stubs of this server only (never another server's: the machine is shared), newest
+    first: a version an earlier reload replaced may still be shutting down."""
     out = subprocess.run(["pgrep", "-P", str(server_pid), "-f", f" {instance} "], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+    def started(pid: int) -> int:  # /proc/PID/stat field 22, clock ticks after boot
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        except (OSError, IndexError, ValueError):
+            return 0
+    return sorted((int(p) for p in out.stdout.split()), key=started, reverse=True)
 
 
 def test_a_dead_stub_is_healed_counted_and_alerted(server, triton, prometheus):
     wait_for(lambda: prometheus.query("retouch_stub_deaths_total"), "the watchdog's series in Prometheus")
     before = scrape(server)
-    (pid,) = stub_pids(server["pid"], "upscale_tiles_0_1")
+    pid = stub_pids(server["pid"], "upscale_tiles_0_1")[0]
     with Traffic(triton) as traffic:
         time.sleep(2)
         killed_at = time.monotonic()
