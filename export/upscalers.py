@@ -197,6 +197,9 @@ def export(name: str, out_dir, force: bool = False) -> dict:
         "edge_padding": f"{spec.prepad} px edge-replicate, inside the graph",
         "receptive_radius_px": receptive_radius(session, spec.scale),
         "parity_max_abs_diff": diff,
+        # What retouch/runtimes.py needs to serve the source weights with ncnn on CPU (same parity).
+        "ncnn": {"module": spec.module, "stem": spec.stem, "input_blob": spec.input_blob,
+                 "output_blob": spec.output_blob, "prepad": spec.prepad},
     }
     write_model(version_dir, data, meta)
     return meta

@@ -90,7 +90,7 @@ def in_range(name: str, value: float, low: float, high: float) -> None:
 class UpscaleSettings:
     scale: int = 2
     mode: str = "conservative"  # conservative: waifu2x photo (faithful); creative: realesr-animevideov3
-    tile: int = 128  # input pixels per tile side; all tiles have this size so they batch
+    tile: int = 256  # largest tile side (input px); fitted to the image (tiling.fit_tile), measured
     overlap: int = 16  # input pixels shared by neighbouring tiles
     blend: str = "cosine"  # cosine: raised-cosine weights over overlaps; none: hard cut at the midline
     format: str = "png"  # or jpeg, webp; raw returns the pixels in OUTPUT_PIXELS (shared memory)

@@ -55,6 +55,24 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int) -> TileGrid:
                     tuple(axis_starts(pw, tile, overlap)))
 
 
+def fit_tile(height: int, width: int, tile: int, overlap: int, multiple: int = 16) -> int:
+    """The smallest square tile side <= `tile` that covers the image with as many tiles as `tile`
+    itself needs, keeping at least `overlap` between neighbours; rounded up to `multiple`.
+
+    With the last tile flush with the edge, a fixed side wastes up to a whole tile of work per axis
+    (256 px with tile 128 and overlap 16 takes 3x3 tiles, 2.25x the image). Shrinking the side to fit
+    spreads the same count evenly (3x3 of 96: 1.27x). Rounding keeps the sizes few, so tiles of
+    similar images still share batches.
+    """
+    def need(length: int) -> int:
+        if length <= tile:
+            return length
+        n = -(-(length - overlap) // (tile - overlap))  # tiles this axis needs at the full side
+        return -(-(length + (n - 1) * overlap) // n)
+    side = -(-max(need(height), need(width)) // multiple) * multiple
+    return min(tile, max(side, overlap + 1, multiple))
+
+
 def cut_tiles(image: np.ndarray, grid: TileGrid) -> np.ndarray:
     """HxWxC image -> NxTxTxC tiles. Images smaller than a tile are reflect-padded to it."""
     pad_h, pad_w = grid.padded_height - grid.height, grid.padded_width - grid.width

@@ -15,7 +15,7 @@ from retouch.batching import in_chunks
 from retouch.errors import InvalidInput
 from retouch.seams import seam_score
 from retouch.settings import UpscaleSettings
-from retouch.tiling import blend_tiles, cut_tiles, plan_tiles, seam_lines
+from retouch.tiling import blend_tiles, cut_tiles, fit_tile, plan_tiles, seam_lines
 
 # model name -> scale; names are the model_repository folders.
 UPSCALERS = {
@@ -48,7 +48,8 @@ def check_output_size(height: int, width: int, scale: int, max_output_pixels: in
 async def upscale_pass(image: np.ndarray, model: str, settings: UpscaleSettings, infer: Infer,
                        max_batch: int):
     """One model over the image, tile by tile: HxWx3 float32 -> (sH)x(sW)x3 float32, grid."""
-    grid = plan_tiles(image.shape[0], image.shape[1], settings.tile, settings.overlap)
+    h, w = image.shape[:2]
+    grid = plan_tiles(h, w, fit_tile(h, w, settings.tile, settings.overlap), settings.overlap)
     tiles = np.ascontiguousarray(cut_tiles(image, grid).transpose(0, 3, 1, 2))
     upscaled = (await in_chunks(partial(infer, model), (tiles,), max_batch)).transpose(0, 2, 3, 1)
     return blend_tiles(upscaled, grid, UPSCALERS[model], settings.blend), grid

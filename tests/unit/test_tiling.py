@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from retouch.tiling import axis_starts, axis_weights, blend_tiles, cut_tiles, plan_tiles, seam_lines
+from retouch.tiling import axis_starts, axis_weights, blend_tiles, cut_tiles, fit_tile, plan_tiles, seam_lines
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (128, 128, 16), (129, 128, 16), (20, 64, 8),
@@ -47,3 +47,15 @@ def test_seam_lines_where_stitching_can_step():
 def test_overlap_must_be_smaller_than_tile():
     with pytest.raises(ValueError):
         plan_tiles(100, 100, 32, 32)
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (300, 200), (902, 600), (40, 70), (1000, 129)])
+@pytest.mark.parametrize("tile, overlap", [(128, 16), (256, 16), (64, 8)])
+def test_fit_tile_needs_no_more_tiles_and_keeps_the_overlap(shape, tile, overlap):
+    side = fit_tile(*shape, tile, overlap)
+    assert side <= tile and side % 16 == 0 or side == tile
+    fitted, full = plan_tiles(*shape, side, overlap), plan_tiles(*shape, tile, overlap)
+    assert fitted.count <= full.count
+    for starts in (fitted.ys, fitted.xs):
+        assert all(b - a <= side - overlap for a, b in zip(starts, starts[1:]))  # overlap kept
+    assert fit_tile(256, 256, 128, 16) == 96 and fit_tile(256, 256, 256, 16) == 256
