@@ -7,12 +7,15 @@ in turn, so a noisy neighbour slows them alike; the figures are medians over rou
 are taken within a round. Paths (all x2, waifu2x photo, fp32):
 
 - served:        the `upscale` ensemble over gRPC at --concurrency in flight (default 8)
-- limit:         retouch.upscale.upscale in this process on the runtime the server chose
-                 (retouch/runtimes.py, 2 threads), decode and encode included: the served path minus
-                 Triton
-- limit_ort:     the same on onnxruntime (2 threads, batch 8): the runtime used before
+- limit:         retouch.upscale.upscale in-process on the runtime and thread budget the server uses
+                 (retouch/runtimes.py; 2 worker processes x 1 thread, like the upscaler's 2 instances
+                 x 1 thread), decode and encode included: the served path minus Triton
+- limit_ort:     the pipeline in one process on onnxruntime (2 threads, batch 8): the runtime used before
 - ncnn_tiles:    the peer: the source ncnn net driven like Real-ESRGAN's tile_process (tile 128,
                  tile_pad 10, one tile at a time, 2 threads), decode and encode included
+- ncnn_tiles_1t: the same peer on one thread (on a busy 2-core host OpenMP's 2-thread barriers stall)
+- ncnn_tiles_2p: the peer at its best here: 2 processes x 1 thread, half the images each
+- limit_1p2t:    (on request) the pipeline in one process, ncnn on 2 threads
 - naive:         cut 128-px tiles with no overlap, infer, paste (same runtime): speed and seam score
 
 Prints a table and writes --json. Seam score: retouch.seams over the tile borders (lower is better;
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures as cf
+import multiprocessing as mp
 import io
 import json
 import statistics
@@ -145,6 +149,28 @@ def peer(images: list[bytes], fn, fmt: str, seams: list | None = None, tile: int
     return len(images) / (time.perf_counter() - t0)
 
 
+_worker: dict = {}
+
+
+def _worker_init(version_dir: str, settings: dict) -> None:
+    _worker["run"] = load_runner(version_dir, "auto", threads=1)[1]
+    _worker["net"] = NcnnRunner(read_export_manifest(version_dir), threads=1)
+    _worker["settings"] = UpscaleSettings(**settings)
+
+
+def _worker_job(job: tuple[str, list[bytes]]) -> float:
+    kind, images = job
+    if kind == "limit":
+        return in_process(images, _worker["run"], _worker["settings"])
+    return peer(images, lambda x: tile_process(_worker["net"], x), _worker["settings"].format)
+
+
+def two_processes(pool, kind: str, images: list[bytes]) -> float:
+    t0 = time.perf_counter()
+    pool.map(_worker_job, [(kind, images[0::2]), (kind, images[1::2])], chunksize=1)
+    return len(images) / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default="127.0.0.1:8001")
@@ -153,7 +179,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--settings", default="{}", help="served/limit UpscaleSettings JSON (scale 2 always)")
-    ap.add_argument("--paths", default="served,limit,limit_ort,ncnn_tiles,naive")
+    ap.add_argument("--paths", default="served,limit,limit_ort,ncnn_tiles,ncnn_tiles_1t,ncnn_tiles_2p,naive")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -164,12 +190,19 @@ def main() -> None:
     runtime, run = load_runner(version_dir, "auto", threads=2)
     _, run_ort = load_runner(version_dir, "onnxruntime", threads=2)
     net = NcnnRunner(read_export_manifest(version_dir), threads=2)
+    net1 = NcnnRunner(read_export_manifest(version_dir), threads=1)
     seams: dict[str, list] = {"ncnn_tiles": [], "naive": []}
+    # spawn, not fork: OpenMP state does not survive a fork
+    pool = mp.get_context("spawn").Pool(2, _worker_init, (str(version_dir), user))
+    pool.map(_worker_job, [("limit", images[:1]), ("peer", images[:1])] * 2, chunksize=1)  # warm
     paths = {
         "served": lambda: served(args.url, images, args.concurrency, user),
-        "limit": lambda: in_process(images, run, settings),
+        "limit": lambda: two_processes(pool, "limit", images),
+        "limit_1p2t": lambda: in_process(images, run, settings),
         "limit_ort": lambda: in_process(images, run_ort, settings),
         "ncnn_tiles": lambda: peer(images, lambda x: tile_process(net, x), settings.format, seams["ncnn_tiles"]),
+        "ncnn_tiles_1t": lambda: peer(images, lambda x: tile_process(net1, x), settings.format),
+        "ncnn_tiles_2p": lambda: two_processes(pool, "peer", images),
         "naive": lambda: peer(images, lambda x: naive_tiles(net, x), settings.format, seams["naive"]),
     }
     chosen = args.paths.split(",")
@@ -182,19 +215,23 @@ def main() -> None:
     med = {p: statistics.median(v) for p, v in rates.items()}
     print(f"\nupscale x2, {args.images} PNG photos of {args.size}^2, settings {json.dumps(user)}, "
           f"server runtime {runtime}, medians of {args.rounds} rounds")
-    print(f"{'path':12s} {'img/s':>7s}  {'vs ncnn_tiles':>13s}  {'vs limit':>8s}")
+    peers = [p for p in ("ncnn_tiles", "ncnn_tiles_1t", "ncnn_tiles_2p") if p in rates]
+    best = [max(rates[p][r] for p in peers) for r in range(args.rounds)] if peers else None
+    print(f"{'path':13s} {'img/s':>7s}  {'vs ncnn_tiles':>13s}  {'vs best peer':>12s}  {'vs limit':>8s}")
     for p in chosen:
         # ratios within each round, then the median
         def ratio(ref):
             if ref not in rates:
                 return float("nan")
             return statistics.median(a / b for a, b in zip(rates[p], rates[ref]))
-        print(f"{p:12s} {med[p]:7.3f}  {ratio('ncnn_tiles'):12.2f}x  {ratio('limit'):7.2f}x")
+        vs_best = statistics.median(a / b for a, b in zip(rates[p], best)) if best else float("nan")
+        print(f"{p:13s} {med[p]:7.3f}  {ratio('ncnn_tiles'):12.2f}x  {vs_best:11.2f}x  {ratio('limit'):7.2f}x")
     for p, v in seams.items():
         if v:
             print(f"seam score {p}: median {statistics.median(v):.3f} (1.0 = no step)")
+    pool.close()
     if args.json:
-        args.json.write_text(json.dumps({"runtime": runtime, "settings": user, "rates": rates, "median": med,
+        args.json.write_text(json.dumps({"runtime": runtime, "best_peer": best, "settings": user, "rates": rates, "median": med,
                                          "seams": {p: v for p, v in seams.items() if v}}, indent=1))
 
 
