@@ -70,7 +70,9 @@ async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_
         rows = [r * scale for r in rows] + new_rows
         cols = [c * scale for c in cols] + new_cols
         tiles += grid.count
-    out = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    image *= 255.0  # in place: at 4K each full-size float temporary is 400 MB
+    np.rint(image, out=image)
+    out = np.clip(image, 0, 255, out=image).astype(np.uint8)
     score = seam_score(out, rows, cols, settings.scale)
     report = {
         "models": list(chain),

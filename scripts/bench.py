@@ -233,6 +233,7 @@ def section_4k(url: str, pid: int) -> dict:
     sampler.join()
     gib = 1 << 30
     return {"seconds": round(seconds, 1), "tiles": report["upscale"]["tiles"], "processes": idle[2],
+            "seam_score": report["upscale"]["seam_score"],
             "idle_rss_gib": round(idle[0] / gib, 3), "peak_rss_gib": round(peak[0] / gib, 3),
             "added_rss_gib": round((peak[0] - idle[0]) / gib, 3), "idle_pss_gib": round(idle[1] / gib, 3),
             "peak_pss_gib": round(peak[1] / gib, 3), "added_pss_gib": round((peak[1] - idle[1]) / gib, 3)}
@@ -271,7 +272,7 @@ def main() -> None:
     if "4k" in sections:
         print("== 4K photo (3840x2160) through upscale x2: memory of tritonserver and its stubs", flush=True)
         k = results["4k"] = section_4k(args.url, pid)
-        print(f"  {k['seconds']} s, {k['tiles']} tiles, {k['processes']} processes; RSS idle "
+        print(f"  {k['seconds']} s, {k['tiles']} tiles (seam score {k['seam_score']}), {k['processes']} processes; RSS idle "
               f"{k['idle_rss_gib']} GiB, peak {k['peak_rss_gib']} GiB (+{k['added_rss_gib']}); PSS idle "
               f"{k['idle_pss_gib']} GiB, peak {k['peak_pss_gib']} GiB (+{k['added_pss_gib']})")
     if args.json:

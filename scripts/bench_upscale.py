@@ -16,7 +16,7 @@ are taken within a round. Paths (all x2, waifu2x photo, fp32):
 - ncnn_tiles_1t: the same peer on one thread (on a busy 2-core host OpenMP's 2-thread barriers stall)
 - ncnn_tiles_2p: the peer at its best here: 2 processes x 1 thread, half the images each
 - limit_1p2t:    (on request) the pipeline in one process, ncnn on 2 threads
-- naive:         cut 128-px tiles with no overlap, infer, paste (same runtime): speed and seam score
+- naive:         cut 128-px tiles with no overlap, infer, paste (ncnn, 1 thread): speed and seam score
 
 Prints a table and writes --json. Seam score: retouch.seams over the tile borders (lower is better;
 1.0 = no step).
@@ -72,16 +72,19 @@ def photos(n: int, size: int) -> list[bytes]:
     return out
 
 
-def served(url: str, images: list[bytes], concurrency: int, settings: dict) -> float:
+def served(url: str, images: list[bytes], concurrency: int, settings: dict, seams: list | None = None) -> float:
     def one(png: bytes):
         client = grpcclient.InferenceServerClient(url)
         inp = grpcclient.InferInput("IMAGE", [1], "BYTES")
         inp.set_data_from_numpy(np.array([png], dtype=object))
         sett = grpcclient.InferInput("SETTINGS", [1], "BYTES")
         sett.set_data_from_numpy(np.array([json.dumps(settings).encode()], dtype=object))
-        out = client.infer("upscale", [inp, sett],
-                           outputs=[grpcclient.InferRequestedOutput("OUTPUT_IMAGE")], client_timeout=600)
+        out = client.infer("upscale", [inp, sett], client_timeout=600,
+                           outputs=[grpcclient.InferRequestedOutput(n) for n in ("OUTPUT_IMAGE", "REPORT")])
         client.close()
+        report = json.loads(out.as_numpy("REPORT")[0])["upscale"]
+        if report["seam_lines"] and seams is not None:
+            seams.append(report["seam_score"])
         return out.as_numpy("OUTPUT_IMAGE")[0]
 
     t0 = time.perf_counter()
@@ -191,19 +194,19 @@ def main() -> None:
     _, run_ort = load_runner(version_dir, "onnxruntime", threads=2)
     net = NcnnRunner(read_export_manifest(version_dir), threads=2)
     net1 = NcnnRunner(read_export_manifest(version_dir), threads=1)
-    seams: dict[str, list] = {"ncnn_tiles": [], "naive": []}
+    seams: dict[str, list] = {"served": [], "ncnn_tiles": [], "naive": []}
     # spawn, not fork: OpenMP state does not survive a fork
     pool = mp.get_context("spawn").Pool(2, _worker_init, (str(version_dir), user))
     pool.map(_worker_job, [("limit", images[:1]), ("peer", images[:1])] * 2, chunksize=1)  # warm
     paths = {
-        "served": lambda: served(args.url, images, args.concurrency, user),
+        "served": lambda: served(args.url, images, args.concurrency, user, seams["served"]),
         "limit": lambda: two_processes(pool, "limit", images),
         "limit_1p2t": lambda: in_process(images, run, settings),
         "limit_ort": lambda: in_process(images, run_ort, settings),
         "ncnn_tiles": lambda: peer(images, lambda x: tile_process(net, x), settings.format, seams["ncnn_tiles"]),
         "ncnn_tiles_1t": lambda: peer(images, lambda x: tile_process(net1, x), settings.format),
         "ncnn_tiles_2p": lambda: two_processes(pool, "peer", images),
-        "naive": lambda: peer(images, lambda x: naive_tiles(net, x), settings.format, seams["naive"]),
+        "naive": lambda: peer(images, lambda x: naive_tiles(net1, x), settings.format, seams["naive"]),
     }
     chosen = args.paths.split(",")
     rates: dict[str, list[float]] = {p: [] for p in chosen}
@@ -229,6 +232,8 @@ def main() -> None:
     for p, v in seams.items():
         if v:
             print(f"seam score {p}: median {statistics.median(v):.3f} (1.0 = no step)")
+        elif p == "served":
+            print("seam score served: no seams (each image fits one tile)")
     pool.close()
     if args.json:
         args.json.write_text(json.dumps({"runtime": runtime, "best_peer": best, "settings": user, "rates": rates, "median": med,
