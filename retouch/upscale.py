@@ -6,16 +6,15 @@ the upscaler models) and in-process against onnxruntime (tests and benchmarks).
 
 from __future__ import annotations
 
-from functools import partial
+import asyncio
 from typing import Awaitable, Callable
 
 import numpy as np
 
-from retouch.batching import in_chunks
 from retouch.errors import InvalidInput
 from retouch.seams import seam_score
 from retouch.settings import UpscaleSettings
-from retouch.tiling import blend_tiles, cut_tiles, fit_tile, plan_tiles, seam_lines
+from retouch.tiling import TileBlender, cut_tiles, fit_tile, plan_tiles, seam_lines
 
 # model name -> scale; names are the model_repository folders.
 UPSCALERS = {
@@ -50,14 +49,21 @@ async def upscale_pass(image: np.ndarray, model: str, settings: UpscaleSettings,
     """One model over the image, tile by tile: HxWx3 float32 -> (sH)x(sW)x3 float32, grid."""
     h, w = image.shape[:2]
     grid = plan_tiles(h, w, fit_tile(h, w, settings.tile, settings.overlap), settings.overlap)
-    tiles = np.ascontiguousarray(cut_tiles(image, grid).transpose(0, 3, 1, 2))
-    upscaled = (await in_chunks(partial(infer, model), (tiles,), max_batch)).transpose(0, 2, 3, 1)
-    return blend_tiles(upscaled, grid, UPSCALERS[model], settings.blend), grid
+    blender = TileBlender(grid, UPSCALERS[model], image.shape[2], settings.blend)
+
+    async def chunk(start: int) -> None:  # cut, infer and blend one chunk: memory stays bounded
+        tiles = cut_tiles(image, grid, start, start + max_batch).transpose(0, 3, 1, 2)
+        upscaled = await infer(model, np.ascontiguousarray(tiles))
+        blender.add(start, upscaled.transpose(0, 2, 3, 1))
+
+    await asyncio.gather(*(chunk(i) for i in range(0, grid.count, max_batch)))
+    return blender.result(), grid
 
 
 async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_batch: int = 8):
     """HxWx3 uint8 -> (upscaled HxWx3 uint8, report dict)."""
-    image = rgb.astype(np.float32) / 255.0
+    image = rgb.astype(np.float32)
+    image /= 255.0  # in place, same values as rgb / 255.0
     rows: list[int] = []
     cols: list[int] = []
     tiles = 0

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from retouch.tiling import axis_starts, axis_weights, blend_tiles, cut_tiles, fit_tile, plan_tiles, seam_lines
+from retouch.tiling import (TileBlender, axis_starts, axis_weights, blend_tiles, cut_tiles, fit_tile, plan_tiles,
+                            seam_lines)
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (128, 128, 16), (129, 128, 16), (20, 64, 8),
@@ -59,3 +60,30 @@ def test_fit_tile_needs_no_more_tiles_and_keeps_the_overlap(shape, tile, overlap
     for starts in (fitted.ys, fitted.xs):
         assert all(b - a <= side - overlap for a, b in zip(starts, starts[1:]))  # overlap kept
     assert fit_tile(256, 256, 128, 16) == 96 and fit_tile(256, 256, 256, 16) == 256
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [3, 1, 0, 2], [2, 3, 0, 1]])
+def test_blender_in_any_arrival_order_equals_blend_tiles_bit_for_bit(order):
+    grid = plan_tiles(150, 170, 48, 12)
+    rng = np.random.default_rng(5)
+    tiles = rng.random((grid.count, 96, 96, 3), dtype=np.float32)
+    want = blend_tiles(tiles, grid, 2)
+    chunks = np.array_split(np.arange(grid.count), 4)
+    blender = TileBlender(grid, 2)
+    for i in order:
+        blender.add(int(chunks[i][0]), tiles[chunks[i]])
+    assert np.array_equal(blender.result(), want)
+
+
+def test_blender_refuses_a_missing_tile():
+    grid = plan_tiles(100, 100, 48, 12)
+    blender = TileBlender(grid, 2)
+    blender.add(1, np.zeros((grid.count - 1, 96, 96, 3), np.float32))
+    with pytest.raises(ValueError):
+        blender.result()
+
+
+def test_cut_tiles_range_is_a_slice_of_all():
+    grid = plan_tiles(150, 170, 48, 12)
+    img = np.random.default_rng(1).random((150, 170, 3), dtype=np.float32)
+    assert np.array_equal(cut_tiles(img, grid, 3, 7), cut_tiles(img, grid)[3:7])
