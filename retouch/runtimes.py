@@ -101,10 +101,6 @@ class NcnnRunner:
         for name in dir(opt):  # fp32 only: fp16/bf16/int8 would break parity with the ONNX export
             if name.startswith(("use_fp16", "use_bf16", "use_int8")) or name == "use_vulkan_compute":
                 setattr(opt, name, False)
-        # ncnn's default allocators keep a tile's working set (about 480 MB for a 256 px waifu2x
-        # tile) for the life of the process; pools of our own are emptied after every call instead.
-        self.allocators = (ncnn.UnlockedPoolAllocator(), ncnn.PoolAllocator())
-        opt.blob_allocator, opt.workspace_allocator = self.allocators
         self.net.load_param(str(param))
         self.net.load_model(str(weights))
         self.input_blob, self.output_blob = spec["input_blob"], spec["output_blob"]
@@ -126,11 +122,7 @@ class NcnnRunner:
 
     def __call__(self, feeds: dict, outputs=None) -> list:
         (batch,) = feeds.values()
-        try:
-            return [np.stack([self.one(image) for image in batch])]
-        finally:
-            for allocator in self.allocators:
-                allocator.clear()
+        return [np.stack([self.one(image) for image in batch])]
 
 
 def load_runner(version_dir, runtime: str = "auto", threads: int = 2) -> tuple[str, Runner]:
