@@ -3,7 +3,7 @@
     scripts/bench_upscale.py --url 127.0.0.1:18001 [--rounds 3] [--images 16] [--size 256]
 
 Every round runs each path once over the same N PNG photos (scikit-image crops), codecs included,
-in turn, so a noisy neighbour slows them alike; the figures are medians over rounds and the ratios
+in turn (the order reversed every other round), so a noisy neighbour slows them alike; the figures are medians over rounds and the ratios
 are taken within a round. Paths (all x2, waifu2x photo, fp32):
 
 - served:        the `upscale` ensemble over gRPC at --concurrency in flight (default 8)
@@ -211,7 +211,8 @@ def main() -> None:
     chosen = args.paths.split(",")
     rates: dict[str, list[float]] = {p: [] for p in chosen}
     for r in range(args.rounds):
-        for p in chosen:
+        # Alternate the order, so a neighbour's load that drifts during a round favours no path.
+        for p in (chosen if r % 2 == 0 else chosen[::-1]):
             rates[p].append(paths[p]())
             print(f"round {r + 1}/{args.rounds} {p:11s} {rates[p][-1]:.3f} img/s", file=sys.stderr, flush=True)
 
