@@ -16,6 +16,11 @@ Writes into --out: report.json and report.md (per operation: count, throughput, 
 p95/p99/max, errors by gRPC status, seam-rate: the share of upscale/clean responses whose seam score
 is over threshold), latency_over_time.png and latency_histogram.png. Retries are off: every failure
 is counted under its status.
+
+It is written on the retouch client (threads, one client each) rather than on locust: the client is
+what production callers use (error mapping, shared memory, deadlines), and a thread per caller
+carries the tens of requests in flight this service sees per host. locust's gRPC users run under
+gevent, which grpcio supports only with its own gevent mode; that was not tried here.
 """
 
 from __future__ import annotations
