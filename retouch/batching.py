@@ -16,5 +16,12 @@ async def in_chunks(call: Callable[..., Awaitable[np.ndarray]], arrays: tuple[np
     requests' work.
     """
     n = len(arrays[0])
-    parts = await asyncio.gather(*(call(*(a[i:i + max_batch] for a in arrays)) for i in range(0, n, max_batch)))
+    # Every chunk is awaited even when one fails: a BLS call left pending would keep its response
+    # (and the model instance that made it) alive after the request was answered, which blocked
+    # unloading at shutdown. The first error is raised once all are back.
+    parts = await asyncio.gather(*(call(*(a[i:i + max_batch] for a in arrays)) for i in range(0, n, max_batch)),
+                                 return_exceptions=True)
+    for part in parts:
+        if isinstance(part, BaseException):
+            raise part
     return np.concatenate(parts)

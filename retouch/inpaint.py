@@ -1,16 +1,22 @@
-"""The `inpaint` operation: crop around the mask, fill at a fixed size, paste back softly, gate.
+"""The `inpaint` operation: fill each hole in fixed-size windows at native resolution, gate.
 
-1. The mask is binarised and dilated; coverage over the limit is refused.
-2. Connected holes are grouped into regions; each region's box plus a context margin is cropped
-   and resized to the model's fixed size, so requests of any size batch together.
-3. A route (fast fill or UNet) is chosen from mask area, stroke width and edge density around
-   the hole, unless the request names one.
-4. Each crop is filled twice in one batch: with the hole, and with the hole grown by a ring of
-   known pixels (the probe). The probe's error on that ring says how well the model continues
-   this neighbourhood.
-5. Fills are resized back and pasted with a Gaussian-feathered alpha, so pixels outside the
-   feathered band are untouched, bit for bit.
-6. The gate accepts, or marks `needs_review` and returns the conservative fast fill instead.
+1. The mask is binarised and dilated. Coverage up to `max_coverage` (default 0.5) is filled;
+   above `review_coverage` the result is flagged needs_review; above max_coverage (a hard cap
+   the request may raise to 0.9) the request is refused.
+2. Connected holes are grouped and each group gets windows of the model's fixed side (256) at
+   NATIVE resolution, so thin strokes are never shrunk and enlarged again, and windows of any
+   request still batch together. A group too large for one window is covered by several when
+   its holes are thin; only a thick hole too large for a window is filled at reduced resolution
+   (the whole group resized into one window), and pasted back with a feathered edge.
+3. A route per window: the fast push-pull fill or the UNet (models served by Triton), or a
+   classical fill run in the step itself (cv2 Telea, or xphoto FSR), chosen from the window's
+   mask features (choose_route) unless the request names one. export/eval_edits.py measures
+   which wins where.
+4. Each window is also filled with the hole grown by a ring of known pixels (the probe; by the
+   fast fill for the classical routes, whose second fill would double their cost); the probe's
+   error on that ring and the hole's high-frequency power against the ring's gate the result:
+   `accepted`, or `needs_review` with the conservative fast fill.
+5. Pixels outside the holes (outside the feathered band of a resized window) come back bit for bit.
 
 Inference is injected (model name, NCHW image, N1HW mask) -> NCHW image, as in retouch.upscale.
 """
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -31,39 +36,45 @@ from retouch.settings import check_output, in_range, one_of
 
 FAST_FILL = "inpaint_fast_fill"
 UNET = "inpaint_unet"
-ROUTES = {"fast": FAST_FILL, "unet": UNET}
-PROBE_RING_PX = 6  # known pixels around the hole that the probe hides and scores, at model size
+MODEL_ROUTES = {"fast": FAST_FILL, "unet": UNET}  # routes served by a Triton model
+CLASSICAL_ROUTES = ("telea", "fsr")  # routes computed in the step (OpenCV)
+ROUTES = ("auto", *MODEL_ROUTES, *CLASSICAL_ROUTES)
+PROBE_RING_PX = 6  # known pixels around the hole that the probe hides and scores
+WINDOW_MARGIN = 32  # known context a native window keeps around the holes it fills
+HARD_MAX_COVERAGE = 0.9
 
 InpaintInfer = Callable[[str, np.ndarray, np.ndarray], Awaitable[np.ndarray]]
 
 
 @dataclass(frozen=True)
 class InpaintSettings:
-    route: str = "auto"  # fast | unet | auto
+    route: str = "auto"  # auto | fast | unet | telea | fsr
     dilation: int = 0  # pixels the mask grows before filling (halos of a tight mask); 0 = as given
-    feather_sigma: float = 3.0  # Gaussian sigma of the pasted edge, pixels
-    context: float = 0.5  # margin around each hole's box, as a fraction of the box side
-    max_coverage: float = 0.12  # larger masks are refused
-    thin_stroke_px: float = 12.0  # auto route: strokes up to this wide go to the fast fill...
-    small_area: float = 0.002  # ...and so do holes under this fraction of the image...
-    textured_edges: float = 0.12  # ...unless this fraction of the ring around them is edges
-    # Gate. Measured on scikit-image photos: good fills probe at 0.03-0.085 mean abs error on the
-    # ring. The fills are smooth by design (hf ratio 0.002-0.02), so only noise-like artefacts
-    # (a ratio far above 1) are refused by default; raise gate_hf_low to flag flat patches in texture.
+    feather_sigma: float = 3.0  # Gaussian sigma of the edge of a fill pasted from reduced resolution
+    context: float = 0.5  # margin around each reduced-resolution hole's box, as a fraction of its side
+    max_coverage: float = 0.5  # larger masks are refused (at most HARD_MAX_COVERAGE)
+    review_coverage: float = 0.3  # larger masks are filled but flagged needs_review
+    thin_stroke_px: float = 24.0  # auto route: strokes up to this wide (text) go to FSR...
+    rectangular: float = 0.9  # ...and so do rectangles (hole pixels over their boxes' area); the rest: fast
+    textured_edges: float = 0.12  # ...unless this share of the ring around them is edges: then Telea
+    # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
+    # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
     gate_ring_error: float = 0.10  # largest mean abs probe error on the ring (0..1 units)
     gate_hf_low: float = 0.0  # the hole's high-frequency power over the ring's: lowest...
     gate_hf_high: float = 4.0  # ...and highest accepted
     format: str = "png"
     quality: int = 95
+    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
 
     def validate(self) -> None:
-        one_of("route", self.route, ("auto", "fast", "unet"))
+        one_of("route", self.route, ROUTES)
         in_range("dilation", self.dilation, 0, 64)
         in_range("feather_sigma", self.feather_sigma, 0.0, 32.0)
         in_range("context", self.context, 0.0, 4.0)
-        in_range("max_coverage", self.max_coverage, 0.0, 0.5)
+        in_range("max_coverage", self.max_coverage, 0.0, HARD_MAX_COVERAGE)
+        in_range("review_coverage", self.review_coverage, 0.0, 1.0)
         in_range("thin_stroke_px", self.thin_stroke_px, 0.0, 1000.0)
-        in_range("small_area", self.small_area, 0.0, 1.0)
+        in_range("rectangular", self.rectangular, 0.0, 1.01)
         in_range("textured_edges", self.textured_edges, 0.0, 1.0)
         in_range("gate_ring_error", self.gate_ring_error, 0.0, 1.0)
         in_range("gate_hf_low", self.gate_hf_low, 0.0, 100.0)
@@ -102,7 +113,7 @@ Box = tuple[int, int, int, int]  # y0, x0, y1, x1
 
 def _centred_box(y0: int, x0: int, y1: int, x1: int, side: int, shape: tuple[int, int]) -> Box:
     """A square of `side` centred on the box, shifted inside the image; an axis the image is too
-    small for spans the whole image (the crop is then a rectangle, resized to the model's size)."""
+    small for spans the whole image."""
     out = []
     for lo, hi, size in ((y0, y1, shape[0]), (x0, x1, shape[1])):
         extent = min(side, size)
@@ -111,46 +122,96 @@ def _centred_box(y0: int, x0: int, y1: int, x1: int, side: int, shape: tuple[int
     return out[0][0], out[1][0], out[0][1], out[1][1]
 
 
-def regions(hole: np.ndarray, context: float, min_side: int = 32) -> list[Box]:
-    """Crop boxes covering every hole with a context margin; holes whose boxes overlap share one."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
-    boxes = []
-    for x, y, bw, bh in stats[1:count, :4]:
-        side = max(int(round(max(bw, bh) * (1 + 2 * context))), min_side)
-        boxes.append(_centred_box(y, x, y + bh, x + bw, side, hole.shape))
-    merged = True
-    while merged:
-        merged = False
-        for i, j in itertools.combinations(range(len(boxes)), 2):
-            a, b = boxes[i], boxes[j]
-            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                y0, x0, y1, x1 = min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
-                boxes[i] = _centred_box(y0, x0, y1, x1, max(y1 - y0, x1 - x0), hole.shape)
-                del boxes[j]
-                merged = True
-                break
-    return sorted(boxes)
+@dataclass(frozen=True)
+class Window:
+    box: Box  # the image pixels the window covers
+    scale: float  # model pixels per image pixel: 1 = native resolution
+    owns: np.ndarray  # bool, box-sized: the hole pixels this window's fill is pasted into
 
 
-def route_features(grey: np.ndarray, hole: np.ndarray) -> dict:
-    """Mask area, stroke width and edge density in a ring around the hole."""
-    dist = cv2.distanceTransform(hole.astype(np.uint8), cv2.DIST_L2, 3)
+def _stroke_width(component: np.ndarray) -> float:
+    """Twice the 95th percentile distance to the hole's edge: where lines of text touch, a few
+    pixels are far from it, but the hole is still thin strokes."""
+    padded = np.pad(component.astype(np.uint8), 1)  # the crop's edge is not the hole's edge
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)
+    return float(2 * np.percentile(dist[padded > 0], 95))
+
+
+def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list[Window]:
+    """Windows of `side` covering every hole pixel exactly once (in `owns`).
+
+    Holes that fit a window's core (the window less WINDOW_MARGIN of context on each side) are
+    gathered, in reading order, into native windows. A larger hole is split over native windows
+    on a grid of cores when it is thin (strokes up to thin_stroke_px), else filled at reduced
+    resolution: its box with `context` around it resized into one window."""
+    h, w = hole.shape
+    core = side - 2 * WINDOW_MARGIN
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    windows: list[Window] = []
+
+    def native(cy0: int, cx0: int, owns_full: np.ndarray) -> None:
+        box = _centred_box(cy0, cx0, cy0 + core, cx0 + core, side, (h, w))
+        owns = owns_full[box[0]:box[2], box[1]:box[3]]
+        if owns.any():
+            windows.append(Window(box, 1.0, owns.copy()))
+
+    fits = [c for c in range(1, count) if stats[c, 2] <= core and stats[c, 3] <= core]
+    fits.sort(key=lambda c: (stats[c, 1], stats[c, 0]))
+    taken: set[int] = set()
+    for c in fits:
+        if c in taken:
+            continue
+        x, y = int(stats[c, 0]), int(stats[c, 1])
+        cy0, cx0 = min(y, max(h - core, 0)), min(x, max(w - core, 0))
+        members = [m for m in fits if m not in taken and stats[m, 0] >= cx0 and stats[m, 1] >= cy0
+                   and stats[m, 0] + stats[m, 2] <= cx0 + core and stats[m, 1] + stats[m, 3] <= cy0 + core]
+        taken.update(members)
+        native(cy0, cx0, np.isin(labels, members))
+    for c in range(1, count):
+        if c in fits:
+            continue
+        x, y, bw, bh = (int(v) for v in stats[c, :4])
+        component = labels == c
+        if _stroke_width(component[y:y + bh, x:x + bw]) <= settings.thin_stroke_px:
+            for cy0 in range(y, y + bh, core):
+                for cx0 in range(x, x + bw, core):
+                    cell = np.zeros_like(component)
+                    cell[cy0:cy0 + core, cx0:cx0 + core] = True
+                    native(cy0, cx0, component & cell)
+        else:
+            extent = int(round(max(bw, bh) * (1 + 2 * settings.context)))
+            box = _centred_box(y, x, y + bh, x + bw, max(extent, side), (h, w))
+            scale = side / max(box[2] - box[0], box[3] - box[1])
+            windows.append(Window(box, min(scale, 1.0), component[box[0]:box[2], box[1]:box[3]].copy()))
+    return windows
+
+
+def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None = None) -> dict:
+    """Mask area (a fraction of the image's `image_pixels`; default: of `hole`), stroke width,
+    rectangularity (hole pixels over their components' bounding boxes) and edge density in a
+    ring around the hole."""
+    dist = cv2.distanceTransform(np.pad(hole.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
     inside = dist[hole]
     stroke = float(2 * np.percentile(inside, 95)) if inside.size else 0.0
+    count, _, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
+    boxes = float((stats[1:count, 2] * stats[1:count, 3]).sum()) if count > 1 else 1.0
     ring = dilate(hole.astype(np.uint8), 8).astype(bool) & ~hole
     edges = cv2.Canny(grey, 80, 160) > 0
     density = float(edges[ring].mean()) if ring.any() else 0.0
-    return {"area": float(hole.mean()), "stroke_width_px": round(stroke, 2), "edge_density": round(density, 4)}
+    return {"area": float(hole.sum()) / (image_pixels or hole.size), "stroke_width_px": round(stroke, 2),
+            "rectangularity": round(float(hole.sum()) / max(boxes, 1.0), 4), "edge_density": round(density, 4)}
 
 
 def choose_route(features: dict, settings: InpaintSettings) -> str:
+    """auto, per window, from export/eval_edits.py's per-window table: strokes and rectangles go to
+    xphoto FSR (text: +2.9 dB over the fast fill, rectangles: +0.7 dB, 0.3-0.65 s a window), except
+    in texture, where FSR costs tens of seconds a window and Telea is the best fill; blobs go to the
+    fast fill (the UNet adds 0.04 dB at 20x the cost)."""
     if settings.route != "auto":
         return settings.route
-    if features["edge_density"] >= settings.textured_edges:
-        return "unet"
-    if features["stroke_width_px"] <= settings.thin_stroke_px or features["area"] <= settings.small_area:
-        return "fast"
-    return "unet"
+    if features["stroke_width_px"] <= settings.thin_stroke_px or features["rectangularity"] >= settings.rectangular:
+        return "telea" if features["edge_density"] >= settings.textured_edges else "fsr"
+    return "fast"
 
 
 def feather(hole: np.ndarray, sigma: float) -> np.ndarray:
@@ -167,73 +228,125 @@ def high_frequency_power(grey: np.ndarray, where: np.ndarray) -> float:
     return float(np.mean(lap[where] ** 2)) if where.any() else 0.0
 
 
-def _resize(a: np.ndarray, size: int, interpolation: int) -> np.ndarray:
-    return cv2.resize(a, (size, size), interpolation=interpolation)
+def classical_fill(route: str, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """A classical fill of an HxWx3 float32 [0, 1] crop: OpenCV's Telea, or xphoto's fast
+    frequency-selective reconstruction (its mask convention is inverted: 0 = missing)."""
+    pixels = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
+    if route == "telea":
+        out = cv2.inpaint(pixels, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+    else:
+        out = np.zeros_like(pixels)
+        cv2.xphoto.inpaint(pixels, (~hole).astype(np.uint8) * 255, out, cv2.xphoto.INPAINT_FSR_FAST)
+    return out.astype(np.float32) / 255.0
+
+
+def window_inputs(image: np.ndarray, hole: np.ndarray, window: Window, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(side x side x 3 image, side x side hole in 0/1) for one window: native windows smaller than
+    `side` (a small image) are padded by reflection, reduced ones resized."""
+    y0, x0, y1, x1 = window.box
+    crop, holes = image[y0:y1, x0:x1], hole[y0:y1, x0:x1].astype(np.float32)
+    if window.scale < 1.0:
+        crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+        holes = np.minimum(cv2.resize(holes, (side, side), interpolation=cv2.INTER_LINEAR) * 2, 1.0)
+        return crop, (holes > 0).astype(np.float32)  # >= half covered counts as hole: nothing leaks
+    pad = ((0, side - crop.shape[0]), (0, side - crop.shape[1]))
+    if pad != ((0, 0), (0, 0)):
+        crop = np.pad(crop, (*pad, (0, 0)), mode="reflect" if min(crop.shape[:2]) > 1 else "edge")
+        holes = np.pad(holes, pad)
+    return crop, holes
+
+
+async def fill_windows(route: str, crops: np.ndarray, holes: np.ndarray, infer: InpaintInfer) -> np.ndarray:
+    """[N, S, S, 3] crops and [N, S, S] holes -> [N, S, S, 3] fills by the route."""
+    if route in MODEL_ROUTES:
+        out = await infer(MODEL_ROUTES[route], np.ascontiguousarray(crops.transpose(0, 3, 1, 2)),
+                          np.ascontiguousarray(holes[:, None]))
+        return out.transpose(0, 2, 3, 1)
+    return np.stack([classical_fill(route, c, m > 0) for c, m in zip(crops, holes)])
+
+
+def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.ndarray,
+          feather_sigma: float) -> np.ndarray:
+    """The fills pasted into the image: a native window writes exactly the hole pixels it owns; a
+    reduced one is resized back and blended over a feathered edge. Everything else is the input,
+    bit for bit."""
+    out = rgb.astype(np.float32) / 255.0
+    order = sorted(range(len(windows)), key=lambda i: windows[i].scale >= 1.0)  # native ones last
+    for window, fill in ((windows[i], fills[i]) for i in order):
+        y0, x0, y1, x1 = window.box
+        region = out[y0:y1, x0:x1]
+        if window.scale >= 1.0:
+            back = fill[:y1 - y0, :x1 - x0]
+            region[window.owns] = back[window.owns]
+            continue
+        back = cv2.resize(fill, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
+        alpha = feather(window.owns, feather_sigma)[..., None]
+        region[:] = region * (1 - alpha) + back * alpha
+    result = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
+    touched = np.zeros(hole.shape, bool)
+    for window in windows:
+        y0, x0, y1, x1 = window.box
+        band = window.owns if window.scale >= 1.0 else feather(window.owns, feather_sigma) > 0
+        touched[y0:y1, x0:x1] |= band
+    result[~touched] = rgb[~touched]  # outside the holes and their feathered bands: the input
+    return result
 
 
 async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, infer: InpaintInfer,
                   model_size: int = 256):
     """HxWx3 uint8 image + HxW uint8 mask -> (HxWx3 uint8 result, report dict)."""
     hole = prepare_mask(mask, rgb.shape, settings.dilation)
-    report = {"mask_sha256": mask_sha256(mask), "mask_coverage": round(float(hole.mean()), 5)}
-    if hole.mean() > settings.max_coverage:
-        raise InvalidInput(f"the dilated mask covers {hole.mean():.1%} of the image, over the "
-                           f"{settings.max_coverage:.0%} limit (setting max_coverage); send a smaller mask")
+    coverage = float(hole.mean())
+    report = {"mask_sha256": mask_sha256(mask), "mask_coverage": round(coverage, 5)}
+    if coverage > settings.max_coverage:
+        raise InvalidInput(f"the dilated mask covers {coverage:.1%} of the image, over the "
+                           f"{settings.max_coverage:.0%} limit (setting max_coverage, at most "
+                           f"{HARD_MAX_COVERAGE:.0%}); send a smaller mask")
     if not hole.any():
-        return rgb.copy(), {**report, "route": "none", "verdict": "unchanged", "regions": 0}
+        return rgb.copy(), {**report, "route": "none", "verdict": "unchanged", "windows": 0}
 
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    features = route_features(grey, hole)
-    route = choose_route(features, settings)
-    boxes = regions(hole, settings.context)
+    windows = plan_windows(hole, model_size, settings)
+    routes = []  # per window: auto picks for each hole from its own window's features
+    for w in windows:
+        y0, x0, y1, x1 = w.box
+        routes.append(choose_route(route_features(grey[y0:y1, x0:x1], w.owns, hole.size), settings))
     image = rgb.astype(np.float32) / 255.0
+    inputs = [window_inputs(image, hole, w, model_size) for w in windows]
+    crops = np.stack([c for c, _ in inputs])
+    holes = np.stack([m for _, m in inputs])
+    probes = np.stack([dilate((m > 0).astype(np.uint8), PROBE_RING_PX).astype(np.float32) for m in holes])
 
-    crops, holes, probes = [], [], []
-    for y0, x0, y1, x1 in boxes:
-        area = cv2.INTER_AREA if max(y1 - y0, x1 - x0) > model_size else cv2.INTER_CUBIC
-        crops.append(_resize(image[y0:y1, x0:x1], model_size, area))
-        small = _resize(hole[y0:y1, x0:x1].astype(np.float32), model_size, cv2.INTER_LINEAR)
-        holes.append(np.minimum(small * 2, 1.0))  # >= half covered counts as hole: nothing leaks
-        probes.append(dilate((holes[-1] > 0).astype(np.uint8), PROBE_RING_PX).astype(np.float32))
+    n = len(windows)
+    both = np.concatenate([holes, probes])
+    filled_all = np.empty((2 * n, *crops.shape[1:]), np.float32)
+    # A model route fills hole and probe in one batch; a classical route's probe is the fast fill's
+    # (a classical fill of the probe would double its cost, seconds for FSR).
+    probe_routes = [r if r in MODEL_ROUTES else "fast" for r in routes]
+    for route in dict.fromkeys(routes + probe_routes):
+        idx = [i for i, r in enumerate(routes) if r == route] + [n + i for i, r in enumerate(probe_routes) if r == route]
+        filled_all[idx] = await fill_windows(route, np.concatenate([crops, crops])[idx], both[idx], infer)
+    ring = (probes > 0) & (holes == 0)
+    ring_error = float(np.abs(filled_all[n:] - crops)[ring].mean()) if ring.any() else 0.0
 
-    def batch(masks):
-        return np.stack(crops).transpose(0, 3, 1, 2), np.stack(masks)[:, None]
-
-    n = len(boxes)
-    images, masks = batch(holes + probes)
-    images = np.concatenate([images, images])
-    filled = await infer(ROUTES[route], images, masks)
-    ring = (np.stack(probes) > 0) & (np.stack(holes) == 0)
-    ring_error = float(np.abs(filled[n:] - images[n:]).transpose(0, 2, 3, 1)[ring].mean()) if ring.any() else 0.0
-
-    def paste(fills: np.ndarray) -> np.ndarray:
-        out = image.copy()
-        alpha = feather(hole, settings.feather_sigma)
-        for (y0, x0, y1, x1), fill in zip(boxes, fills):
-            shrink = max(y1 - y0, x1 - x0) < model_size  # area averaging does not alias
-            back = cv2.resize(fill.transpose(1, 2, 0), (x1 - x0, y1 - y0),
-                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
-            a = alpha[y0:y1, x0:x1, None]
-            out[y0:y1, x0:x1] = out[y0:y1, x0:x1] * (1 - a) + back * a
-        out = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
-        keep = alpha == 0  # outside the feathered band: the input, bit for bit
-        out[keep] = rgb[keep]
-        return out
-
-    result = paste(filled[:n])
+    result = paste(rgb, hole, windows, filled_all[:n], settings.feather_sigma)
     known_ring = dilate(hole.astype(np.uint8), 8).astype(bool) & ~hole
     hf_ring = high_frequency_power(grey, known_ring)
     hf_ratio = high_frequency_power(cv2.cvtColor(result, cv2.COLOR_RGB2GRAY), hole) / max(hf_ring, 1e-6)
-    accepted = (ring_error <= settings.gate_ring_error
-                and settings.gate_hf_low <= hf_ratio <= settings.gate_hf_high)
-    verdict = "accepted" if accepted else "needs_review"
-    models = [ROUTES[route]]
-    if not accepted and route != "fast":
-        fast = await infer(FAST_FILL, images[:n], masks[:n])
-        result = paste(fast)
-        models.append(FAST_FILL)
-    report.update(route=route, route_features=features, regions=n, verdict=verdict,
-                  fallback=None if accepted else "fast_fill",
+    gate_ok = (ring_error <= settings.gate_ring_error and settings.gate_hf_low <= hf_ratio <= settings.gate_hf_high)
+    reasons = [] if gate_ok else ["quality_gate"]
+    if coverage > settings.review_coverage:
+        reasons.append("large_coverage")
+    used = dict.fromkeys(routes)
+    models = [MODEL_ROUTES[r] for r in used if r in MODEL_ROUTES]
+    if not gate_ok and set(used) != {"fast"}:
+        result = paste(rgb, hole, windows, await fill_windows("fast", crops, holes, infer), settings.feather_sigma)
+        models = list(dict.fromkeys([*models, FAST_FILL]))
+    route_counts = {r: routes.count(r) for r in used}
+    report.update(route=routes[0] if len(used) == 1 else "mixed", routes=route_counts,
+                  route_features=route_features(grey, hole), verdict="needs_review" if reasons else "accepted",
+                  review_reasons=reasons, fallback=None if gate_ok else "fast_fill",
+                  windows=n, native_windows=sum(w.scale >= 1.0 for w in windows),
                   gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf_ratio, 4)},
                   models_used=models)
     return result, report

@@ -1,11 +1,16 @@
-"""The `remove_text` operation: detect -> refine the mask -> inpaint -> verify.
+"""The `remove_text` operation: detect -> glyph masks -> inpaint -> verify.
 
-Verification runs the detector again on the result: a box found again where the mask was is
-residual text. The outcome is one of
-- no_text: nothing was detected; the image comes back unchanged;
-- fallback: the detector was not confident enough to trust an inpainting; the region is blurred;
-- accepted: inpainted, the gate accepted and no text remains;
-- needs_review: inpainted, but the gate or the residual check wants a human to look.
+Nothing is painted unless it is text. Each detected line is segmented into glyphs
+(retouch.glyphs): lines that split cleanly are painted with their glyph mask; lines that look like
+texture are left alone; lines that may be text but do not split cleanly are left alone too and
+make the outcome `needs_review` (the report lists them as candidates). Verification runs the
+detector again on the result: a box found again over the painted mask is residual text.
+
+Outcomes:
+- no_text: nothing to remove; the image comes back unchanged, bit for bit;
+- accepted: the text was painted out, the gate accepted and no text remains;
+- needs_review: something wants a human: unsure lines left as they were, the gate, residual
+  text, or a mask covering more than inpaint.review_coverage. It is never refused for what it found.
 """
 
 from __future__ import annotations
@@ -16,49 +21,44 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from retouch.inpaint import InpaintInfer, InpaintSettings, feather, inpaint, mask_sha256
+from retouch.glyphs import GlyphSettings, text_masks
+from retouch.inpaint import InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.settings import check_output, in_range
 from retouch.text import DetectSettings, Infer, detect_text
+
+# The service's own mask is never refused: the fill takes up to this much of the image, and a
+# larger mask (a page of text) is left for review instead of painted.
+MAX_PAINTED_COVERAGE = 0.6
 
 
 @dataclass(frozen=True)
 class RemoveTextSettings:
     detect: DetectSettings = DetectSettings()
-    # The detector's mask is already dilated (detect.mask_dilation); inpaint adds none by default.
-    # Captions and signs cover more of a photo than a typical object mask: a higher coverage limit.
-    inpaint: InpaintSettings = InpaintSettings(max_coverage=0.25)
-    min_confidence: float = 0.6  # below this best box score the region is blurred, not inpainted
+    mask: GlyphSettings = GlyphSettings()
+    # The glyph masks already carry their measured halo; inpaint adds no dilation by default.
+    inpaint: InpaintSettings = InpaintSettings(max_coverage=MAX_PAINTED_COVERAGE)
     residual_overlap: float = 0.5  # a re-detected box this much inside the mask is residual text
-    blur_sigma: float = 8.0  # the fallback's Gaussian blur
     format: str = "png"
     quality: int = 95
+    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
 
     def validate(self) -> None:
-        in_range("min_confidence", self.min_confidence, 0.0, 1.0)
         in_range("residual_overlap", self.residual_overlap, 0.0, 1.0)
-        in_range("blur_sigma", self.blur_sigma, 0.5, 64.0)
         check_output(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def blur_region(rgb: np.ndarray, hole: np.ndarray, sigma: float, feather_sigma: float) -> np.ndarray:
-    """The conservative fallback: the masked region blurred, blended in with a feathered edge."""
-    alpha = feather(hole, feather_sigma)[..., None]
-    blurred = cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), sigma)
-    out = np.clip(np.rint(rgb * (1 - alpha) + blurred * alpha), 0, 255).astype(np.uint8)
-    out[alpha[..., 0] == 0] = rgb[alpha[..., 0] == 0]
-    return out
-
-
 def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> int:
-    """How many boxes lie at least `overlap` inside the mask."""
+    """How many boxes lie at least `overlap` inside the mask's reach (the mask grown by a little,
+    since a glyph mask is thinner than the box around what is left of it)."""
+    reach = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     count = 0
     for quad in boxes:
         box = np.zeros(mask.shape, np.uint8)
         cv2.fillPoly(box, [np.round(quad).astype(np.int32)], 1)
-        inside = np.count_nonzero(box & (mask > 0))
+        inside = np.count_nonzero(box.astype(bool) & reach)
         if box.any() and inside / np.count_nonzero(box) >= overlap:
             count += 1
     return count
@@ -67,27 +67,34 @@ def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> int:
 async def remove_text(rgb: np.ndarray, settings: RemoveTextSettings, detect_infer: Infer,
                       inpaint_infer: InpaintInfer, object_mask: np.ndarray | None = None,
                       model_size: int = 256, **detect_options):
-    """HxWx3 uint8 -> (result HxWx3 uint8, the mask used HxW uint8, report figures).
+    """HxWx3 uint8 -> (result HxWx3 uint8, the mask painted HxW uint8, report figures).
 
-    object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain)."""
+    object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain);
+    the caller checks its size."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
-    mask = found.mask
+    mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
     if object_mask is not None:
         mask = np.maximum(mask, np.where(object_mask > 127, 255, 0).astype(np.uint8))
+    kinds = [line.kind for line in lines]
+    coverage = float(np.count_nonzero(mask)) / mask.size
+    candidates = [i for i, k in enumerate(kinds) if k == "uncertain"]
     figures = {"detection": detection, "boxes": np.round(found.boxes, 1).tolist(),
-               "scores": np.round(found.scores, 4).tolist(), "mask_sha256": mask_sha256(mask),
-               "mask_coverage": round(float(np.count_nonzero(mask)) / mask.size, 6)}
-    if not mask.any():
-        return rgb.copy(), mask, {**figures, "outcome": "no_text", "residual_lines": 0}
-    confident = object_mask is not None or float(found.scores.max(initial=0.0)) >= settings.min_confidence
-    if not confident:
-        out = blur_region(rgb, mask > 0, settings.blur_sigma, settings.inpaint.feather_sigma)
-        return out, mask, {**figures, "outcome": "fallback", "fallback": "blur", "residual_lines": None}
+               "scores": np.round(found.scores, 4).tolist(),
+               "lines": [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in lines],
+               "line_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
+               "candidates": candidates, "mask_sha256": mask_sha256(mask),
+               "mask_coverage": round(coverage, 6), "residual_lines": 0}
+    reasons = ["uncertain_lines"] if candidates else []
+    if not mask.any() or coverage > MAX_PAINTED_COVERAGE:
+        if mask.any():
+            reasons.append("coverage_over_cap")
+        return rgb.copy(), np.zeros_like(mask) if mask.any() else mask, {
+            **figures, "outcome": "needs_review" if reasons else "no_text", "review_reasons": reasons}
 
     out, filled = await inpaint(rgb, mask, settings.inpaint, inpaint_infer, model_size)
     again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
     residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
-    accepted = filled["verdict"] == "accepted" and residual == 0
-    figures.update(inpaint=filled, residual_lines=residual,
-                   outcome="accepted" if accepted else "needs_review")
+    reasons += filled["review_reasons"] + (["residual_text"] if residual else [])
+    figures.update(inpaint=filled, residual_lines=residual, review_reasons=reasons,
+                   outcome="needs_review" if reasons else "accepted")
     return out, mask, figures

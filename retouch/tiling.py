@@ -70,6 +70,8 @@ def fit_tile(height: int, width: int, tile: int, overlap: int, multiple: int = 1
         n = -(-(length - overlap) // (tile - overlap))  # tiles this axis needs at the full side
         return -(-(length + (n - 1) * overlap) // n)
     side = -(-max(need(height), need(width)) // multiple) * multiple
+    if max(height, width) <= tile:  # one tile: no neighbour to overlap (plan it with overlap 0)
+        return min(tile, max(side, multiple))
     return min(tile, max(side, overlap + 1, multiple))
 
 
@@ -89,9 +91,14 @@ def _ramp(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * (k + 0.5) / n)
 
 
-def axis_weights(starts: tuple[int, ...], tile: int, scale: int, blend: str) -> list[np.ndarray]:
-    """Per-tile 1-D weights (output resolution) along one axis."""
+def axis_weights(starts: tuple[int, ...], tile: int, scale: int, blend: str, margin: int = 0) -> list[np.ndarray]:
+    """Per-tile 1-D weights (output resolution) along one axis.
+
+    margin: input pixels at each shared tile edge that get no weight in a cosine blend (they are
+    context only: a model with a wide receptive field is least right there); the ramp spans the
+    rest of the overlap, so the overlap must exceed 2 * margin."""
     size = tile * scale
+    m = margin * scale
     weights = []
     for i, s in enumerate(starts):
         left = (starts[i - 1] + tile - s) * scale if i > 0 else 0  # overlap with previous tile
@@ -99,9 +106,11 @@ def axis_weights(starts: tuple[int, ...], tile: int, scale: int, blend: str) -> 
         w = np.ones(size)
         if blend == "cosine":
             if left:
-                w[:left] *= _ramp(left)
+                w[:m] = 0
+                w[m:left - m] *= _ramp(left - 2 * m)
             if right:
-                w[size - right:] *= _ramp(right)[::-1]
+                w[size - right + m:size - m] *= _ramp(right - 2 * m)[::-1]
+                w[size - m:] = 0
         elif blend == "none":
             w[:left // 2] = 0  # the previous tile owns up to the overlap's midline
             if right:
@@ -121,10 +130,10 @@ class TileBlender:
     bit-identical run to run.
     """
 
-    def __init__(self, grid: TileGrid, scale: int, channels: int = 3, blend: str = "cosine"):
+    def __init__(self, grid: TileGrid, scale: int, channels: int = 3, blend: str = "cosine", margin: int = 0):
         self.grid, self.scale = grid, scale
-        self.wy = axis_weights(grid.ys, grid.tile, scale, blend)
-        self.wx = axis_weights(grid.xs, grid.tile, scale, blend)
+        self.wy = axis_weights(grid.ys, grid.tile, scale, blend, margin)
+        self.wx = axis_weights(grid.xs, grid.tile, scale, blend, margin)
         self.out = np.zeros((grid.padded_height * scale, grid.padded_width * scale, channels), np.float32)
         self.wsum = np.zeros(self.out.shape[:2], np.float32)
         self.next = 0  # index of the next tile to blend
@@ -156,18 +165,18 @@ class TileBlender:
         return self.out[: self.grid.height * self.scale, : self.grid.width * self.scale]
 
 
-def blend_tiles(tiles: np.ndarray, grid: TileGrid, scale: int, blend: str = "cosine") -> np.ndarray:
+def blend_tiles(tiles: np.ndarray, grid: TileGrid, scale: int, blend: str = "cosine", margin: int = 0) -> np.ndarray:
     """NxT'xT'xC upscaled tiles (T' = tile*scale) -> (H*scale)x(W*scale)xC float32 image."""
-    blender = TileBlender(grid, scale, tiles.shape[-1], blend)
+    blender = TileBlender(grid, scale, tiles.shape[-1], blend, margin)
     blender.add(0, tiles)
     return blender.result()
 
 
-def seam_lines(grid: TileGrid, scale: int, blend: str) -> tuple[list[int], list[int]]:
+def seam_lines(grid: TileGrid, scale: int, blend: str, margin: int = 0) -> tuple[list[int], list[int]]:
     """Output rows and columns where stitching could leave a visible step.
 
     A hard cut can only step at the midline it cuts; a cosine blend can only step where a tile's
-    edge enters its neighbour. Each line b is the boundary between output pixels b-1 and b.
+    weight starts to rise in its neighbour (its edge, or `margin` pixels inside it). Each line b is the boundary between output pixels b-1 and b.
     """
 
     def lines(starts: tuple[int, ...], length: int) -> list[int]:
@@ -177,7 +186,7 @@ def seam_lines(grid: TileGrid, scale: int, blend: str) -> tuple[list[int], list[
             if blend == "none":
                 found.add(b * scale + shared * scale // 2)
             else:
-                found.update((b * scale, (a + grid.tile) * scale))
+                found.update(((b + margin) * scale, (a + grid.tile - margin) * scale))
         return sorted(v for v in found if 0 < v < length * scale)
 
     return lines(grid.ys, grid.height), lines(grid.xs, grid.width)

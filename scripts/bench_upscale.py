@@ -101,7 +101,7 @@ def in_process(images: list[bytes], run, settings: UpscaleSettings, max_batch: i
     t0 = time.perf_counter()
     for png in images:
         rgb = decode_image(png).rgb
-        out, _ = asyncio.run(upscale(rgb, settings, infer, max_batch))
+        out, *_ = asyncio.run(upscale(rgb, settings, infer, max_batch))
         encode_image(out, settings.format)
     return len(images) / (time.perf_counter() - t0)
 

@@ -48,11 +48,27 @@ server_args=(
   --strict-readiness=true
   --exit-timeout-secs=10
 )
-# Triton cannot switch client shared memory off, so unless RETOUCH_ALLOW_SHM=1 its protocol is
-# restricted to a header with a random value nobody sends: registration is refused.
-if [ "${RETOUCH_ALLOW_SHM:-0}" != 1 ]; then
-  shm_lock="shared-memory:retouch-shm-key=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-  server_args+=(--grpc-restricted-protocol="$shm_lock" --http-restricted-api="$shm_lock")
+# Explicit model control: every model is loaded at start, and the watchdog model reloads one whose
+# Python stub died (Triton 2.51 neither restarts it nor turns readiness red; docs/reliability.md).
+# RETOUCH_LOAD_MODELS: the models loaded at start (default all; empty = none).
+server_args+=(--model-control-mode=explicit)
+read -r -a load_models <<<"${RETOUCH_LOAD_MODELS-*}"  # read -a: no glob expansion
+for model in "${load_models[@]}"; do server_args+=(--load-model="$model"); done
+# Triton cannot switch an API off, only restrict it to requests carrying a header. The header named
+# here cannot be sent: gRPC and HTTP/2 carry lower-case header names only, and a value cannot hold a
+# line break in HTTP/1 or gRPC. So nothing secret is on the command line (which `ps` shows every
+# local user) and nobody can use what is locked:
+#   - client shared memory, unless RETOUCH_ALLOW_SHM=1 (then any local user who can reach the port
+#     may register regions: trusted hosts only);
+#   - the model repository (load/unload), logging and trace settings, unless RETOUCH_ADMIN_API=1.
+#     The watchdog reloads models from inside the server, without the API.
+lock=$'Retouch-Locked=never\nsent'
+locked=()
+[ "${RETOUCH_ALLOW_SHM:-0}" = 1 ] || locked+=(shared-memory)
+[ "${RETOUCH_ADMIN_API:-0}" = 1 ] || locked+=(model-repository logging trace)
+if [ ${#locked[@]} -gt 0 ]; then
+  groups=$(IFS=,; echo "${locked[*]}")
+  server_args+=(--grpc-restricted-protocol="$groups:$lock" --http-restricted-api="$groups:$lock")
 fi
 # Triton's local response cache, for the ensembles that enable it (inpaint); off unless sized.
 if [ -n "${RETOUCH_CACHE_BYTES:-}" ]; then

@@ -18,6 +18,13 @@ if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends prometheus
 fi
 
+# Debian's docker-compose (1.29): checks docker/compose.yaml against the Compose schema offline.
+if ! command -v docker-compose >/dev/null; then
+  log "installing Debian's docker-compose package"
+  sudo=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends docker-compose
+fi
+
 # 1. venv with pinned wheels (reinstalled only when a requirements file changes).
 stamp_of() { cat requirements/*.txt client/pyproject.toml pyproject.toml | sha256sum | cut -c1-16; }
 if [ ! -x "$VENV/bin/python" ]; then

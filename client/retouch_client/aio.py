@@ -9,7 +9,7 @@ from typing import Any, Optional
 import tritonclient.grpc.aio as aiogrpcclient
 from tritonclient.utils import InferenceServerException
 
-from retouch_client.core import ClientCore, Health, Result, Sleep, Steps
+from retouch_client.core import ClientCore, Health, Result, Sleep, Steps, Urls
 from retouch_client.images import ImageInput
 from retouch_client.operations import Operation
 
@@ -17,9 +17,10 @@ from retouch_client.operations import Operation
 class AsyncRetouchClient(ClientCore):
     __doc__ = ClientCore.__doc__
 
-    def __init__(self, url: Optional[str] = None, **options: Any):
+    def __init__(self, url: Optional[Urls] = None, **options: Any):
         super().__init__(url, **options)
-        self._triton = aiogrpcclient.InferenceServerClient(self.url, **self._tls)
+        # One channel per endpoint; calls pick one (core.Endpoints).
+        self._tritons = [aiogrpcclient.InferenceServerClient(url, **self._tls) for url in self.urls]
 
     async def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None,
                    **settings: Any) -> Result:
@@ -34,7 +35,8 @@ class AsyncRetouchClient(ClientCore):
         try:
             await self._run(self._close_steps())
         finally:
-            await self._triton.close()
+            for triton in self._tritons:
+                await triton.close()
 
     async def __aenter__(self) -> "AsyncRetouchClient":
         return self
@@ -54,6 +56,6 @@ class AsyncRetouchClient(ClientCore):
                 if isinstance(step, Sleep):
                     await asyncio.sleep(step.seconds)
                 else:
-                    value = await getattr(self._triton, step.method)(**step.kwargs)
+                    value = await getattr(self._tritons[step.endpoint], step.method)(**step.kwargs)
             except InferenceServerException as exc:
                 error = exc

@@ -47,24 +47,27 @@ JSON_OUTPUT = ({"json": ".json"}, {".json": "json"})  # operations that return n
 OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
     UPSCALE: [
         ("--scale", dict(type=int, help="2 or 4 (server default 2)")),
-        ("--mode", dict(help="conservative (faithful, default) or creative")),
+        ("--outscale", dict(type=float, help="any output factor from 1 to 8 (overrides --scale)")),
+        ("--mode", dict(help="faithful (default), photo (RealESRGAN_x4plus) or anime; "
+                             "conservative/creative are aliases")),
+        ("--denoise", dict(type=int, help="0 (default) to 3: JPEG noise reduction, mode faithful")),
         ("--tile", dict(type=int, help="input pixels per tile side")),
         ("--overlap", dict(type=int, help="input pixels shared by neighbouring tiles")),
         ("--blend", dict(help="cosine (default) or none")),
         ("--seam-threshold", dict(type=float, help="seam score above which the report flags seams")),
     ],
     REMOVE_TEXT: [
-        ("--min-confidence", dict(type=float, help="best box score below which text is blurred, not inpainted")),
+        ("--residual-overlap", dict(type=float, help="share of a re-detected box inside the mask that counts as residual text")),
     ],
     INPAINT: [
-        ("--route", dict(help="auto (default), fast or unet")),
+        ("--route", dict(help="auto (default), fast, unet, telea or fsr")),
         ("--dilation", dict(type=int, help="pixels to grow the mask by before filling")),
         ("--feather-sigma", dict(type=float, help="Gaussian sigma of the pasted fill's edge, in pixels")),
         ("--max-coverage", dict(type=float, help="largest masked fraction of the image accepted")),
     ],
     CLEAN: [
         ("--scale", dict(type=int, help="2 or 4 (server default 2)")),
-        ("--mode", dict(help="conservative (faithful, default) or creative")),
+        ("--mode", dict(help="faithful (default), photo or anime")),
     ],
     DETECT_TEXT: [
         ("--box-thresh", dict(type=float, help="mean score inside a box below which it is dropped")),
@@ -244,7 +247,8 @@ async def health(client: AsyncRetouchClient, as_json: bool) -> int:
 def build_parser() -> argparse.ArgumentParser:
     connection = argparse.ArgumentParser(add_help=False)
     group = connection.add_argument_group("connection")
-    group.add_argument("--url", default=default_url(), help="Triton gRPC address (env RETOUCH_URL; %(default)s)")
+    group.add_argument("--url", default=default_url(),
+                       help="Triton gRPC address, or several separated by commas (env RETOUCH_URL; %(default)s)")
     group.add_argument("--timeout", type=float, default=300.0, help="deadline per call in seconds (%(default)s)")
     group.add_argument("--retries", type=int, default=3,
                        help="retries on UNAVAILABLE or RESOURCE_EXHAUSTED, with backoff (%(default)s)")

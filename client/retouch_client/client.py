@@ -8,7 +8,7 @@ from typing import Any, Optional
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from retouch_client.core import ClientCore, Health, Result, Sleep, Steps
+from retouch_client.core import ClientCore, Health, Result, Sleep, Steps, Urls
 from retouch_client.images import ImageInput
 from retouch_client.operations import Operation
 
@@ -16,9 +16,10 @@ from retouch_client.operations import Operation
 class RetouchClient(ClientCore):
     __doc__ = ClientCore.__doc__
 
-    def __init__(self, url: Optional[str] = None, **options: Any):
+    def __init__(self, url: Optional[Urls] = None, **options: Any):
         super().__init__(url, **options)
-        self._triton = grpcclient.InferenceServerClient(self.url, **self._tls)
+        # One channel per endpoint; calls pick one (core.Endpoints).
+        self._tritons = [grpcclient.InferenceServerClient(url, **self._tls) for url in self.urls]
 
     def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None,
              **settings: Any) -> Result:
@@ -33,7 +34,8 @@ class RetouchClient(ClientCore):
         try:
             self._run(self._close_steps())
         finally:
-            self._triton.close()
+            for triton in self._tritons:
+                triton.close()
 
     def __enter__(self) -> "RetouchClient":
         return self
@@ -53,6 +55,6 @@ class RetouchClient(ClientCore):
                 if isinstance(step, Sleep):
                     time.sleep(step.seconds)
                 else:
-                    value = getattr(self._triton, step.method)(**step.kwargs)
+                    value = getattr(self._tritons[step.endpoint], step.method)(**step.kwargs)
             except InferenceServerException as exc:
                 error = exc

@@ -12,10 +12,11 @@ import io
 import json
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Generator, Optional
+from typing import Any, Generator, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -38,10 +39,56 @@ def default_url() -> str:
     return os.environ.get("RETOUCH_URL", DEFAULT_URL)
 
 
+Urls = Union[str, Sequence[str]]
+
+
+def parse_urls(url: Urls) -> list[str]:
+    """One endpoint or several: a list, or one string of host:port separated by commas."""
+    urls = [u.strip() for u in (url.split(",") if isinstance(url, str) else url)]
+    urls = [u for u in urls if u]
+    if not urls:
+        raise ValueError("no server address: pass url= or set RETOUCH_URL (host:port[,host:port...])")
+    if len(set(urls)) != len(urls):
+        raise ValueError(f"an endpoint is listed twice: {urls}")
+    return urls
+
+
+class Endpoints:
+    """Where each call goes when there are several servers: round-robin over the ones not known to
+    be down. An endpoint that answered UNAVAILABLE (refused, reset, shutting down) is skipped for
+    `cooldown_s`, unless every endpoint is, then the one that failed longest ago is tried."""
+
+    def __init__(self, urls: list[str], cooldown_s: float):
+        self.urls, self.cooldown_s = urls, cooldown_s
+        self._down_until = [0.0] * len(urls)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def pick(self, tried: set[int]) -> int:
+        """The next endpoint for an attempt, not one already tried in this round if avoidable."""
+        now = time.monotonic()
+        with self._lock:
+            start = self._next
+            self._next = (self._next + 1) % len(self.urls)
+            order = [(start + i) % len(self.urls) for i in range(len(self.urls))]
+            fresh = [i for i in order if i not in tried] or order
+            up = [i for i in fresh if self._down_until[i] <= now]
+            return up[0] if up else min(fresh, key=lambda i: self._down_until[i])
+
+    def down(self, index: int) -> None:
+        with self._lock:
+            self._down_until[index] = time.monotonic() + self.cooldown_s
+
+    def up(self, index: int) -> None:
+        with self._lock:
+            self._down_until[index] = 0.0
+
+
 @dataclass(frozen=True)
 class Rpc:
     method: str  # a method of tritonclient.grpc(.aio).InferenceServerClient
     kwargs: dict
+    endpoint: int = 0  # which server (index into the client's urls)
 
 
 @dataclass(frozen=True)
@@ -113,9 +160,12 @@ def _bytes_input(name: str, value: bytes) -> InferInput:
 class ClientCore(Operations):
     """Settings and steps shared by RetouchClient and AsyncRetouchClient.
 
-    url: host:port of Triton's gRPC endpoint (default: $RETOUCH_URL, else 127.0.0.1:8001).
-    timeout_s: deadline of each call, retries and backoff included.
-    retry: RetryPolicy; RetryPolicy(attempts=1) turns retries off.
+    url: host:port of Triton's gRPC endpoint (default: $RETOUCH_URL, else 127.0.0.1:8001), or several
+        (a list, or "host1:8001,host2:8001"): calls are spread round-robin over them and fail over
+        to the next one on UNAVAILABLE or RESOURCE_EXHAUSTED, without waiting.
+    timeout_s: deadline of each call, retries, failover and backoff included.
+    retry: RetryPolicy; RetryPolicy(attempts=1) turns retries off (failover to another endpoint stays).
+    failover_cooldown_s: how long an endpoint that answered UNAVAILABLE is left out of the rotation.
     shared_memory: send and receive raw pixels through system shared memory (client and server on
         one host; the server must allow it, see docs/client.md).
     raw_pixels: send and receive raw pixels over gRPC instead of encoded bytes.
@@ -124,12 +174,17 @@ class ClientCore(Operations):
     ssl, root_certificates, private_key, certificate_chain: TLS, passed to tritonclient as is.
     """
 
-    def __init__(self, url: Optional[str] = None, *, timeout_s: float = 120.0,
+    def __init__(self, url: Optional[Urls] = None, *, timeout_s: float = 120.0,
                  retry: RetryPolicy = RetryPolicy(), shared_memory: bool = False, raw_pixels: bool = False,
                  registry: Optional[CollectorRegistry] = None, headers: Optional[dict] = None,
                  ssl: bool = False, root_certificates: Optional[str] = None,
-                 private_key: Optional[str] = None, certificate_chain: Optional[str] = None):
-        self.url = url or default_url()
+                 private_key: Optional[str] = None, certificate_chain: Optional[str] = None,
+                 failover_cooldown_s: float = 5.0):
+        self.urls = parse_urls(url or default_url())
+        self.url = ",".join(self.urls)
+        if shared_memory and len(self.urls) > 1:
+            raise ValueError("shared_memory=True needs one server on this host, not several endpoints")
+        self.endpoints = Endpoints(self.urls, failover_cooldown_s)
         self.timeout_s = timeout_s
         self.retry = retry
         self.shared_memory = shared_memory
@@ -200,30 +255,49 @@ class ClientCore(Operations):
         return {**settings, operation.output_part: part} if operation.output_part else part
 
     def _infer_with_retries(self, operation: Operation, inputs: list, outputs: list, started: float) -> Steps:
+        """Attempts until one succeeds, an error is not retryable, the retries are spent or the
+        deadline passes. A retryable error moves on to an endpoint not yet tried in this round at
+        once (failover); only when all have been tried does it back off, and the round starts again."""
         deadline = started + self.timeout_s
-        for attempt in range(1, self.retry.attempts + 1):
+        sent, retries, tried = 0, 0, set()
+        while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:  # preparing the request (or backing off) took it all
-                raise DeadlineExceededError(self._deadline_message(operation, attempt - 1),
-                                            "StatusCode.DEADLINE_EXCEEDED", attempt - 1)
+                raise DeadlineExceededError(self._deadline_message(operation, sent),
+                                            "StatusCode.DEADLINE_EXCEEDED", sent)
+            index = self.endpoints.pick(tried) if len(self.urls) > 1 else 0
+            sent += 1
             try:
-                return (yield Rpc("infer", dict(model_name=operation.name, inputs=inputs, outputs=outputs,
-                                                client_timeout=remaining, headers=self.headers)))
+                response = yield Rpc("infer", dict(model_name=operation.name, inputs=inputs, outputs=outputs,
+                                                   client_timeout=remaining, headers=self.headers), index)
+                self.endpoints.up(index)
+                return response
             except InferenceServerException as exc:
-                error = self._error(operation, exc, attempt)
-            delay = self.retry.delay(attempt)
-            if not error.retryable or attempt == self.retry.attempts or time.monotonic() + delay >= deadline:
+                error = self._error(operation, exc, sent, self.urls[index])
+            if not error.retryable:
+                raise error
+            if error.code == "UNAVAILABLE":
+                self.endpoints.down(index)
+            tried.add(index)
+            if len(tried) < len(self.urls):  # another server has not been asked yet: go now
+                self.metrics.retries.labels(operation.name, error.code).inc()
+                continue
+            retries += 1
+            delay = self.retry.delay(retries)
+            if retries >= self.retry.attempts or time.monotonic() + delay >= deadline:
                 raise error
             self.metrics.retries.labels(operation.name, error.code).inc()
+            tried = set()
             yield Sleep(delay)
 
-    def _error(self, operation: Operation, exc: InferenceServerException, attempt: int) -> RetouchError:
+    def _error(self, operation: Operation, exc: InferenceServerException, attempt: int,
+               url: Optional[str] = None) -> RetouchError:
         status, message = exc.status(), exc.message()
         code = (status or "").rsplit(".", 1)[-1]
         if code == "DEADLINE_EXCEEDED":
             message = self._deadline_message(operation, attempt)
         elif code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED"):
-            message = f"{operation.name} at {self.url}: {code} after {attempt} attempt(s): {message}"
+            message = f"{operation.name} at {url or self.url}: {code} after {attempt} attempt(s): {message}"
         return error_from_status(message, status, attempt)
 
     def _deadline_message(self, operation: Operation, attempts: int) -> str:
@@ -255,10 +329,12 @@ class ClientCore(Operations):
                     region.registered = True
         except InferenceServerException as exc:
             self._shm.checkin(slot)  # unregistered regions are registered again on the next call
+            # Triton answers a locked API with UNAVAILABLE, which reads as "retry": it is a refusal.
+            status = "StatusCode.PERMISSION_DENIED" if "restricted" in str(exc.message()) else exc.status()
             raise SharedMemoryError(
                 f"the server at {self.url} refused to register shared memory ({exc.message()}); it "
                 f"must run on this host with client shared memory allowed (RETOUCH_ALLOW_SHM=1)",
-                exc.status()) from None
+                status) from None
         return slot
 
     def _release_regions(self, regions: list) -> Steps:
@@ -284,13 +360,19 @@ class ClientCore(Operations):
     # -- health ----------------------------------------------------------------------------------
 
     def _health_steps(self) -> Steps:
+        """Health of the first endpoint that answers, in the order given."""
         timeout = dict(headers=self.headers, client_timeout=min(self.timeout_s, 10.0))
-        try:
-            live = yield Rpc("is_server_live", timeout)
-            ready = yield Rpc("is_server_ready", timeout)
-            operations = {}
-            for operation in OPERATIONS:
-                operations[operation.name] = yield Rpc("is_model_ready", dict(model_name=operation.name, **timeout))
-        except InferenceServerException as exc:
-            raise error_from_status(f"{self.url}: {exc.message()}", exc.status()) from None
-        return Health(self.url, live, ready, operations)
+        for index, url in enumerate(self.urls):
+            try:
+                live = yield Rpc("is_server_live", timeout, index)
+                ready = yield Rpc("is_server_ready", timeout, index)
+                operations = {}
+                for operation in OPERATIONS:
+                    operations[operation.name] = yield Rpc(
+                        "is_model_ready", dict(model_name=operation.name, **timeout), index)
+            except InferenceServerException as exc:
+                error = error_from_status(f"{url}: {exc.message()}", exc.status())
+                if index == len(self.urls) - 1:
+                    raise error from None
+                continue
+            return Health(url, live, ready, operations)

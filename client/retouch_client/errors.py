@@ -40,7 +40,12 @@ class ServerBusyError(RetouchError):
 
 
 class SharedMemoryError(RetouchError):
-    """The server refused to register the client's shared-memory regions."""
+    """The server refused to register the client's shared-memory regions. Never retried: a server
+    that locks shared memory keeps refusing."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 _BY_CODE = {

@@ -29,7 +29,8 @@ def to_encoded(image: ImageInput) -> bytes:
 
 
 def to_pixels(image: ImageInput) -> np.ndarray:
-    """HxWx3 uint8 RGB, as the server would decode it (EXIF orientation applied, alpha dropped)."""
+    """HxWx3 uint8 RGB, as the server would decode it (EXIF orientation applied); raw pixels carry
+    no alpha, 16-bit values or metadata: send encoded bytes to keep them."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return np.ascontiguousarray(image)
     if isinstance(image, (bytes, bytearray, memoryview)):

@@ -9,6 +9,7 @@ the operation's own outputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -20,6 +21,9 @@ def same_size(settings: dict) -> int:
 
 
 def upscale_factor(settings: dict) -> int:
+    outscale = settings.get("outscale")  # any factor from 1 to 8; overrides scale
+    if isinstance(outscale, (int, float)) and outscale > 0:
+        return math.ceil(outscale)
     scale = settings.get("scale", 2)  # the server's default
     return scale if isinstance(scale, int) and scale > 0 else 1
 
@@ -55,23 +59,26 @@ class Operations:
         raise NotImplementedError
 
     def upscale(self, image: ImageInput, **settings: Any):
-        """Upscale x2 or x4 with blended tiles. Settings (all optional): scale (2|4), mode
-        (conservative|creative), tile, overlap, blend (cosine|none), format (png|jpeg|webp),
-        quality, seam_threshold. The report echoes the effective settings."""
+        """Upscale with blended tiles. Settings (all optional): scale (2|4), outscale (1-8, any
+        factor), mode (faithful|photo|anime; conservative and creative are aliases), denoise (0-3,
+        faithful), tile, overlap, margin, blend (cosine|none), alpha (model|bicubic), format
+        (png|jpeg|webp), quality, keep_metadata, seam_threshold. The report echoes the effective
+        settings."""
         return self.call(UPSCALE, image, **settings)
 
     def inpaint(self, image: ImageInput, mask: ImageInput, **settings: Any):
         """Fill the masked region (bright mask pixels = remove; a mask image, encoded bytes or an HxW
-        uint8 array of the image's size). Settings (all optional): route (auto|fast|unet),
-        dilation, feather_sigma, context, max_coverage, the routing and gate thresholds, format,
+        uint8 array of the image's size). Settings (all optional): route (auto|fast|unet|telea|fsr),
+        dilation, feather_sigma, context, max_coverage, review_coverage, the routing and gate thresholds, format,
         quality. The report carries the route, the gate figures and verdict, and the mask's sha256."""
         return self.call(INPAINT, image, mask, **settings)
 
     def remove_text(self, image: ImageInput, **settings: Any):
-        """Erase overlaid text: detect, inpaint, verify. Settings (all optional): detect ({...}),
-        inpaint ({...}), min_confidence, residual_overlap, blur_sigma, format, quality. The mask used
-        is in Result.outputs["OUTPUT_MASK"]; the report's remove_text section has the boxes, scores,
-        gate figures, residual text and the outcome (accepted, needs_review, no_text, fallback)."""
+        """Erase overlaid text: detect, glyph masks, inpaint, verify. Settings (all optional): detect
+        ({...}), mask ({glyph mask settings}), inpaint ({...}), residual_overlap, format, quality. The
+        mask painted is in Result.outputs["OUTPUT_MASK"]; the report's remove_text section has the
+        boxes, scores, each line's mask kind and figures, the candidates left for review, gate
+        figures, residual text and the outcome (accepted, needs_review, no_text)."""
         return self.call(REMOVE_TEXT, image, **settings)
 
     def clean(self, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any):

@@ -5,6 +5,7 @@ Imported only inside the Python backend stub, where triton_python_backend_utils 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 import traceback
@@ -17,7 +18,8 @@ import triton_python_backend_utils as pb_utils
 
 from retouch import __version__
 from retouch.batching import in_chunks
-from retouch.errors import InvalidInput
+from retouch.codecs import decode_mask
+from retouch.errors import Cancelled, InvalidInput, Overloaded, short
 from retouch.text import DEFAULT_BUCKETS, MODEL_NAME
 
 
@@ -53,6 +55,16 @@ def input_array(request, name: str) -> np.ndarray:
     return tensor.as_numpy()
 
 
+def decode_image_mask(data: bytes, image_shape: tuple[int, ...], max_pixels: int) -> np.ndarray:
+    """An encoded mask sent with an image (clean's MASK): decoded, and refused unless it has the
+    image's size, as inpaint refuses one (a 1x1 or 320x1 mask would otherwise broadcast)."""
+    mask = decode_mask(data, max_pixels)
+    if mask.shape != tuple(image_shape[:2]):
+        raise InvalidInput(f"MASK is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                           f"{image_shape[1]}x{image_shape[0]}; send a mask of the image's size")
+    return mask
+
+
 def bytes_tensor(name: str, value: bytes) -> "pb_utils.Tensor":
     return pb_utils.Tensor(name, np.array([value], dtype=np.object_))
 
@@ -62,8 +74,24 @@ def json_tensor(name: str, value: dict) -> "pb_utils.Tensor":
 
 
 def read_report(request) -> dict:
+    """The report the previous step wrote. A decode step that could not decode the request hands
+    its error on in the report (see carried_error), and it is raised here, in the operation's own
+    step, so that the operation counts it (retouch_edits_total) and the caller gets its message."""
     raw = input_bytes(request, "REPORT")
-    return json.loads(raw) if raw else {}
+    report = json.loads(raw) if raw else {}
+    error = report.get("error")
+    if error:
+        if error.get("outcome") == "rejected":
+            raise InvalidInput(error["message"])
+        raise RuntimeError(error["message"])
+    return report
+
+
+def carried_error(outcome: str, message: str, **outputs) -> list:
+    """A decode step's response for a request it could not decode: empty outputs and a report that
+    carries the error on to the operation's step (read_report raises it there)."""
+    return [*(pb_utils.Tensor(name, value) for name, value in outputs.items()),
+            json_tensor("REPORT", {"error": {"outcome": outcome, "message": message}})]
 
 
 def add_step(report: dict, step: str, settings, figures: dict, models: list[dict]) -> None:
@@ -76,7 +104,8 @@ def add_step(report: dict, step: str, settings, figures: dict, models: list[dict
     report[step] = {"settings": settings.to_dict(), **figures}
     report.setdefault("models", []).extend(models)
     if hasattr(settings, "format"):  # steps that return no image (detect_text) have no encoding
-        report["output"] = {"format": settings.format, "quality": settings.quality}
+        report["output"] = {"format": settings.format, "quality": settings.quality,
+                            "keep_metadata": getattr(settings, "keep_metadata", True)}
     report["retouch_version"] = __version__
 
 
@@ -88,39 +117,79 @@ def timed(report: dict, step: str):
     report.setdefault("timings_ms", {})[step] = round((time.perf_counter() - start) * 1e3, 2)
 
 
+# The request a shim is serving right now (respond_each sets it), so that BLS calls made for it can
+# check whether its client is still there (request.is_cancelled()) before sending more work.
+current_request: contextvars.ContextVar = contextvars.ContextVar("current_request", default=None)
+
+
+def check_cancelled() -> None:
+    """Raise Cancelled if the client of the request being served has gone (deadline passed or call
+    cancelled): the remaining BLS calls are not sent, so abandoned work stops early."""
+    request = current_request.get()
+    if request is not None and request.is_cancelled():
+        raise Cancelled("the client cancelled the request or its deadline passed; work stopped")
+
+
 def respond_each(requests: Iterable, handle: Callable,
-                 on_error: Callable[[str], None] | None = None) -> list:
+                 on_error: Callable[[str], None] | None = None,
+                 carry: Callable[[str, str], list] | None = None) -> list:
     """Run handle(request) -> list of output tensors for each request.
 
-    A request's InvalidInput becomes INVALID_ARGUMENT with its message; anything else becomes
-    INTERNAL. Either way only that request fails, and the model keeps serving. on_error, if given,
-    hears "rejected" or "failed" for each, so the shim can count it (PipelineMetrics.edit).
+    A request's InvalidInput becomes INVALID_ARGUMENT with its message; Cancelled becomes CANCELLED;
+    Overloaded becomes UNAVAILABLE (retryable);
+    anything else becomes INTERNAL. Either way only that request fails, and the model keeps
+    serving. Messages are capped (retouch.errors.MAX_MESSAGE_CHARS). on_error, if given, hears
+    "rejected" or "failed" for each, so the shim can count it (PipelineMetrics.edit). carry, if
+    given, turns an error into outputs instead (carry(outcome, message) -> tensors): a decode step
+    hands the error on to the operation's step, which counts it (see read_report).
     """
     responses = []
     for request in requests:
+        token = current_request.set(request)
         try:
             responses.append(pb_utils.InferenceResponse(output_tensors=handle(request)))
         except InvalidInput as exc:
-            error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
-            responses.append(pb_utils.InferenceResponse(error=error))
+            responses.append(error_response(carry, "rejected", short(exc), pb_utils.TritonError.INVALID_ARG))
             if on_error:
                 on_error("rejected")
+        except Cancelled as exc:
+            responses.append(error_response(None, "cancelled", short(exc), pb_utils.TritonError.CANCELLED))
+        except Overloaded as exc:
+            responses.append(error_response(None, "overloaded", short(exc), pb_utils.TritonError.UNAVAILABLE))
         except Exception as exc:  # noqa: BLE001 - reported to the caller, logged for on-call
-            pb_utils.Logger.log_error(traceback.format_exc())
-            error = pb_utils.TritonError(f"internal error: {exc}", pb_utils.TritonError.INTERNAL)
-            responses.append(pb_utils.InferenceResponse(error=error))
+            pb_utils.Logger.log_error(short(traceback.format_exc(), 4000))
+            responses.append(error_response(carry, "failed", short(f"internal error: {exc}"),
+                                            pb_utils.TritonError.INTERNAL))
             if on_error:
                 on_error("failed")
+        finally:
+            current_request.reset(token)
     return responses
+
+
+def error_response(carry, outcome: str, message: str, code) -> "pb_utils.InferenceResponse":
+    if carry is not None:
+        return pb_utils.InferenceResponse(output_tensors=carry(outcome, message))
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+SHED_MESSAGES = ("Exceeds maximum queue size", "Request timeout expired")
 
 
 async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT") -> np.ndarray:
     """Call another model of this server (async BLS) and return one output."""
+    check_cancelled()
     request = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output],
                                         inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()])
     response = await request.async_exec()
     if response.has_error():
-        raise RuntimeError(f"{model}: {response.error().message()}")
+        error = response.error()
+        message = f"{model}: {short(error.message(), 200)}"
+        # Its queue was full, or the work waited past the queue's timeout: shed, retryable. (BLS
+        # errors do not always keep their code in 2.51, so the scheduler's messages are matched too.)
+        if error.code() == pb_utils.TritonError.UNAVAILABLE or any(m in message for m in SHED_MESSAGES):
+            raise Overloaded(f"server busy, retry later ({message})")
+        raise RuntimeError(message)
     return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
 
 

@@ -33,6 +33,10 @@ FAMILIES = {
     "retouch_edits_total": (
         COUNTER, "Edit requests by operation and outcome (accepted, needs_review, fallback, rejected, "
                  "failed)", None),
+    "retouch_stub_deaths_total": (
+        COUNTER, "Python-backend stub processes found dead (the watchdog reloads their model)", None),
+    "retouch_model_reloads_total": (
+        COUNTER, "Reloads of a model by the watchdog after a stub died, by outcome (ok, failed)", None),
     "retouch_seam_score": (
         HISTOGRAM, "Seam score of each tiled response (about 1 = invisible)", SEAM_SCORE_BUCKETS),
     "retouch_seam_checks_total": (
@@ -93,10 +97,22 @@ class PipelineMetrics:
                                  else family.Metric(labels=labels))
         return self._series[key]
 
-    def edit(self, operation: str, outcome: str) -> None:
+    def edit(self, operation: str, outcome: str, n: int = 1) -> None:
         if outcome not in OUTCOMES:  # keeps the label's values, and so the series, bounded
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        self._get("retouch_edits_total", operation=operation, outcome=outcome).increment(1)
+        self._get("retouch_edits_total", operation=operation, outcome=outcome).increment(n)
+
+    def watch(self, model: str) -> None:
+        """The watchdog's series of a model, created at zero (see the class's note on rate())."""
+        self._get("retouch_stub_deaths_total", model=model)
+        for outcome in ("ok", "failed"):
+            self._get("retouch_model_reloads_total", model=model, outcome=outcome)
+
+    def stub_died(self, model: str) -> None:
+        self._get("retouch_stub_deaths_total", model=model).increment(1)
+
+    def reloaded(self, model: str, ok: bool) -> None:
+        self._get("retouch_model_reloads_total", model=model, outcome="ok" if ok else "failed").increment(1)
 
     def seam(self, operation: str, score: float, over: bool) -> None:
         self._get("retouch_seam_score", operation=operation).observe(score)

@@ -194,14 +194,15 @@ def test_health(server, kind):
 def server_without_shm(tmp_path_factory):
     """A second tritonserver started by serve.sh without RETOUCH_ALLOW_SHM, loading no models (fast)."""
     with local_server(tmp_path_factory.mktemp("tritonserver-no-shm"), RETOUCH_ALLOW_SHM=None,
-                      RETOUCH_SERVER_ARGS="--model-control-mode=explicit") as endpoints:
+                      RETOUCH_LOAD_MODELS="") as endpoints:
         yield endpoints["grpc"]
 
 
 def test_shared_memory_is_refused_unless_the_server_allows_it(server_without_shm, small):
     with RetouchClient(server_without_shm, shared_memory=True) as client:
-        with pytest.raises(SharedMemoryError, match="RETOUCH_ALLOW_SHM=1"):
+        with pytest.raises(SharedMemoryError, match="RETOUCH_ALLOW_SHM=1") as refused:
             client.upscale(small)
+    assert refused.value.code == "PERMISSION_DENIED" and not refused.value.retryable
     assert glob.glob(f"/dev/shm/retouch_{os.getpid()}_*") == []  # close() removed the refused regions
     # The same refusal for any client: the shared-memory protocol needs a header only serve.sh knows.
     triton = grpcclient.InferenceServerClient(server_without_shm)

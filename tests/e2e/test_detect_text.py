@@ -142,7 +142,7 @@ def test_rgba_input(triton, upright):
     boxes, _, mask, report = detect(triton, encode(rgba))
     assert report["input"]["mode"] == "RGBA"
     assert_finds(upright, boxes, mask)
-    # Alpha is dropped by decode_image, so the result is the RGB image's exactly.
+    # The detector sees decode_image's RGB (alpha travels beside it), so the result is the RGB image's exactly.
     np.testing.assert_array_equal(boxes, detect(triton, encode(Image.fromarray(upright.rgb)))[0])
 
 

@@ -11,10 +11,9 @@ import pytest
 from PIL import Image, ImageDraw
 from skimage import data
 
-from retouch.text import DetectSettings
 from retouch_client import InvalidInputError
 from test_detect_text import detect, encode
-from text_scenes import make_scene, score
+from text_scenes import Scene, make_scene, score
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +53,7 @@ def removed(client, scenes):
 
 
 def test_text_is_gone_and_the_holes_are_filled(triton, server, scenes, removed, tmp_path):
-    lines = found_before = found_after = 0
+    lines = found_before = found_after = painted_lines = residual_painted = 0
     gains, outcomes = [], []
     for scene, result in zip(scenes, removed):
         out, mask = pixels(result), result.outputs["OUTPUT_MASK"]
@@ -74,15 +73,31 @@ def test_text_is_gone_and_the_holes_are_filled(triton, server, scenes, removed, 
         assert report["mask_coverage"] > 0 and len(report["mask_sha256"]) == 64
         if report["outcome"] == "accepted":
             assert report["residual_lines"] == 0 and report["inpaint"]["verdict"] == "accepted"
+            assert not report["candidates"]
         else:
-            assert report["residual_lines"] > 0 or report["inpaint"]["verdict"] == "needs_review"
+            assert report["review_reasons"] and (report["residual_lines"] > 0 or report["candidates"]
+                                                 or report["inpaint"]["verdict"] == "needs_review")
+        # Pixels outside the painted glyphs come back bit for bit (native-resolution fill).
+        np.testing.assert_array_equal(out[~hole], scene.rgb[~hole])
+        # Lines left for review are reported as candidates; the painted ones are gone.
+        painted_lines += sum(1 for line in scene.lines if (hole & line.ink).sum() >= 0.5 * line.ink.sum())
+        residual_painted += sum(1 for line in scene.lines if (hole & line.ink).sum() >= 0.5 * line.ink.sum()
+                                and score_line(line, boxes, out.shape[:2]))
         assert [m["name"] for m in result.report["models"]][0] == "text_detector"
     print(f"\nremove_text: {lines} rendered lines; detector found {found_before} before, {found_after} after; "
+          f"{painted_lines} painted, {residual_painted} of them found again; "
           f"in-hole PSNR gain over a flat fill (dB) {np.round(gains, 2).tolist()}; outcomes {outcomes}")
     assert found_before >= 0.95 * lines
-    assert found_after <= 0.05 * lines
+    assert painted_lines >= 0.6 * lines  # the rest are low-contrast lines left for review (docs/text.md)
+    assert residual_painted <= 0.05 * painted_lines
     assert np.median(gains) >= 3.0, gains
     save_before_after(scenes[0].rgb, removed[0], tmp_path)
+
+
+def score_line(line, boxes, shape) -> bool:
+    """Whether detected boxes cover half of the line's rectangle (text_scenes' `found`)."""
+    one = Scene("line", np.zeros((*shape, 3), np.uint8), [line])
+    return score(one, boxes, np.zeros(shape, np.uint8), 0).found == 1
 
 
 def save_before_after(before: np.ndarray, result, tmp_path: Path) -> None:
@@ -111,14 +126,32 @@ def test_no_text_returns_the_image_unchanged(client):
     assert not result.outputs["OUTPUT_MASK"].any()
 
 
-def test_low_confidence_falls_back_to_a_blur(client, scenes):
-    result = client.remove_text(scenes[0].rgb, min_confidence=1.0)
+TEXT_FREE = {"coffee": data.coffee(), "chelsea": data.chelsea(), "brick": data.brick(), "grass": data.grass(),
+             "gravel": data.gravel(), "hubble": data.hubble_deep_field()[:400, :600]}
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_FREE))
+def test_text_free_photos_come_back_pixel_identical(client, name):
+    photo = np.ascontiguousarray(TEXT_FREE[name])
+    photo = photo if photo.ndim == 3 else np.stack([photo] * 3, axis=-1)
+    result = client.remove_text(photo)
     report = result.report["remove_text"]
-    assert report["outcome"] == "fallback" and report["fallback"] == "blur"
-    out, mask = pixels(result), result.outputs["OUTPUT_MASK"] > 0
-    far = cv2.dilate(mask.astype(np.uint8), np.ones((61, 61), np.uint8)) == 0  # past the feathered edge
-    np.testing.assert_array_equal(out[far], scenes[0].rgb[far])
-    assert np.abs(out[mask].astype(int) - scenes[0].rgb[mask]).mean() > 2
+    np.testing.assert_array_equal(pixels(result), photo)
+    assert report["outcome"] in ("no_text", "needs_review") and not result.outputs["OUTPUT_MASK"].any()
+    if report["outcome"] == "needs_review":  # candidates listed, nothing painted
+        assert report["candidates"] and report["review_reasons"] == ["uncertain_lines"]
+
+
+def test_a_dense_caption_is_edited_not_refused(client):
+    photo = np.ascontiguousarray(data.coffee()[:300, :400])
+    scene = make_scene("coffee-dense-caption", photo, seed=11, layout="dense", sizes=(24, 28), lines=8,
+                       contrasts=("high",))
+    result = client.remove_text(scene.rgb)  # the boxes cover about a third of the photo
+    report = result.report["remove_text"]
+    assert report["outcome"] in ("accepted", "needs_review")
+    assert report["mask_coverage"] > 0.03 and report["line_kinds"].get("glyph", 0) >= 4
+    hole = result.outputs["OUTPUT_MASK"] > 0
+    np.testing.assert_array_equal(pixels(result)[~hole], scene.rgb[~hole])
 
 
 def test_settings_are_checked(client, scenes):
@@ -140,9 +173,12 @@ def test_clean_removes_text_and_objects_then_upscales(client, triton, server, sc
     assert report["steps"] == ["remove_text", "upscale"]  # inpaint first, then upscale
     assert report["upscale"]["seam_score"] < report["upscale"]["settings"]["seam_threshold"]
     assert result.outputs["OUTPUT_MASK"][210, 60] == 255
-    # Text gone: the detector, run on the result brought back to the input's size, finds (almost) none.
+    # The painted lines are gone: the detector, run on the result brought back to the input's size,
+    # finds none of them (lines left for review are the report's candidates).
     small = np.asarray(Image.fromarray(out).resize((w, h), Image.BICUBIC))
-    boxes, _, mask, _ = detect(triton, encode(Image.fromarray(small)), url=server["grpc"])
-    assert score(scene, boxes, mask, DetectSettings().mask_dilation).found <= 0.05 * len(scene.lines) + 0.5
+    boxes, _, _, _ = detect(triton, encode(Image.fromarray(small)), url=server["grpc"])
+    painted = result.outputs["OUTPUT_MASK"] > 0  # at the input's size
+    gone = [line for line in scene.lines if (painted & line.ink).sum() >= 0.5 * line.ink.sum()]
+    assert gone and not any(score_line(line, boxes, (h, w)) for line in gone)
     with pytest.raises(InvalidInputError, match="unknown settings part"):
         client.clean(scene.rgb, upscale={"scale": 2}, denoise={})

@@ -40,7 +40,8 @@ def test_conservative_beats_bicubic_on_real_photos(client, photos, scale):
         out = pixels(result)
         assert out.shape == hr.shape
         assert result.report["output"] == {"width": 256, "height": 256, "format": "png", "quality": 95,
-                                           "bytes": len(result.data)}
+                                           "bytes": len(result.data), "keep_metadata": True, "mode": "RGB",
+                                           "bits": 8, "alpha": False, "icc_profile": False, "exif": False}
         assert result.report["steps"] == ["upscale"] and result.report["input"]["width"] == 256 // scale
         gains[name] = psnr(hr, out) - psnr(hr, bicubic_up(lr, scale))
     print(f"PSNR gain over bicubic at x{scale}: {gains}")
@@ -53,7 +54,7 @@ def test_creative_output_size_and_report(client, photos, scale):
     result = client.upscale(lr, scale=scale, mode="creative")
     assert pixels(result).shape == (256, 256, 3)
     report = result.report
-    assert report["upscale"]["settings"]["mode"] == "creative" and report["upscale"]["settings"]["scale"] == scale
+    assert report["upscale"]["settings"]["mode"] == "anime" and report["upscale"]["settings"]["scale"] == scale
     assert [m["name"] for m in report["models"]] == [f"upscaler_animevideov3_x{scale}"]
     assert all(len(m["onnx_sha256"]) == 64 and m["version"] == "1" for m in report["models"])
 

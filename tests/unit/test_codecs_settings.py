@@ -22,7 +22,8 @@ def test_roundtrip_is_lossless_and_deterministic():
     assert encode_image(rgb, "png") == data
     decoded = decode_image(data)
     np.testing.assert_array_equal(decoded.rgb, rgb)
-    assert decoded.info() == {"width": 47, "height": 31, "format": "PNG", "mode": "RGB"}
+    assert decoded.info() == {"width": 47, "height": 31, "format": "PNG", "mode": "RGB", "bits": 8,
+                              "alpha": False, "grey": False, "icc_profile": False, "exif": False}
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp"])

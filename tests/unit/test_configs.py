@@ -74,3 +74,77 @@ def test_every_model_has_a_tracked_version_folder():
     folders = {p.parent.name for p in ROOT.glob("*/*/config.pbtxt") if p.parent.parent.name in
                ("model_repository", "ensembles")}
     assert folders - versioned == set()
+
+
+# -- GPU configs (NGC container, --model-config-name=gpu) -------------------------------------------
+
+GPU_CONFIGS = sorted(ROOT.glob("model_repository/*/configs/gpu.pbtxt"))
+TRT_CACHE = "/cache/trt"  # the volume docker/compose.yaml and deploy/k8s/ mount
+# The TensorRT accelerator parameters the onnxruntime backend of Triton 24.10 accepts (branch r24.10
+# of triton-inference-server/onnxruntime_backend, src/onnxruntime.cc); any other key makes the model
+# fail to load with "unknown parameter".
+TRT_PARAMETERS_24_10 = {
+    "precision_mode", "max_workspace_size_bytes", "int8_calibration_table_name",
+    "int8_use_native_calibration_table", "trt_max_partition_iterations", "trt_min_subgraph_size",
+    "trt_dla_enable", "trt_dla_core", "trt_engine_cache_enable", "trt_engine_cache_path",
+    "trt_engine_cache_prefix", "trt_dump_subgraphs", "trt_force_sequential_engine_build",
+    "trt_context_memory_sharing_enable", "trt_layer_norm_fp32_fallback", "trt_timing_cache_enable",
+    "trt_timing_cache_path", "trt_force_timing_cache", "trt_detailed_build_log",
+    "trt_build_heuristics_enable", "trt_sparsity_enable", "trt_builder_optimization_level",
+    "trt_auxiliary_streams", "trt_tactic_sources", "trt_extra_plugin_lib_paths",
+    "trt_profile_min_shapes", "trt_profile_max_shapes", "trt_profile_opt_shapes",
+    "trt_cuda_graph_enable", "trt_dump_ep_context_model", "trt_ep_context_file_path",
+    "trt_ep_context_embed_mode"}
+
+
+def onnx_served_models() -> set[str]:
+    """Models whose shim serves 1/model.onnx with onnxruntime (the CPU stand-in for the GPU backend)."""
+    return {p.parents[1].name for p in ROOT.glob("model_repository/*/1/model.py")
+            if "retouch.triton.onnx_model" in p.read_text()}
+
+
+def test_every_onnx_model_has_a_gpu_config():
+    # inpaint_custom is served through a Python adapter (any foreign convention), on GPU hosts too.
+    assert onnx_served_models() == {p.parents[1].name for p in GPU_CONFIGS}
+
+
+def _profile(value: str) -> dict[str, list[int]]:
+    return {name: [int(d) for d in dims.split("x")]
+            for name, dims in (item.split(":") for item in value.split(","))}
+
+
+@pytest.mark.parametrize("path", GPU_CONFIGS, ids=lambda p: p.parents[1].name)
+def test_gpu_config_tensorrt_profiles_and_warmup(path):
+    config = load(path)
+    assert config.platform == "onnxruntime_onnx"
+    assert [g.kind for g in config.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
+    (trt,) = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert trt.name == "tensorrt"
+    params = dict(trt.parameters)
+    assert set(params) <= TRT_PARAMETERS_24_10, set(params) - TRT_PARAMETERS_24_10
+    assert params["precision_mode"] in ("FP16", "FP32")
+    assert params["trt_engine_cache_enable"] == params["trt_timing_cache_enable"] == "1"
+    assert params["trt_engine_cache_path"] == params["trt_timing_cache_path"] == TRT_CACHE
+    assert params["trt_engine_cache_prefix"] == config.name
+    # One optimisation profile over every input: [batch, *dims], min <= opt <= max, batch up to
+    # max_batch_size, and the fixed (non -1) dims as the config declares them.
+    profiles = [_profile(params[f"trt_profile_{k}_shapes"]) for k in ("min", "opt", "max")]
+    inputs = {i.name: list(i.dims) for i in config.input}
+    for profile in profiles:
+        assert set(profile) == set(inputs)
+        for name, dims in inputs.items():
+            assert len(profile[name]) == len(dims) + 1
+            assert all(d == p for d, p in zip(dims, profile[name][1:]) if d != -1)
+    for name in inputs:
+        lo, opt, hi = (p[name] for p in profiles)
+        assert all(a <= b <= c for a, b, c in zip(lo, opt, hi)), name
+        assert lo[0] == 1 and hi[0] == config.max_batch_size
+    # Warm-up: every input, inside the profile, at batch sizes the batcher forms.
+    assert config.model_warmup
+    for warmup in config.model_warmup:
+        assert set(warmup.inputs) == set(inputs)
+        assert 1 <= warmup.batch_size <= config.max_batch_size
+        for name, data in warmup.inputs.items():
+            shape = [warmup.batch_size, *data.dims]
+            assert data.data_type == model_config_pb2.TYPE_FP32
+            assert all(a <= s <= c for a, s, c in zip(profiles[0][name], shape, profiles[2][name])), (name, shape)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from retouch.errors import InvalidInput
-from retouch.inpaint import (InpaintSettings, choose_route, feather, inpaint, prepare_mask, regions,
-                             route_features)
+from retouch.inpaint import (WINDOW_MARGIN, InpaintSettings, choose_route, feather, inpaint, plan_windows,
+                             prepare_mask, route_features)
 from retouch.settings import parse_settings
 
 
@@ -31,16 +31,25 @@ def block_mask(shape, y, x, size):
     return m
 
 
-def test_known_pixels_outside_feathered_band_are_untouched(photos):
+def test_native_fill_changes_only_the_hole(photos):
     rgb = photos["coffee"]
     mask = block_mask(rgb.shape, 100, 120, 24)
     out, report = run(rgb, mask)
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])  # bit-exact outside the hole
+    assert not np.array_equal(out[mask > 0], rgb[mask > 0])
+    assert report["windows"] == report["native_windows"] == 1 and report["mask_coverage"] > 0
+
+
+def test_reduced_fill_stays_inside_its_feathered_band():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (600, 600, 3), dtype=np.uint8)
+    mask = block_mask(rgb.shape, 150, 150, 300)  # a thick hole too large for a 256 window
+    out, report = run(rgb, mask, max_coverage=0.5)
+    assert report["native_windows"] == 0 and report["windows"] == 1
     settings = InpaintSettings()
-    band = int(settings.dilation + np.ceil(2 * settings.feather_sigma) + 4 * settings.feather_sigma) + 1
+    band = int(np.ceil(2 * settings.feather_sigma) + 4 * settings.feather_sigma) + 1
     far = cv2.dilate(mask, np.ones((2 * band + 1, 2 * band + 1), np.uint8)) == 0
     np.testing.assert_array_equal(out[far], rgb[far])
-    assert not np.array_equal(out[mask > 0], rgb[mask > 0])
-    assert report["regions"] == 1 and report["mask_coverage"] > 0
 
 
 def test_fill_is_better_than_flat_fill(photos):
@@ -54,10 +63,12 @@ def test_fill_is_better_than_flat_fill(photos):
     assert err < flat
 
 
-def test_coverage_limit_and_size_mismatch_are_refused(photos):
+def test_coverage_cap_review_and_size_mismatch(photos):
     rgb = photos["chelsea"]
-    with pytest.raises(InvalidInput, match="over the 12% limit"):
-        run(rgb, block_mask(rgb.shape, 0, 0, 120))
+    _, report = run(rgb, block_mask(rgb.shape, 0, 0, 160))  # 39 %: filled, flagged for review
+    assert report["verdict"] == "needs_review" and "large_coverage" in report["review_reasons"]
+    with pytest.raises(InvalidInput, match="over the 50% limit"):
+        run(rgb, block_mask(rgb.shape, 0, 0, 190))
     with pytest.raises(InvalidInput, match="mask is 10x10 but the image is 256x256"):
         run(rgb, np.zeros((10, 10), np.uint8))
 
@@ -77,31 +88,45 @@ def test_identical_requests_identical_output_and_mask_hash(photos):
     assert ra["mask_sha256"] != run(rgb, block_mask((256, 256), 30, 41, 16))[1]["mask_sha256"]
 
 
-def test_regions_merge_overlapping_and_stay_inside():
-    hole = np.zeros((120, 400), bool)
-    hole[50:60, 20:30] = hole[52:56, 40:44] = True  # near each other: one region
-    hole[10:110, 300:305] = True  # tall and thin, far away: its own region, clipped to the image
-    boxes = regions(hole, 0.5)
-    assert len(boxes) == 2
-    for y0, x0, y1, x1 in boxes:
-        assert 0 <= y0 < y1 <= 120 and 0 <= x0 < x1 <= 400
-    covered = np.zeros_like(hole)
-    for y0, x0, y1, x1 in boxes:
-        covered[y0:y1, x0:x1] = True
-    assert covered[hole].all()
+def test_windows_own_every_hole_pixel_once_at_native_resolution():
+    hole = np.zeros((400, 900), bool)
+    hole[50:60, 20:30] = hole[52:56, 40:44] = True  # near each other: one window
+    hole[10:390, 600:603] = True  # a thin stroke taller than a window: split over native windows
+    hole[300:330, 100:130] = True
+    settings = InpaintSettings()
+    windows = plan_windows(hole, 256, settings)
+    owned = np.zeros(hole.shape, int)
+    for w in windows:
+        y0, x0, y1, x1 = w.box
+        assert w.scale == 1.0 and (y1 - y0, x1 - x0) == (256, 256)
+        owned[y0:y1, x0:x1] += w.owns
+        ys, xs = np.nonzero(w.owns)  # every owned pixel keeps context, except at the image edge
+        assert ((ys >= WINDOW_MARGIN) | (y0 == 0)).all() and ((xs < 256 - WINDOW_MARGIN) | (x1 == 900)).all()
+    np.testing.assert_array_equal(owned, hole.astype(int))
+    assert len(windows) == 4
 
 
-def test_routing_thin_strokes_fast_big_blobs_unet(photos):
+def test_small_images_get_padded_native_windows(photos):
+    rgb = np.ascontiguousarray(photos["coffee"][:100, :180])
+    mask = block_mask(rgb.shape, 40, 60, 10)
+    out, report = run(rgb, mask)
+    assert report["native_windows"] == 1 and out.shape == rgb.shape
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+
+
+def test_routing_strokes_and_rectangles_fsr_blobs_fast(photos):
     grey = cv2.cvtColor(photos["coffee"], cv2.COLOR_RGB2GRAY)
-    flat = np.full_like(grey, 120)
     thin = np.zeros((256, 256), bool)
     thin[100:103, 20:200] = True
+    rectangle = np.zeros((256, 256), bool)
+    rectangle[60:160, 50:200] = True
     blob = np.zeros((256, 256), bool)
-    cv2.circle(blob.view(np.uint8), (128, 128), 30, 1, -1)
+    cv2.circle(blob.view(np.uint8), (128, 128), 40, 1, -1)
     s = InpaintSettings()
-    assert choose_route(route_features(flat, thin), s) == "fast"
-    assert choose_route(route_features(flat, blob), s) == "unet"
-    assert choose_route(route_features(flat, blob), parse_settings(InpaintSettings, {"route": "fast"})) == "fast"
+    assert choose_route(route_features(grey, thin), s) == "fsr"
+    assert choose_route(route_features(grey, rectangle), s) == "fsr"
+    assert choose_route(route_features(grey, blob), s) == "fast"
+    assert choose_route(route_features(grey, thin), parse_settings(InpaintSettings, {"route": "unet"})) == "unet"
 
 
 def test_feather_is_one_on_hole_and_zero_far_away():

@@ -13,7 +13,8 @@ RGB = np.random.default_rng(2).integers(0, 256, (12, 20, 3), dtype=np.uint8)
 def test_raw_pixels_pass_through_checked():
     decoded = decode_request(None, RGB)
     np.testing.assert_array_equal(decoded.rgb, RGB)
-    assert decoded.info() == {"width": 20, "height": 12, "format": "raw", "mode": "RGB"}
+    assert decoded.info() == {"width": 20, "height": 12, "format": "raw", "mode": "RGB", "bits": 8, "alpha": False,
+                              "grey": False, "icc_profile": False, "exif": False}
 
 
 def test_encoded_and_raw_requests_decode_to_the_same_pixels():

@@ -1,10 +1,18 @@
-"""decode_image: encoded bytes (or raw pixels) -> RGB pixels, under a pixel limit.
-Starts the request's report."""
+"""decode_image: encoded bytes (or raw pixels) -> RGB pixels, under a pixel limit, and beside
+them what 8-bit RGB loses (FIDELITY: alpha, 16-bit values; METADATA: ICC profile, EXIF) for
+encode_image. Starts the request's report. A request it cannot decode gets empty outputs and a
+report carrying the error, which the operation's own step raises (and counts): see
+retouch.triton.read_report."""
 
-from retouch.codecs import DEFAULT_MAX_PIXELS, decode_request
-from retouch.triton import input_bytes, json_tensor, model_parameters, respond_each, timed
+import numpy as np
+
+from retouch.codecs import DEFAULT_MAX_PIXELS, NO_FIDELITY, NO_PIXELS, Metadata, decode_request
+from retouch.triton import (bytes_tensor, carried_error, input_bytes, json_tensor, model_parameters, respond_each,
+                            timed)
 
 import triton_python_backend_utils as pb_utils
+
+NO_METADATA = np.array([Metadata().to_bytes()], dtype=np.object_)
 
 
 class TritonPythonModel:
@@ -12,7 +20,8 @@ class TritonPythonModel:
         self.max_pixels = int(model_parameters(args).get("max_pixels", DEFAULT_MAX_PIXELS))
 
     def execute(self, requests):
-        return respond_each(requests, self.decode)
+        return respond_each(requests, self.decode, carry=lambda outcome, message: carried_error(
+            outcome, message, PIXELS=NO_PIXELS, FIDELITY=NO_FIDELITY, METADATA=NO_METADATA))
 
     def decode(self, request):
         report = {}
@@ -21,4 +30,5 @@ class TritonPythonModel:
             decoded = decode_request(input_bytes(request, "IMAGE"), None if raw is None else raw.as_numpy(),
                                      self.max_pixels)
         report["input"] = decoded.info()
-        return [pb_utils.Tensor("PIXELS", decoded.rgb), json_tensor("REPORT", report)]
+        return [pb_utils.Tensor("PIXELS", decoded.rgb), pb_utils.Tensor("FIDELITY", decoded.fidelity()),
+                bytes_tensor("METADATA", decoded.metadata.to_bytes()), json_tensor("REPORT", report)]

@@ -7,20 +7,19 @@ from functools import partial
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from retouch.codecs import DEFAULT_MAX_PIXELS, decode_mask
+from retouch.codecs import DEFAULT_MAX_PIXELS
 from retouch.inpaint import FAST_FILL, UNET
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.settings import parse_settings
 from retouch.text import MODEL_NAME
-from retouch.triton import (add_step, detector_infer, detector_options, fill_infer, input_array,
-                            input_bytes, json_tensor, model_parameters, read_manifest, read_report,
-                            respond_each, timed)
+from retouch.triton import (add_step, decode_image_mask, detector_infer, detector_options, fill_infer,
+                            input_array, input_bytes, json_tensor, model_parameters, read_manifest,
+                            read_report, respond_each, timed)
 from retouch.triton.metrics import PipelineMetrics
 
 OPERATION = "remove_text"
 # What the operation's outcome counts as in retouch_edits_total.
-OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review",
-            "fallback": "fallback"}
+OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
 
 
 class TritonPythonModel:
@@ -42,7 +41,8 @@ class TritonPythonModel:
         settings = parse_settings(RemoveTextSettings, input_bytes(request, "SETTINGS"))
         pixels = input_array(request, "PIXELS")
         object_bytes = input_bytes(request, "OBJECT_MASK")
-        objects = None if object_bytes is None else decode_mask(object_bytes, self.max_pixels)
+        objects = (None if object_bytes is None
+                   else decode_image_mask(object_bytes, pixels.shape, self.max_pixels))
         with timed(report, OPERATION):
             out, mask, figures = self.loop.run_until_complete(remove_text(
                 pixels, settings, detector_infer, self.fill, objects, self.model_size, **self.detect_options))

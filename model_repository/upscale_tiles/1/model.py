@@ -1,5 +1,6 @@
-"""upscale_tiles: cut fixed-size tiles, run them through an upscaler model in batches (BLS),
-blend the overlaps, score the seams. The work is retouch.upscale.upscale; this is the glue."""
+"""upscale_tiles: cut fixed-size tiles, run them through the mode's upscaler models in batches
+(BLS), blend the overlaps, score the seams, resize to the output scale; alpha and 16-bit values
+(FIDELITY) are upscaled too. The work is retouch.upscale.upscale; this is the glue."""
 
 import asyncio
 from functools import partial
@@ -7,6 +8,7 @@ from functools import partial
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from retouch.codecs import pack_fidelity, unpack_fidelity
 from retouch.settings import UpscaleSettings, parse_settings
 from retouch.triton import (add_step, bls, input_array, input_bytes, json_tensor, model_parameters,
                             read_manifest, read_report, respond_each, timed)
@@ -35,15 +37,19 @@ class TritonPythonModel:
         report = read_report(request)
         settings = parse_settings(UpscaleSettings, input_bytes(request, "SETTINGS"))
         pixels = input_array(request, "PIXELS")
-        check_output_size(pixels.shape[0], pixels.shape[1], settings.scale, self.max_output_pixels)
+        fidelity = pb_utils.get_input_tensor_by_name(request, "FIDELITY")
+        deep, alpha = unpack_fidelity(None if fidelity is None else fidelity.as_numpy(), pixels.shape[:2])
+        check_output_size(pixels.shape[0], pixels.shape[1], settings, self.max_output_pixels)
         with timed(report, "upscale"):
-            out, result = self.loop.run_until_complete(upscale(pixels, settings, self.infer, self.max_batch))
+            out, result, deep, alpha = self.loop.run_until_complete(
+                upscale(pixels, settings, self.infer, self.max_batch, deep=deep, alpha=alpha))
         models = result.pop("models")
-        add_step(report, "upscale", settings, result, [self.manifests[m] for m in models])
+        add_step(report, "upscale", settings.resolved(), result, [self.manifests[m] for m in models])
         self.metrics.seam("upscale", result["seam_score"], result["seam_over_threshold"])
         self.metrics.tiles("upscale", result["tiles"])
         self.metrics.edit("upscale", "accepted")
-        return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), json_tensor("REPORT", report)]
+        return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)),
+                pb_utils.Tensor("FIDELITY", pack_fidelity(deep, alpha)), json_tensor("REPORT", report)]
 
     def finalize(self):
         self.loop.close()

@@ -1,0 +1,268 @@
+"""Glyph-level text masks: which pixels inside a detected text box are text, and is it text at all.
+
+A DBNet box covers a whole line: the letters and the photo between and around them. Painting the
+whole box repaints photo that was never covered. Inside each box this module separates the glyphs
+from the background, and decides from that separation whether the box holds text at all:
+
+1. Background model: the colours on a thin ring just outside the box and a band just inside its
+   edge (DB's unclip leaves a margin there), clustered in CIELAB; other boxes and the line's own
+   glyphs (second pass) are left out of it.
+2. Glyphs: pixels far from every background colour (over `min_contrast` and `spread_factor` times
+   the ring's own spread), or of a colour far commoner in the box than around it (`min_enrichment`).
+3. Halo: anti-aliasing, outlines and drop shadows sit between the two; pixels next to the glyphs
+   that are still measurably off the background join them (hysteresis, up to `halo_px`), and the
+   mask grows `grow_px` more. The halo's measured width is reported per line.
+4. Evidence that the box holds text: the glyphs stand well clear of the background's spread, fill
+   a share of the box typical of writing, and either have consistent stroke widths or sit like
+   letters on a line (alike heights, on the line's axis, about one per line height).
+
+Each line ends as `glyph` (its glyph mask is painted), `texture` (not text: nothing painted) or
+`uncertain` (maybe text but no clean split, or a detector score under `min_score`: nothing painted;
+the caller answers needs_review). `mode="box"` or `unclean="box"` paint whole boxes instead.
+Measured in docs/reports/edit_quality.md (export/eval_edits.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from retouch.settings import in_range, one_of
+
+
+@dataclass(frozen=True)
+class GlyphSettings:
+    mode: str = "glyph"  # glyph: glyph masks where the split is clean; box: always whole boxes
+    unclean: str = "review"  # a text-like line that does not split cleanly: review (leave it) or box
+    min_contrast: float = 14.0  # CIELAB distance glyphs stand off the background, at least...
+    spread_factor: float = 1.5  # ...and this many times the background ring's own spread
+    min_enrichment: float = 6.0  # a colour this many times commoner in the box than around it is text's
+    halo_px: int = 4  # the halo may reach at most this far from the glyphs
+    grow_px: int = 2  # then the mask grows this far (anti-aliasing)
+    min_separation: float = 2.2  # glyph contrast over background spread, for a clean split
+    min_fill: float = 0.04  # glyph share of the box typical of writing: at least...
+    max_fill: float = 0.75  # ...and at most
+    max_stroke_cv: float = 0.85  # stroke widths' coefficient of variation (letters' are consistent)
+    min_score: float = 0.6  # detector score under which a line is painted only if...
+    low_score: float = 0.5  # ...it scores at least this, sits like letters (below) and...
+    low_score_separation: float = 4.0  # ...stands this many times the background spread clear
+    # Letters on a line: letter-sized components per line height of length, at least...
+    min_letters: float = 1.2
+    max_letter_height_cv: float = 0.4  # ...of alike heights (coefficient of variation)...
+    max_off_axis: float = 0.15  # ...centred on the line's axis (mean offset, in line heights)...
+    min_letter_separation: float = 1.35  # ...split cleanly enough for a line of letters
+
+    def validate(self) -> None:
+        one_of("mode", self.mode, ("glyph", "box"))
+        one_of("unclean", self.unclean, ("review", "box"))
+        in_range("min_contrast", self.min_contrast, 0.0, 100.0)
+        in_range("spread_factor", self.spread_factor, 0.0, 10.0)
+        in_range("min_enrichment", self.min_enrichment, 0.0, 1000.0)
+        in_range("halo_px", self.halo_px, 0, 16)
+        in_range("grow_px", self.grow_px, 0, 16)
+        in_range("min_separation", self.min_separation, 0.0, 20.0)
+        in_range("min_fill", self.min_fill, 0.0, 1.0)
+        in_range("max_fill", self.max_fill, self.min_fill, 1.0)
+        in_range("max_stroke_cv", self.max_stroke_cv, 0.0, 10.0)
+        in_range("min_score", self.min_score, 0.0, 1.0)
+        in_range("low_score", self.low_score, 0.0, 1.0)
+        in_range("low_score_separation", self.low_score_separation, 0.0, 100.0)
+        in_range("min_letters", self.min_letters, 0.0, 100.0)
+        in_range("max_letter_height_cv", self.max_letter_height_cv, 0.0, 10.0)
+        in_range("max_off_axis", self.max_off_axis, 0.0, 10.0)
+        in_range("min_letter_separation", self.min_letter_separation, 0.0, 20.0)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class LineMask:
+    kind: str  # glyph | box | texture | uncertain
+    y0: int  # the mask's window in the image
+    x0: int
+    mask: np.ndarray  # bool, window-sized: the pixels to paint (empty for texture/uncertain)
+    figures: dict
+
+
+def lab(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB -> float32 CIELAB (L 0..100)."""
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def _background_distance(colours: np.ndarray, samples: np.ndarray, clusters: int = 4) -> np.ndarray:
+    """Each colour's CIELAB distance to the nearest of the background samples' cluster centres."""
+    k = min(clusters, len(samples))
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+    cv2.setRNGSeed(0)  # deterministic centres
+    _, _, centres = cv2.kmeans(samples.astype(np.float32), k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    d = np.linalg.norm(colours[:, None, :] - centres[None, :, :], axis=2)
+    return d.min(axis=1)
+
+
+LAB_BINS = 16
+EXCLUDE_PX = 3  # glyphs (and their shadow) this close to the ring leave the background model
+
+
+def _lab_bins(colours: np.ndarray) -> np.ndarray:
+    """CIELAB colours -> flat histogram bin index (LAB_BINS per axis)."""
+    l = np.clip(colours[:, 0] / 100.0 * LAB_BINS, 0, LAB_BINS - 1).astype(np.int32)
+    a = np.clip((colours[:, 1] + 100.0) / 200.0 * LAB_BINS, 0, LAB_BINS - 1).astype(np.int32)
+    b = np.clip((colours[:, 2] + 100.0) / 200.0 * LAB_BINS, 0, LAB_BINS - 1).astype(np.int32)
+    return (l * LAB_BINS + a) * LAB_BINS + b
+
+
+def _histogram(bins: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import uniform_filter
+    h = np.bincount(bins, minlength=LAB_BINS ** 3).astype(np.float32).reshape((LAB_BINS,) * 3)
+    return uniform_filter(h, size=3, mode="constant").reshape(-1) / max(len(bins), 1)
+
+
+def enrichment(window: np.ndarray, box: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """How much more common each pixel's colour is inside the box than on the ring around it
+    (smoothed colour histograms): text colours are enriched in the box, the background's are not
+    (their ratio is about one minus the text's share of the box)."""
+    bins = _lab_bins(window.reshape(-1, 3))
+    inside, outside = _histogram(bins[box.reshape(-1)]), _histogram(bins[ring.reshape(-1)])
+    floor = 1.0 / max(int(ring.sum()), 1)
+    return (inside[bins] / (outside[bins] + floor)).reshape(box.shape)
+
+
+def glyph_layout(glyphs: np.ndarray, quad: np.ndarray, height: float) -> dict:
+    """How much the glyph components look like letters on a line: how many letter-sized ones
+    there are per line height of length, how alike their heights are, and how well their centres
+    sit on the line's axis (in line heights)."""
+    count, _, stats, centres = cv2.connectedComponentsWithStats(glyphs.astype(np.uint8), connectivity=8)
+    (cx, cy), (w, h), angle = cv2.minAreaRect(quad.astype(np.float32))
+    axis = np.radians(angle if w >= h else angle + 90)
+    length = max(w, h)
+    sizes = stats[1:count, 2:4].astype(np.float32)
+    big = np.flatnonzero(sizes.max(axis=1) >= 0.3 * height) + 1 if count > 1 else np.array([], int)
+    if big.size == 0:
+        return {"letters_per_height": 0.0, "letter_height_cv": None, "off_axis": None}
+    offsets = (centres[big, 1] - cy) * np.cos(axis) - (centres[big, 0] - cx) * np.sin(axis)
+    extents = np.abs(-stats[big, 2] * np.sin(axis)) + np.abs(stats[big, 3] * np.cos(axis))
+    return {"letters_per_height": round(float(big.size * height / max(length, 1.0)), 3),
+            "letter_height_cv": round(float(extents.std() / max(extents.mean(), 1e-6)), 3),
+            "off_axis": round(float(np.abs(offsets).mean() / height), 3)}
+
+
+def stroke_widths(glyphs: np.ndarray) -> np.ndarray:
+    """Stroke width (2x the distance to the background) along the glyphs' ridges."""
+    dist = cv2.distanceTransform(glyphs.astype(np.uint8), cv2.DIST_L2, 3)
+    ridge = (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8))) & glyphs
+    return 2 * dist[ridge]
+
+
+def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings: GlyphSettings,
+                 others: np.ndarray | None = None) -> LineMask:
+    """One detected line ([4, 2] quad in image pixels) -> its LineMask. `others` (HxW bool) marks
+    the other lines' boxes, which never count as this line's background."""
+    h, w = image_lab.shape[:2]
+    quad = np.asarray(quad, np.float32)
+    side = sorted([np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])])
+    height = max(float(side[0]), 1.0)
+    ring_px = int(np.clip(round(0.15 * height), 2, 8))
+    pad = ring_px + settings.halo_px + 2
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    window = image_lab[y0:y1, x0:x1]
+    box = np.zeros(window.shape[:2], np.uint8)
+    cv2.fillPoly(box, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    box = box.astype(bool)
+    empty = np.zeros_like(box)
+    figures = {"score": round(float(score), 4), "height_px": round(height, 1)}
+
+    grown = cv2.dilate(box.astype(np.uint8), _disk(ring_px)).astype(bool)
+    inner = box & ~cv2.erode(box.astype(np.uint8), _disk(2)).astype(bool)
+    background = (grown & ~box) | inner
+    if others is not None:
+        background &= ~others[y0:y1, x0:x1] | box
+    if box.sum() < 16 or background.sum() < 8:
+        return LineMask("uncertain", y0, x0, empty, {**figures, "reason": "too small to segment"})
+
+    # Two passes: glyphs that reach into the ring are taken out of the background model.
+    colours = window.reshape(-1, 3)
+    glyphs = np.zeros_like(box)
+    for _ in range(2):
+        samples = background & ~cv2.dilate(glyphs.astype(np.uint8), _disk(EXCLUDE_PX)).astype(bool)
+        if samples.sum() < 8:
+            samples = background
+        d = _background_distance(colours, window[samples]).reshape(box.shape)
+        spread = float(np.percentile(d[samples], 90))
+        floor = max(settings.min_contrast, settings.spread_factor * spread)
+        glyphs = box & (d > floor)
+    if settings.min_enrichment > 0:  # colours found in the box and rare around it: the text's
+        ring = cv2.dilate(box.astype(np.uint8), _disk(2 * ring_px)).astype(bool) & ~box
+        if others is not None:
+            ring &= ~others[y0:y1, x0:x1]
+        if ring.sum() >= 16:
+            enriched = enrichment(window, box, ring) > settings.min_enrichment
+            glyphs |= box & enriched & (d > 0.5 * settings.min_contrast)
+    layout = glyph_layout(glyphs, quad - [x0, y0], height)
+    contrast = float(np.median(d[glyphs])) if glyphs.any() else 0.0
+    fill = float(glyphs.sum()) / float(box.sum())
+    widths = stroke_widths(glyphs)
+    stroke_cv = float(widths.std() / widths.mean()) if widths.size >= 8 else float("inf")
+    separation = contrast / max(spread, 1.0)
+
+    # Halo: pixels next to the glyphs still clearly off the background, grown a ring at a time
+    # (hysteresis); how far it went is the halo's measured width.
+    soft = d > 0.75 * max(settings.min_contrast, spread)
+    halo, reach = glyphs.copy(), 0
+    for step in range(1, settings.halo_px + 1):
+        nxt = cv2.dilate(halo.astype(np.uint8), _disk(1)).astype(bool) & soft & grown
+        if nxt.sum() == halo.sum():
+            break
+        halo, reach = nxt, step
+    painted = cv2.dilate(halo.astype(np.uint8), _disk(settings.grow_px)).astype(bool) & grown  # anti-aliasing
+
+    figures.update(contrast=round(contrast, 2), background_spread=round(spread, 2),
+                   separation=round(separation, 2), glyph_fill=round(fill, 4),
+                   stroke_cv=round(stroke_cv, 3) if np.isfinite(stroke_cv) else None,
+                   halo_px=reach + 1, **layout)
+    letters = (layout["letters_per_height"] >= settings.min_letters and layout["letter_height_cv"] is not None
+               and layout["letter_height_cv"] <= settings.max_letter_height_cv
+               and layout["off_axis"] <= settings.max_off_axis)
+    in_fill = settings.min_fill <= fill <= settings.max_fill
+    clean = in_fill and ((separation >= settings.min_separation and stroke_cv <= settings.max_stroke_cv)
+                         or (letters and separation >= settings.min_letter_separation))
+    textlike = letters or (separation >= 0.6 * settings.min_separation and stroke_cv <= 1.3 * settings.max_stroke_cv)
+    # A low-scored line still counts when its letters stand far clear of the background.
+    confident = score >= settings.min_score or (
+        score >= settings.low_score and letters and separation >= settings.low_score_separation)
+    whole_box = cv2.dilate(box.astype(np.uint8), _disk(2)).astype(bool)
+    if settings.mode == "box":
+        return LineMask("box", y0, x0, whole_box, figures)
+    if confident and clean:
+        return LineMask("glyph", y0, x0, painted, figures)
+    if confident and textlike and settings.unclean == "box":
+        return LineMask("box", y0, x0, whole_box, {**figures, "reason": "unclean split"})
+    if textlike:
+        reason = "unclean split" if confident else "low detector score"
+        return LineMask("uncertain", y0, x0, empty, {**figures, "reason": reason})
+    return LineMask("texture", y0, x0, empty, {**figures, "reason": "no letter-like glyphs"})
+
+
+def text_masks(rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
+               settings: GlyphSettings) -> tuple[np.ndarray, list[LineMask]]:
+    """HxWx3 uint8 + detected quads -> (HxW uint8 mask to paint, 255 = text; one LineMask per box)."""
+    image_lab = lab(rgb)
+    out = np.zeros(rgb.shape[:2], np.uint8)
+    lines = []
+    for i, (quad, score) in enumerate(zip(boxes, scores)):
+        others = np.zeros(rgb.shape[:2], np.uint8)
+        cv2.fillPoly(others, [np.round(q * 16).astype(np.int32) for j, q in enumerate(boxes) if j != i], 1, shift=4)
+        line = segment_line(image_lab, quad, float(score), settings, others.astype(bool))
+        hh, ww = line.mask.shape
+        out[line.y0:line.y0 + hh, line.x0:line.x0 + ww][line.mask] = 255
+        lines.append(line)
+    return out, lines
