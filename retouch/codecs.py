@@ -33,6 +33,7 @@ RESPONSE_FORMATS = (*OUTPUT_FORMATS, RAW_FORMAT)
 NO_PIXELS = np.zeros((0, 0, 3), np.uint8)
 # zlib level for PNG output, chosen by measurement (BENCHMARKS.md): on a 1024^2 photo, level 1 encodes
 # 4.3x faster than Pillow's usual 6 for 13% more bytes (cv2's encoder at 1 was only 1.2x faster still).
+# Both encoders use it: Pillow for 8-bit output, OpenCV for 16-bit (_png16).
 PNG_COMPRESS_LEVEL = 1
 
 
