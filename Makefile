@@ -1,7 +1,7 @@
 # retouch: every target sets up what it needs first (idempotent, so repeats are cheap).
 PY := .venv/bin/python
 
-.PHONY: setup serve stop demo test test-unit bench perf export eval clean
+.PHONY: setup serve stop demo test test-unit bench perf loadtest export eval clean
 
 setup:
 	bash scripts/setup.sh
@@ -24,11 +24,16 @@ test: setup
 test-unit: setup
 	$(PY) -m pytest tests/unit -ra
 
+# Side by side on this machine (own server, ports 18000-18002): BENCHMARKS.md says what and why.
 bench: setup
 	bash scripts/bench.sh
 
+# Against the server `make serve` started: perf_analyzer on every ensemble, and a mixed load test.
 perf: serve
-	$(PY) scripts/perf.py
+	scripts/perf
+
+loadtest: serve
+	scripts/loadtest --duration 60
 
 # Edit quality against the classical fills (docs/reports/edit_quality.md); installs the photo and font
 # packages it evaluates on (not needed by the tests).

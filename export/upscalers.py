@@ -239,6 +239,9 @@ def export(name: str, out_dir, force: bool = False) -> dict:
         "receptive_radius_px": None if spec.wide_field else receptive_radius(session, spec.scale),
         "effective_radius_px": effective_radius(session, spec.scale),
         "parity_max_abs_diff": diff,
+        # What retouch/runtimes.py needs to serve the source weights with ncnn on CPU (same parity).
+        "ncnn": {"module": spec.module, "stem": spec.stem, "input_blob": spec.input_blob,
+                 "output_blob": spec.output_blob, "prepad": spec.prepad},
     }
     write_model(version_dir, data, meta)
     return meta

@@ -7,19 +7,18 @@ the upscaler models) and in-process against onnxruntime (tests and benchmarks).
 
 from __future__ import annotations
 
+import asyncio
 import math
-from functools import partial
 from typing import Awaitable, Callable
 
 import numpy as np
 from PIL import Image
 
-from retouch.batching import in_chunks
 from retouch.codecs import merge_deep
 from retouch.errors import InvalidInput
 from retouch.seams import seam_score
 from retouch.settings import UpscaleSettings
-from retouch.tiling import blend_tiles, cut_tiles, plan_tiles, seam_lines
+from retouch.tiling import TileBlender, cut_tiles, fit_tile, plan_tiles, seam_lines
 
 # model name -> scale; names are the model_repository folders.
 UPSCALERS = {
@@ -88,16 +87,23 @@ async def upscale_pass(image: np.ndarray, model: str, settings: UpscaleSettings,
                        max_batch: int):
     """One model over the image, tile by tile: HxWx3 float32 -> (sH)x(sW)x3 float32, grid.
 
-    An image that fits in one tile gets a tile shrunk to it, in steps of 32 px (so small requests
-    still share a few shapes): padding a 40 px image to RRDBNet's 160 px tile would cost 16x."""
-    tile, overlap = settings.tile, settings.overlap
-    side = max(image.shape[:2])
-    if side <= tile:
-        tile, overlap = min(tile, max(32, -(-side // 32) * 32)), 0
-    grid = plan_tiles(image.shape[0], image.shape[1], tile, overlap)
-    tiles = np.ascontiguousarray(cut_tiles(image, grid).transpose(0, 3, 1, 2))
-    upscaled = (await in_chunks(partial(infer, model), (tiles,), max_batch)).transpose(0, 2, 3, 1)
-    return blend_tiles(upscaled, grid, UPSCALERS[model], settings.blend, settings.margin), grid
+    The tile side is fitted to the image (tiling.fit_tile): no more tiles than the full side needs,
+    spread evenly, so an image that fits in one tile gets a tile shrunk to it (in steps of 16 px, so
+    small requests still share a few shapes): padding a 40 px image to RRDBNet's 160 px tile would
+    cost 16x. Tiles are cut, inferred and blended chunk by chunk (TileBlender), so a large image
+    never holds all of its upscaled tiles at once."""
+    h, w = image.shape[:2]
+    overlap = settings.overlap if max(h, w) > settings.tile else 0  # one tile: nothing to share
+    grid = plan_tiles(h, w, fit_tile(h, w, settings.tile, overlap), overlap)
+    blender = TileBlender(grid, UPSCALERS[model], image.shape[2], settings.blend, settings.margin)
+
+    async def chunk(start: int) -> None:  # cut, infer and blend one chunk: memory stays bounded
+        tiles = cut_tiles(image, grid, start, start + max_batch).transpose(0, 3, 1, 2)
+        upscaled = await infer(model, np.ascontiguousarray(tiles))
+        blender.add(start, upscaled.transpose(0, 2, 3, 1))
+
+    await asyncio.gather(*(chunk(i) for i in range(0, grid.count, max_batch)))
+    return blender.result(), grid
 
 
 async def run_chain(image: np.ndarray, chain: tuple[str, ...], settings: UpscaleSettings, infer: Infer,
@@ -130,7 +136,10 @@ def resize(image: np.ndarray, height: int, width: int, resample=Image.Resampling
 
 
 def quantise(image: np.ndarray, levels: int, dtype) -> np.ndarray:
-    return np.rint(np.clip(image, 0.0, 1.0) * levels).astype(dtype)
+    q = np.clip(image, 0.0, 1.0)  # the one full-size temporary (at 4K each is 400 MB): scaled and
+    q *= levels                   # rounded in place, same values as rint(clip(image) * levels)
+    np.rint(q, out=q)
+    return q.astype(dtype)
 
 
 async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_batch: int = 8,
@@ -152,7 +161,8 @@ async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_
     if deep is not None:
         image = merge_deep(rgb, deep).astype(np.float32) / 65535.0
     else:
-        image = rgb.astype(np.float32) / 255.0
+        image = rgb.astype(np.float32)
+        image /= 255.0  # in place, same values as rgb / 255.0
     image, rows, cols, tiles = await run_chain(image, chain, settings, infer, max_batch)
     native_u8 = quantise(image, 255, np.uint8)
     score = seam_score(native_u8, rows, cols, native)

@@ -1,8 +1,11 @@
-"""An ONNX model served by onnxruntime inside the Python backend.
+"""An exported model served inside the Python backend, on the CPU runtime chosen for it.
 
 The tritonserver wheel we run on CPU has no onnxruntime backend, so every ONNX model in
-model_repository/ uses this one class (its model.py just re-exports it). On the GPU deployment the
-same model.onnx is served by Triton's onnxruntime/TensorRT backend instead (configs/gpu.pbtxt).
+model_repository/ uses this one class (its model.py just re-exports it). The runtime is chosen in
+retouch/runtimes.py: ncnn for the upscalers (their weights' own runtime, ~2x faster here), onnxruntime
+for the rest; config parameter "runtime" (auto|ncnn|onnxruntime) and "intra_op_threads" (the runtime's
+thread count) tune it. On the GPU deployment the same model.onnx is served by Triton's
+onnxruntime/TensorRT backend instead (configs/gpu.pbtxt).
 
 Requests that the dynamic batcher hands over together are concatenated along the batch axis (per
 input shape, since tiles of a non-default size cannot share a batch) and run in one session call.
@@ -15,9 +18,9 @@ import os
 from collections import defaultdict
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+from retouch.runtimes import load_runner
 from retouch.triton import model_parameters
 
 
@@ -25,12 +28,10 @@ class OnnxRuntimeModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         params = model_parameters(args)
-        options = ort.SessionOptions()
-        # Fixed thread counts keep results bit-identical run to run on one machine.
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "2"))
-        options.inter_op_num_threads = 1
-        path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        self.runtime, self.run = load_runner(version_dir, params.get("runtime", "auto"),
+                                             int(params.get("intra_op_threads", "2")))
+        pb_utils.Logger.log_info(f"{args['model_name']}: CPU runtime {self.runtime}")
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = [o["name"] for o in config["output"]]
 
@@ -44,7 +45,7 @@ class OnnxRuntimeModel:
         for members in groups.values():
             feeds = {n: np.concatenate([batch[i][k] for i in members])
                      for k, n in enumerate(self.inputs)}
-            outs = self.session.run(self.outputs, feeds)
+            outs = self.run(feeds, self.outputs)
             offset = 0
             for i in members:
                 size = batch[i][0].shape[0]

@@ -106,6 +106,6 @@ def test_tiles_use_the_mode_default_tile():
 
 def test_an_image_smaller_than_the_tile_gets_a_tile_its_size():
     run(np.zeros((40, 70, 3), np.uint8), mode="photo", scale=4)
-    assert [shape for _, shape in CALLS] == [(1, 3, 96, 96)]
-    run(np.zeros((20, 20, 3), np.uint8), mode="faithful", scale=4)  # second pass: 40x40 -> 64
-    assert [shape[2:] for _, shape in CALLS] == [(32, 32), (64, 64)]
+    assert [shape for _, shape in CALLS] == [(1, 3, 80, 80)]  # fit_tile: 16 px steps
+    run(np.zeros((20, 20, 3), np.uint8), mode="faithful", scale=4)  # second pass: 40x40 -> 48
+    assert [shape[2:] for _, shape in CALLS] == [(32, 32), (48, 48)]

@@ -23,14 +23,15 @@ class TritonPythonModel:
         self.max_output_pixels = int(params.get("max_output_pixels", DEFAULT_MAX_OUTPUT_PIXELS))
         self.manifests = {m: read_manifest(args["model_repository"], m) for m in UPSCALERS}
         self.loop = asyncio.new_event_loop()
+        self.in_flight = asyncio.Semaphore(int(params.get("max_chunks_in_flight", "4")))
         self.metrics = PipelineMetrics(["upscale"], tiled=True)
 
     def execute(self, requests):
         return respond_each(requests, self.upscale, on_error=partial(self.metrics.edit, "upscale"))
 
-    @staticmethod
-    async def infer(model, batch):
-        return await bls(model, {"INPUT": batch})
+    async def infer(self, model, batch):
+        async with self.in_flight:  # bounds the BLS results (and their shared memory) held at once
+            return await bls(model, {"INPUT": batch})
 
     def upscale(self, request):
         report = read_report(request)
