@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import json
 import sys
 import time
@@ -270,17 +271,53 @@ def goal_lines(result: dict) -> list[str]:
     return lines
 
 
+def paired_gain(rows: list[dict], net: str, kind: str, base: str = "fast_fill", resamples: int = 1000) -> dict:
+    """`net` against `base` on the same crops: pooled and median PSNR gain, the share of crops it
+    improves, and a 95 % bootstrap interval (over crops, seed 0) of the pooled gain."""
+    by_case = {}
+    for r in rows:
+        if r["kind"] == kind and r["method"] in (net, base):
+            by_case.setdefault(r["case"], {})[r["method"]] = r["psnr"]
+    pairs = np.array([(v[net], v[base]) for v in by_case.values() if len(v) == 2])
+    if not len(pairs):
+        return {}
+    mse = 10 ** (-pairs / 10)
+
+    def pooled_gain(m):
+        return float(10 * np.log10(m[:, 1].mean() / m[:, 0].mean()))
+    rng = np.random.default_rng(0)
+    boot = [pooled_gain(mse[rng.integers(0, len(mse), len(mse))]) for _ in range(resamples)]
+    return {"pooled": round(pooled_gain(mse), 3), "median": round(float(np.median(pairs[:, 0]) - np.median(pairs[:, 1])), 3),
+            "improved": round(float(np.mean(pairs[:, 0] > pairs[:, 1])), 3),
+            "pooled_ci95": [round(float(np.percentile(boot, 2.5)), 3), round(float(np.percentile(boot, 97.5)), 3)]}
+
+
 def route_lines(result: dict) -> list[str]:
-    """Per network and mask kind: the gain over the fast fill, pooled and median; 'wins' when both > 0."""
-    lines = ["| network | " + " | ".join(f"{k}: pooled / median gain (dB)" for k in result["summary"]) + " |",
-             "|---|" + "---|" * len(result["summary"])]
+    """Per network and mask kind: the gain over the fast fill, pooled and median; 'wins' when both > 0
+    and the bootstrap interval of the pooled gain is above zero."""
+    kinds = list(result["summary"])
+    lines = ["| network | " + " | ".join(f"{k}: pooled gain [95 % interval] / median gain (dB), crops improved" for k in kinds)
+             + " |", "|---|" + "---|" * len(kinds)]
     for net in networks(result):
         cells = []
-        for kind, m in result["summary"].items():
-            dp = m[net]["psnr_pooled"] - m["fast_fill"]["psnr_pooled"]
-            dm = m[net]["psnr_median"] - m["fast_fill"]["psnr_median"]
-            cells.append(f"{dp:+.2f} / {dm:+.2f}{' (wins)' if dp > 0 and dm > 0 else ''}")
+        for kind in kinds:
+            g = paired_gain(result["rows"], net, kind)
+            wins = g["pooled"] > 0 and g["median"] > 0 and g["pooled_ci95"][0] > 0
+            cells.append(f"{g['pooled']:+.2f} [{g['pooled_ci95'][0]:+.2f}, {g['pooled_ci95'][1]:+.2f}] / "
+                         f"{g['median']:+.2f}, {g['improved']:.0%}{' (wins)' if wins else ''}")
         lines.append(f"| {_label(net)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def fsr_fast_lines(result: dict) -> list[str]:
+    kinds = list(result["summary"])
+    lines = ["| network | " + " | ".join(f"{k}: pooled gain [95 % interval] / median gain (dB)" for k in kinds) + " |",
+             "|---|" + "---|" * len(kinds)]
+    for net in networks(result):
+        gains = [paired_gain(result["rows"], net, kind, base="fsr_fast") for kind in kinds]
+        lines.append(f"| {_label(net)} | " + " | ".join(
+            f"{g['pooled']:+.2f} [{g['pooled_ci95'][0]:+.2f}, {g['pooled_ci95'][1]:+.2f}] / {g['median']:+.2f}" if g else "n/a"
+            for g in gains) + " |")
     return lines
 
 
@@ -305,7 +342,9 @@ def render_report(result: dict, notes: str = "") -> str:
                 "other method is scored again on the same crops:", "", *_table(result["subset_summary"]), ""]
     out += ["### Gain over the fast fill (route rule)", "",
             "The auto route should use a network only on a mask kind where it wins, pooled and median:", "",
-            *route_lines(result), ""]
+            *route_lines(result), "",
+            "The same against FSR_FAST, the best classical fill that runs in under a second:", "",
+            *fsr_fast_lines(result), ""]
     if "headroom_pooled_psnr" in result:
         sigmas = list(next(iter(result["headroom_pooled_psnr"].values())))
         out += ["**Headroom.** Pooled PSNR of an oracle that adds the Gaussian low-pass of the fast fill's true "
@@ -356,7 +395,9 @@ def _run_rows() -> list[dict]:
         log = json.loads(path.read_text())
         cfg = log["config"]
         rows.append({"run": path.stem, "command": "; ".join(f"`{s['command']}` ({s['from_step']}->{s['to_step']}, "
-                                                            f"{s['seconds'] / 60:.0f} min, {s.get('stopped', 'running')})"
+                                                            f"{s['seconds'] / 60:.0f} min"
+                                                            + (f", {s['cpu_seconds'] / 60:.0f} CPU min" if "cpu_seconds" in s else "")
+                                                            + f", {s.get('stopped', 'running')})"
                                                             for s in log["segments"]),
                      "seed": cfg["seed"], "init": log["init"] or "scratch", "steps": log["step"],
                      "minutes": log["seconds"] / 60,
@@ -375,7 +416,8 @@ def render_ledger(result: dict | None, notes: str = "") -> str:
            "evaluation (`inpaint_unet_eval.json`). Held-out figures: gain in PSNR over the fast fill inside the",
            "hole, pooled / median, on the evaluation of [inpaint_unet.md](inpaint_unet.md).", "",
            "| run | seed | from | steps | wall min | learning rate | data | last L1 / fill L1 (train) | "
-           "held-out text | held-out block | held-out object |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "held-out text | held-out block | held-out object | weights evaluated |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     evaluated = {}
     if result:
         for net, path in result["networks"].items():
@@ -391,8 +433,9 @@ def render_ledger(result: dict | None, notes: str = "") -> str:
             else:
                 cells.append("not evaluated")
         ratio = "n/a" if row["last_ratio"] is None else f"{row['last_ratio']:.3f}"
+        weights = (result or {}).get("networks", {}).get(key)
         out.append(f"| {row['run']} | {row['seed']} | {row['init']} | {row['steps']} | {row['minutes']:.0f} | {row['lr']} | "
-                   f"{row['data']} | {ratio} | " + " | ".join(cells) + " |")
+                   f"{row['data']} | {ratio} | " + " | ".join(cells) + f" | {f'`{weights}`' if weights else '-'} |")
     out += ["", "## Commands", ""]
     for row in _run_rows():
         out.append(f"- **{row['run']}**: {row['command']}")
@@ -420,7 +463,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
         images = held_out_images()
-        nets = {"served": WEIGHTS} | {n: Path(p) for n, p in (c.split("=", 1) for c in args.candidate)}
+        nets = {"served": Path(os.path.relpath(WEIGHTS))} | {n: Path(p) for n, p in (c.split("=", 1) for c in args.candidate)}
         methods: dict[str, Method] = {"served": torch_method(load_unet(WEIGHTS))}
         methods |= {n: torch_method(load_net(p)) for n, p in nets.items() if n != "served"}
         methods |= {"fast_fill": torch_method(PushPullFill().eval()), "telea": telea,

@@ -262,12 +262,13 @@ def run(trainer: Trainer, checkpoint: Path, minutes: float, stop_at: int | None 
                "started_utc": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
                "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
     trainer.segments.append(segment)
-    last_save, loop_start, base_seconds = time.time(), time.time(), trainer.seconds
+    last_save, loop_start, base_seconds, cpu_start = time.time(), time.time(), trainer.seconds, time.process_time()
     end = stop_at if stop_at is not None else trainer.cfg["steps"]
 
     def save(reason: str):
         trainer.seconds = base_seconds + (time.time() - loop_start)
-        segment.update(to_step=trainer.step_count, seconds=round(time.time() - loop_start, 1), stopped=reason)
+        segment.update(to_step=trainer.step_count, seconds=round(time.time() - loop_start, 1), stopped=reason,
+                       cpu_seconds=round(time.process_time() - cpu_start, 1))  # the share a busy machine gave
         save_atomic(trainer.state(), checkpoint)
         if run_log:
             write_text_atomic(run_log, json.dumps(run_summary(trainer.state()), indent=1) + "\n")
