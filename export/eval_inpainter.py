@@ -257,7 +257,8 @@ def goal_lines(result: dict) -> list[str]:
         for kind in ("block", "object"):
             if kind in subset and "fsr_best" in subset[kind]:
                 d = subset[kind][net]["psnr_pooled"] - subset[kind]["fsr_best"]["psnr_pooled"]
-                parts.append(f"{kind} vs FSR_BEST {d:+.2f} dB ({'met' if d > 0 else 'NOT met'})")
+                parts.append(f"{kind} vs FSR_BEST {d:+.2f} dB on its {subset[kind]['fsr_best']['cases']} crops "
+                             f"({'met' if d > 0 else 'NOT met'})")
         if "text" in full and "fsr_fast" in full["text"]:
             d = full["text"][net]["psnr_pooled"] - full["text"]["fsr_fast"]["psnr_pooled"]
             parts.append(f"text vs FSR_FAST {d:+.2f} dB ({'met' if d > 0 else 'NOT met'})")
