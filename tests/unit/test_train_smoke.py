@@ -1,49 +1,80 @@
-"""The training script runs end to end on tiny crops, and its weights load as plain tensors."""
+"""The training script runs end to end on tiny crops, resumes bit for bit, and its checkpoints and
+weights load as plain tensors (torch.load(weights_only=True))."""
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from export import train_inpainter
 from export.inpaint_nets import InpaintUNet
-from export.train_inpainter import inpaint_loss, learning_rate, make_batch, train
+from export.train_inpainter import DEFAULTS, Trainer, inpaint_loss, learning_rate, make_batch, run
+
+TINY = DEFAULTS | {"steps": 8, "batch": 2, "crop": 32, "warmup": 2, "widths": [4, 4, 8, 8, 8]}
 
 
-def test_a_few_steps_train_and_change_the_weights(photos):
-    images = [np.asarray(p) for p in photos.values()]
-    state, log = train(steps=4, minutes=2, batch=2, crop=48, images=images, log_every=2, progress=False)
-    assert log["steps"] == 4 and [h["step"] for h in log["history"]] == [2, 4]
-    assert all(np.isfinite(h["total"]) and h["total"] > 0 for h in log["history"])
-    assert state["residual.weight"].abs().sum() > 0  # it started at exactly zero
-    net = InpaintUNet()
-    net.load_state_dict(state)
+@pytest.fixture
+def images(photos):
+    return [np.asarray(p) for p in photos.values()]
 
 
-def test_same_seed_same_weights(photos):
-    images = [np.asarray(p) for p in photos.values()]
-    a, _ = train(steps=2, minutes=2, batch=2, crop=32, images=images, progress=False)
-    b, _ = train(steps=2, minutes=2, batch=2, crop=32, images=images, progress=False)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+def _trainer(images, cfg=TINY):
+    return Trainer(dict(cfg), images, [f"img{i}" for i in range(len(images))])
 
 
-def test_cli_writes_weights_and_log(tmp_path, monkeypatch, photos):
-    monkeypatch.setattr(train_inpainter.inpaint_data, "catalog", lambda: [])  # no image decoding here
-    monkeypatch.setattr(train_inpainter.inpaint_data, "split", lambda _: ([], []))
-    real_train = train_inpainter.train
-    monkeypatch.setattr(train_inpainter, "train", lambda *a, **k: real_train(
-        *a, images=[np.asarray(p) for p in photos.values()], sources=[{"key": "test"}], progress=False))
-    weights, log = tmp_path / "w.pt", tmp_path / "log.json"
-    assert train_inpainter.main(["--steps", "2", "--crop", "32", "--batch", "2", "--weights", str(weights),
-                                 "--log", str(log)]) == 0
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    assert set(state) == set(InpaintUNet().state_dict())
-    written = json.loads(log.read_text())
-    assert written["steps"] == 2 and written["train_images"] == [{"key": "test"}]
+def test_a_few_steps_train_and_change_the_weights(images, tmp_path):
+    trainer = _trainer(images)
+    assert run(trainer, tmp_path / "c.pt", minutes=5, stop_at=4, log_every=2, progress=False) == "steps"
+    assert [h["step"] for h in trainer.history] == [2, 4]
+    assert all(np.isfinite(h["total"]) and h["total"] > 0 for h in trainer.history)
+    assert trainer.net.state_dict()["residual.weight"].abs().sum() > 0  # it started at exactly zero
+
+
+def test_n_steps_equal_half_then_resume_half_bit_for_bit(images, tmp_path):
+    straight = _trainer(images)
+    run(straight, tmp_path / "straight.pt", minutes=5, stop_at=4, log_every=1, progress=False)
+
+    first = _trainer(images)
+    run(first, tmp_path / "split.pt", minutes=5, stop_at=2, log_every=1, progress=False)
+    ckpt = train_inpainter.load_checkpoint(tmp_path / "split.pt")  # weights_only=True inside
+    assert ckpt["step"] == 2
+    resumed = Trainer(ckpt["config"], images, ckpt["train_images"])
+    resumed.load_state(ckpt)
+    run(resumed, tmp_path / "split.pt", minutes=5, stop_at=4, log_every=1, progress=False)
+
+    a, b = straight.state(), resumed.state()
+    for part in ("model", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    for index, state in a["optimizer"]["state"].items():
+        assert all(torch.equal(v, b["optimizer"]["state"][index][k]) for k, v in state.items())
+    assert [h["total"] for h in a["history"]] == [h["total"] for h in b["history"]]
+    assert json.loads(a["rng"]["numpy"]) == json.loads(b["rng"]["numpy"])
+    assert [(s["from_step"], s["to_step"]) for s in b["segments"]] == [(0, 2), (2, 4)]
+
+
+def test_cli_new_run_resume_and_export(tmp_path, monkeypatch, images):
+    monkeypatch.setattr(train_inpainter, "load_training_images",
+                        lambda keys=None, progress=True: ([f"img{i}" for i in range(len(images))], images))
+    monkeypatch.setattr(train_inpainter, "RUN_LOG_DIR", tmp_path / "runs")
+    ckpt = tmp_path / "t.pt"
+    common = ["--checkpoint", str(ckpt), "--minutes", "5"]
+    assert train_inpainter.main(["--name", "t", "--steps", "4", "--crop", "32", "--batch", "2", "--warmup", "1",
+                                 "--stop-at", "2", *common]) == 0
+    assert train_inpainter.load_checkpoint(ckpt)["step"] == 2
+    with pytest.raises(SystemExit):  # a resumed run keeps its config
+        train_inpainter.main(["--resume", str(ckpt), "--lr", "1", *common])
+    assert train_inpainter.main(["--resume", str(ckpt), *common]) == 0
+    assert train_inpainter.load_checkpoint(ckpt)["step"] == 4
+    log = json.loads((tmp_path / "runs" / "t.json").read_text())
+    assert log["step"] == 4 and len(log["segments"]) == 2 and log["config"]["crop"] == 32
+    out = tmp_path / "w.pt"
+    assert train_inpainter.main(["--export-weights", str(ckpt), str(out)]) == 0
+    InpaintUNet().load_state_dict(torch.load(out, map_location="cpu", weights_only=True))
 
 
 def test_batches_and_loss():
     rgb = (np.random.default_rng(0).random((100, 120, 3)) * 255).astype(np.uint8)
-    image, mask = make_batch([rgb], 3, 40, np.random.default_rng(1))
+    image, mask = make_batch([rgb], TINY | {"batch": 3, "crop": 40}, np.random.default_rng(1))
     assert image.shape == (3, 3, 40, 40) and mask.shape == (3, 1, 40, 40)
     assert 0 <= image.min() and image.max() <= 1 and mask.sum() > 0
     losses = inpaint_loss(image, image, mask)
@@ -53,6 +84,8 @@ def test_batches_and_loss():
     assert float(inpaint_loss(image + 0.1 * mask, image, mask)["l1"]) > 0.09
 
 
-def test_learning_rate_warms_up_and_decays():
-    assert learning_rate(1.0, 0.0) < learning_rate(1.0, 0.02) == 1.0
-    assert learning_rate(1.0, 1.0) == 0.05 and learning_rate(1.0, 0.5) < 1.0
+def test_learning_rate_warms_up_then_decays_by_step():
+    cfg = DEFAULTS | {"lr": 1.0, "warmup": 10, "steps": 110}
+    assert learning_rate(cfg, 1) < learning_rate(cfg, 5) < learning_rate(cfg, 10) == 1.0
+    assert learning_rate(cfg, 60) == pytest.approx(0.525) and learning_rate(cfg, 110) == pytest.approx(0.05)
+    assert learning_rate(cfg, 500) == pytest.approx(0.05)
