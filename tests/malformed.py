@@ -155,7 +155,7 @@ def settings_cases(operation: str) -> dict[str, bytes]:
 # Settings each operation must refuse (out of range, unknown choice, wrong shape), by operation.
 OPERATION_SETTINGS = {
     "upscale": {"scale 3": {"scale": 3}, "mode unknown": {"mode": "sharp"}, "tile 8": {"tile": 8},
-                "tile 4096": {"tile": 4096}, "overlap over half the tile": {"overlap": 100},
+                "tile 4096": {"tile": 4096}, "overlap over half the tile": {"tile": 64, "overlap": 40},
                 "blend unknown": {"blend": "linear"}, "format gif": {"format": "gif"},
                 "quality 0": {"quality": 0}, "quality 101": {"quality": 101},
                 "seam_threshold under 1": {"seam_threshold": 0.5}},

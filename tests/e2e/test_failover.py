@@ -22,7 +22,7 @@ from retouch_client import AsyncRetouchClient, RetouchClient
 pytestmark = pytest.mark.e2e
 
 UPSCALE_MODELS = ("upscale", "decode_image", "upscale_tiles", "encode_image", "upscaler_waifu2x_photo_x2")
-SERVER_ARGS = " ".join(["--model-control-mode=explicit", *(f"--load-model={m}" for m in UPSCALE_MODELS)])
+LOAD_MODELS = " ".join(UPSCALE_MODELS)  # serve.sh's RETOUCH_LOAD_MODELS: only what upscale needs
 
 
 def served(grpc_url: str) -> int:
@@ -45,8 +45,8 @@ def photo():
 def test_two_servers_share_the_load_and_one_can_stop(tmp_path, photo):
     with ExitStack() as first_stack, ExitStack() as second_stack:
         try:
-            first = first_stack.enter_context(local_server(tmp_path / "a", RETOUCH_SERVER_ARGS=SERVER_ARGS))
-            second = second_stack.enter_context(local_server(tmp_path / "b", RETOUCH_SERVER_ARGS=SERVER_ARGS))
+            first = first_stack.enter_context(local_server(tmp_path / "a", RETOUCH_LOAD_MODELS=LOAD_MODELS))
+            second = second_stack.enter_context(local_server(tmp_path / "b", RETOUCH_LOAD_MODELS=LOAD_MODELS))
         except RuntimeError as exc:
             pytest.fail(str(exc))
         registry = CollectorRegistry()
