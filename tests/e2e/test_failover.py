@@ -9,6 +9,7 @@ then stays out of the rotation. To keep it cheap each server loads only what `up
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import ExitStack
 
 import numpy as np
@@ -25,11 +26,18 @@ UPSCALE_MODELS = ("upscale", "decode_image", "upscale_tiles", "encode_image", "u
 LOAD_MODELS = " ".join(UPSCALE_MODELS)  # serve.sh's RETOUCH_LOAD_MODELS: only what upscale needs
 
 
-def served(grpc_url: str) -> int:
-    """Successful `upscale` requests the server at grpc_url has answered, from its own statistics."""
-    with grpcclient.InferenceServerClient(grpc_url) as triton:
-        stats = triton.get_inference_statistics("upscale", as_json=True)
-    return int(stats["model_stats"][0]["inference_stats"]["success"].get("count", 0))
+def served(grpc_url: str, expected: int | None = None, wait_s: float = 10.0) -> int:
+    """Successful `upscale` requests the server at grpc_url has answered, from its own statistics.
+    Triton counts a request a moment after its response has gone, so with `expected` this polls
+    until the count reaches it (or wait_s passes) and returns the last count."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with grpcclient.InferenceServerClient(grpc_url) as triton:
+            stats = triton.get_inference_statistics("upscale", as_json=True)
+        count = int(stats["model_stats"][0]["inference_stats"]["success"].get("count", 0))
+        if expected is None or count >= expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
 
 
 def retries(registry: CollectorRegistry, code: str) -> float:
@@ -55,7 +63,7 @@ def test_two_servers_share_the_load_and_one_can_stop(tmp_path, photo):
                            failover_cooldown_s=300) as client:
             # Spread: sequential calls alternate between the two servers.
             before = [client.upscale(photo, scale=2) for _ in range(6)]
-            assert (served(first["grpc"]), served(second["grpc"])) == (3, 3)
+            assert (served(first["grpc"], 3), served(second["grpc"], 3)) == (3, 3)
             assert len({r.data for r in before}) == 1  # the same bytes from either server
             assert retries(registry, "UNAVAILABLE") == 0
 
@@ -66,7 +74,7 @@ def test_two_servers_share_the_load_and_one_can_stop(tmp_path, photo):
             # The one call that went to the stopped server was sent again to the live one at once;
             # after that the stopped server was left out of the rotation (cooldown).
             assert retries(registry, "UNAVAILABLE") == 1
-            assert served(first["grpc"]) == 3 + 5
+            assert served(first["grpc"], 3 + 5) == 3 + 5
 
         # The asyncio client fails over the same way (its first call goes to the first endpoint,
         # so list the stopped one first).
@@ -76,4 +84,4 @@ def test_two_servers_share_the_load_and_one_can_stop(tmp_path, photo):
                 return await asyncio.gather(*(aclient.upscale(photo, scale=2) for _ in range(4)))
 
         assert {r.data for r in asyncio.run(concurrent())} == {before[0].data}
-        assert served(first["grpc"]) == 3 + 5 + 4
+        assert served(first["grpc"], 3 + 5 + 4) == 3 + 5 + 4
