@@ -34,8 +34,8 @@ from skimage.metrics import structural_similarity
 
 from export.edit_data import SCENE_STYLES, caption_scenes, text_free_photos
 from retouch.errors import InvalidInput
-from retouch.inpaint import (FAST_FILL, UNET, InpaintSettings, fill_windows, inpaint, paste, plan_windows,
-                             route_features, window_inputs)
+from retouch.inpaint import (FAST_FILL, OPENCV_FILLS, UNET, InpaintSettings, fill_windows, inpaint, opencv_fill,
+                             paste, plan_windows, route_features, window_inputs)
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text
 
@@ -94,13 +94,9 @@ def _u8(hole: np.ndarray) -> np.ndarray:
 
 
 def classical(name: str, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    if name in ("TELEA", "NS"):
-        flag = cv2.INPAINT_TELEA if name == "TELEA" else cv2.INPAINT_NS
-        return cv2.inpaint(rgb, _u8(hole), 3, flag)
-    if name in ("FSR_FAST", "FSR_BEST"):
-        out = np.zeros_like(rgb)
-        cv2.xphoto.inpaint(rgb, 255 - _u8(hole), out, getattr(cv2.xphoto, f"INPAINT_{name}"))
-        return out
+    """A classical fill of the whole image: the served routes' OpenCV fills, and PatchMatch."""
+    if name in OPENCV_FILLS:
+        return opencv_fill(name, rgb, hole)
     if name == "PatchMatch":
         from patchmatch import patch_match
         return patch_match.inpaint(rgb, _u8(hole), patch_size=5)
@@ -211,7 +207,6 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
         filled, ms = timed(classical, "TELEA", scene.rgb, painted)
         rows.append(score("TELEA, the service's mask", scene.photo, filled, region, ms, scene=scene.name))
         for route in ("fast", "unet", "telea", "fsr", "auto"):
-            filled, report = None, {}
             (filled, report), ms = timed(served_inpaint, models, scene.rgb, ink, route)
             rows.append(score(f"inpaint route={route}, true glyph mask", scene.photo, filled, region, ms,
                               scene=scene.name))

@@ -35,6 +35,7 @@ from export import inpaint_data
 from export.inpaint_nets import PushPullFill
 from export.inpaint_nets import InpaintUNet
 from export.inpainters import WEIGHTS, WEIGHTS_SHA256, load_unet, to_8bit, torch_reference
+from retouch.inpaint import opencv_fill
 
 EVAL_SIZE = 256
 EVAL_SEED = 20240611
@@ -62,20 +63,19 @@ def pooled_psnr(psnrs: list[float]) -> float:
     return float(-10 * np.log10(np.mean([10 ** (-p / 10) for p in psnrs])))
 
 
-def telea(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def _opencv(algorithm: str, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     u8 = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-    out = cv2.inpaint(u8, (hole > 0).astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
-    return out.astype(np.float32) / 255.0
+    return opencv_fill(algorithm, u8, hole > 0).astype(np.float32) / 255.0
+
+
+def telea(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    return _opencv("TELEA", image, hole)
 
 
 def xphoto(algorithm: str) -> Method:
-    """opencv-contrib's cv2.xphoto.inpaint (FSR_FAST, FSR_BEST); its mask is 0 = missing."""
+    """opencv-contrib's cv2.xphoto.inpaint (FSR_FAST, FSR_BEST), as the service runs it."""
     def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        bgr = np.ascontiguousarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)[..., ::-1])
-        known = np.where(hole > 0, 0, 255).astype(np.uint8)
-        out = np.zeros_like(bgr)
-        cv2.xphoto.inpaint(bgr, known, out, getattr(cv2.xphoto, f"INPAINT_{algorithm}"))
-        return out[..., ::-1].astype(np.float32) / 255.0
+        return _opencv(algorithm, image, hole)
     return run
 
 

@@ -37,7 +37,7 @@ from retouch.settings import check_output, in_range, one_of
 FAST_FILL = "inpaint_fast_fill"
 UNET = "inpaint_unet"
 MODEL_ROUTES = {"fast": FAST_FILL, "unet": UNET}  # routes served by a Triton model
-CLASSICAL_ROUTES = ("telea", "fsr")  # routes computed in the step (OpenCV)
+CLASSICAL_ROUTES = {"telea": "TELEA", "fsr": "FSR_FAST"}  # routes computed in the step (opencv_fill)
 ROUTES = ("auto", *MODEL_ROUTES, *CLASSICAL_ROUTES)
 PROBE_RING_PX = 6  # known pixels around the hole that the probe hides and scores
 WINDOW_MARGIN = 32  # known context a native window keeps around the holes it fills
@@ -190,9 +190,7 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
     """Mask area (a fraction of the image's `image_pixels`; default: of `hole`), stroke width,
     rectangularity (hole pixels over their components' bounding boxes) and edge density in a
     ring around the hole."""
-    dist = cv2.distanceTransform(np.pad(hole.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    inside = dist[hole]
-    stroke = float(2 * np.percentile(inside, 95)) if inside.size else 0.0
+    stroke = _stroke_width(hole) if hole.any() else 0.0
     count, _, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
     boxes = float((stats[1:count, 2] * stats[1:count, 3]).sum()) if count > 1 else 1.0
     ring = dilate(hole.astype(np.uint8), 8).astype(bool) & ~hole
@@ -228,16 +226,27 @@ def high_frequency_power(grey: np.ndarray, where: np.ndarray) -> float:
     return float(np.mean(lap[where] ** 2)) if where.any() else 0.0
 
 
-def classical_fill(route: str, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """A classical fill of an HxWx3 float32 [0, 1] crop: OpenCV's Telea, or xphoto's fast
-    frequency-selective reconstruction (its mask convention is inverted: 0 = missing)."""
-    pixels = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
-    if route == "telea":
-        out = cv2.inpaint(pixels, hole.astype(np.uint8) * 255, 3, cv2.INPAINT_TELEA)
+OPENCV_FILLS = ("TELEA", "NS", "FSR_FAST", "FSR_BEST")
+
+
+def opencv_fill(algorithm: str, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB with its HxW bool hole filled by OpenCV: cv2.inpaint's Telea or
+    Navier-Stokes, or xphoto's frequency-selective reconstruction (FSR_FAST, FSR_BEST). OpenCV
+    works in BGR (FSR's result depends on it) and xphoto's mask is inverted (0 = missing)."""
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    if algorithm in ("TELEA", "NS"):
+        out = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, 3, getattr(cv2, f"INPAINT_{algorithm}"))
     else:
-        out = np.zeros_like(pixels)
-        cv2.xphoto.inpaint(pixels, (~hole).astype(np.uint8) * 255, out, cv2.xphoto.INPAINT_FSR_FAST)
-    return out.astype(np.float32) / 255.0
+        out = np.zeros_like(bgr)
+        cv2.xphoto.inpaint(bgr, (~hole).astype(np.uint8) * 255, out, getattr(cv2.xphoto, f"INPAINT_{algorithm}"))
+    return np.ascontiguousarray(out[..., ::-1])
+
+
+def classical_fill(route: str, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """A classical route's fill of an HxWx3 float32 [0, 1] crop (CLASSICAL_ROUTES names the
+    OpenCV algorithm)."""
+    pixels = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
+    return opencv_fill(CLASSICAL_ROUTES[route], pixels, hole).astype(np.float32) / 255.0
 
 
 def window_inputs(image: np.ndarray, hole: np.ndarray, window: Window, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -271,6 +280,7 @@ def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.nd
     reduced one is resized back and blended over a feathered edge. Everything else is the input,
     bit for bit."""
     out = rgb.astype(np.float32) / 255.0
+    touched = np.zeros(hole.shape, bool)
     order = sorted(range(len(windows)), key=lambda i: windows[i].scale >= 1.0)  # native ones last
     for window, fill in ((windows[i], fills[i]) for i in order):
         y0, x0, y1, x1 = window.box
@@ -278,16 +288,13 @@ def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.nd
         if window.scale >= 1.0:
             back = fill[:y1 - y0, :x1 - x0]
             region[window.owns] = back[window.owns]
+            touched[y0:y1, x0:x1] |= window.owns
             continue
         back = cv2.resize(fill, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
-        alpha = feather(window.owns, feather_sigma)[..., None]
-        region[:] = region * (1 - alpha) + back * alpha
+        alpha = feather(window.owns, feather_sigma)
+        region[:] = region * (1 - alpha[..., None]) + back * alpha[..., None]
+        touched[y0:y1, x0:x1] |= alpha > 0
     result = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
-    touched = np.zeros(hole.shape, bool)
-    for window in windows:
-        y0, x0, y1, x1 = window.box
-        band = window.owns if window.scale >= 1.0 else feather(window.owns, feather_sigma) > 0
-        touched[y0:y1, x0:x1] |= band
     result[~touched] = rgb[~touched]  # outside the holes and their feathered bands: the input
     return result
 
@@ -318,14 +325,14 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
     probes = np.stack([dilate((m > 0).astype(np.uint8), PROBE_RING_PX).astype(np.float32) for m in holes])
 
     n = len(windows)
-    both = np.concatenate([holes, probes])
+    all_crops, both = np.concatenate([crops, crops]), np.concatenate([holes, probes])
     filled_all = np.empty((2 * n, *crops.shape[1:]), np.float32)
     # A model route fills hole and probe in one batch; a classical route's probe is the fast fill's
     # (a classical fill of the probe would double its cost, seconds for FSR).
     probe_routes = [r if r in MODEL_ROUTES else "fast" for r in routes]
     for route in dict.fromkeys(routes + probe_routes):
         idx = [i for i, r in enumerate(routes) if r == route] + [n + i for i, r in enumerate(probe_routes) if r == route]
-        filled_all[idx] = await fill_windows(route, np.concatenate([crops, crops])[idx], both[idx], infer)
+        filled_all[idx] = await fill_windows(route, all_crops[idx], both[idx], infer)
     ring = (probes > 0) & (holes == 0)
     ring_error = float(np.abs(filled_all[n:] - crops)[ring].mean()) if ring.any() else 0.0
 
