@@ -88,7 +88,7 @@ async def remove_text(rgb: np.ndarray, settings: RemoveTextSettings, detect_infe
     if not mask.any() or coverage > MAX_PAINTED_COVERAGE:
         if mask.any():
             reasons.append("coverage_over_cap")
-        return rgb.copy(), np.zeros_like(mask) if mask.any() else mask, {
+        return rgb.copy(), np.zeros_like(mask), {
             **figures, "outcome": "needs_review" if reasons else "no_text", "review_reasons": reasons}
 
     out, filled = await inpaint(rgb, mask, settings.inpaint, inpaint_infer, model_size)
