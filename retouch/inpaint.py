@@ -201,10 +201,11 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
 
 
 def choose_route(features: dict, settings: InpaintSettings) -> str:
-    """auto, per window, from export/eval_edits.py's per-window table: strokes and rectangles go to
-    xphoto FSR (text: +2.9 dB over the fast fill, rectangles: +0.7 dB, 0.3-0.65 s a window), except
-    in texture, where FSR costs tens of seconds a window and Telea is the best fill; blobs go to the
-    fast fill (the UNet adds 0.04 dB at 20x the cost)."""
+    """auto, per window, from export/eval_edits.py's per-window table (docs/reports/edit_quality.md):
+    strokes and rectangles go to xphoto FSR (text: +2.6 dB over the fast fill; rectangles: +0.2 dB,
+    a margin the whole-request block figures do not confirm), except in texture, where FSR can take
+    seconds a window and Telea is the better fill there; blobs go to the fast fill (the UNet adds
+    under 0.1 dB at 20x the cost)."""
     if settings.route != "auto":
         return settings.route
     if features["stroke_width_px"] <= settings.thin_stroke_px or features["rectangularity"] >= settings.rectangular:
