@@ -34,7 +34,7 @@ from skimage.metrics import structural_similarity
 
 from export.edit_data import SCENE_STYLES, caption_scenes, text_free_photos
 from retouch.errors import InvalidInput
-from retouch.inpaint import (FAST_FILL, OPENCV_FILLS, UNET, InpaintSettings, fill_windows, inpaint, opencv_fill,
+from retouch.inpaint import (CLASSICAL_FILLS, FAST_FILL, UNET, InpaintSettings, classical_fill, fill_windows, inpaint,
                              paste, plan_windows, route_features, window_inputs)
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text
@@ -93,18 +93,8 @@ def _u8(hole: np.ndarray) -> np.ndarray:
     return hole.astype(np.uint8) * 255
 
 
-def classical(name: str, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """A classical fill of the whole image: the served routes' OpenCV fills, and PatchMatch."""
-    if name in OPENCV_FILLS:
-        return opencv_fill(name, rgb, hole)
-    if name == "PatchMatch":
-        from patchmatch import patch_match
-        return patch_match.inpaint(rgb, _u8(hole), patch_size=5)
-    raise ValueError(name)
-
-
-CLASSICAL = ("TELEA", "NS", "FSR_FAST", "FSR_BEST", "PatchMatch")
-ROUTES = ("auto", "fast", "unet", "telea", "fsr")
+CLASSICAL = CLASSICAL_FILLS
+ROUTES = ("auto", "fast", "unet", "telea", "fsr", "patchmatch")
 
 
 def served_inpaint(models: LocalModels, rgb: np.ndarray, hole: np.ndarray, route: str) -> tuple[np.ndarray | None, dict]:
@@ -202,9 +192,9 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
         for name in CLASSICAL:
             if name == "FSR_BEST" and i >= fsr_best:
                 continue
-            filled, ms = timed(classical, name, scene.rgb, ink)
+            filled, ms = timed(classical_fill, name, scene.rgb, ink)
             rows.append(score(f"{name}, true glyph mask", scene.photo, filled, region, ms, scene=scene.name))
-        filled, ms = timed(classical, "TELEA", scene.rgb, painted)
+        filled, ms = timed(classical_fill, "TELEA", scene.rgb, painted)
         rows.append(score("TELEA, the service's mask", scene.photo, filled, region, ms, scene=scene.name))
         for route in ("fast", "unet", "telea", "fsr", "auto"):
             (filled, report), ms = timed(served_inpaint, models, scene.rgb, ink, route)
@@ -241,7 +231,7 @@ def evaluate_masks(models: LocalModels, photos, kind: str, fsr_best: int, seed: 
         for method in CLASSICAL:
             if method == "FSR_BEST" and i >= fsr_best:
                 continue
-            filled, ms = timed(classical, method, rgb, hole)
+            filled, ms = timed(classical_fill, method, rgb, hole)
             rows.append(score(method, rgb, filled, hole, ms, photo=name))
         for route in ROUTES:
             (filled, report), ms = timed(served_inpaint, models, rgb, hole, route)
@@ -250,7 +240,7 @@ def evaluate_masks(models: LocalModels, photos, kind: str, fsr_best: int, seed: 
     return rows
 
 
-WINDOW_ROUTES = ("fast", "unet", "telea", "fsr")
+WINDOW_ROUTES = ("fast", "unet", "telea", "fsr", "patchmatch")
 
 
 def evaluate_windows(models: LocalModels, cases: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> list[dict]:

@@ -35,7 +35,7 @@ from export import inpaint_data
 from export.inpaint_nets import PushPullFill
 from export.inpaint_nets import InpaintUNet
 from export.inpainters import WEIGHTS, WEIGHTS_SHA256, load_unet, to_8bit, torch_reference
-from retouch.inpaint import opencv_fill
+from retouch.inpaint import classical_fill
 
 EVAL_SIZE = 256
 EVAL_SEED = 20240611
@@ -65,7 +65,7 @@ def pooled_psnr(psnrs: list[float]) -> float:
 
 def _opencv(algorithm: str, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     u8 = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
-    return opencv_fill(algorithm, u8, hole > 0).astype(np.float32) / 255.0
+    return classical_fill(algorithm, u8, hole > 0).astype(np.float32) / 255.0
 
 
 def telea(image: np.ndarray, hole: np.ndarray) -> np.ndarray:

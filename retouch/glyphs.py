@@ -162,9 +162,10 @@ def stroke_widths(glyphs: np.ndarray) -> np.ndarray:
 
 
 def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings: GlyphSettings,
-                 others: np.ndarray | None = None) -> LineMask:
-    """One detected line ([4, 2] quad in image pixels) -> its LineMask. `others` (HxW bool) marks
-    the other lines' boxes, which never count as this line's background."""
+                 boxes_per_pixel: np.ndarray | None = None) -> LineMask:
+    """One detected line ([4, 2] quad in image pixels) -> its LineMask. `boxes_per_pixel` (HxW
+    counts of the detected boxes covering each pixel, this one included) marks the other lines'
+    boxes, which never count as this line's background."""
     h, w = image_lab.shape[:2]
     quad = np.asarray(quad, np.float32)
     side = sorted([np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])])
@@ -177,6 +178,7 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     window = image_lab[y0:y1, x0:x1]
     box = np.zeros(window.shape[:2], np.uint8)
     cv2.fillPoly(box, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    others = None if boxes_per_pixel is None else boxes_per_pixel[y0:y1, x0:x1] > box
     box = box.astype(bool)
     empty = np.zeros_like(box)
     figures = {"score": round(float(score), 4), "height_px": round(height, 1)}
@@ -185,7 +187,7 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     inner = box & ~cv2.erode(box.astype(np.uint8), _disk(2)).astype(bool)
     background = (grown & ~box) | inner
     if others is not None:
-        background &= ~others[y0:y1, x0:x1] | box
+        background &= ~others | box
     if box.sum() < 16 or background.sum() < 8:
         return LineMask("uncertain", y0, x0, empty, {**figures, "reason": "too small to segment"})
 
@@ -203,7 +205,7 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     if settings.min_enrichment > 0:  # colours found in the box and rare around it: the text's
         ring = cv2.dilate(box.astype(np.uint8), _disk(2 * ring_px)).astype(bool) & ~box
         if others is not None:
-            ring &= ~others[y0:y1, x0:x1]
+            ring &= ~others
         if ring.sum() >= 16:
             enriched = enrichment(window, box, ring) > settings.min_enrichment
             glyphs |= box & enriched & (d > 0.5 * settings.min_contrast)
@@ -257,11 +259,20 @@ def text_masks(rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
     """HxWx3 uint8 + detected quads -> (HxW uint8 mask to paint, 255 = text; one LineMask per box)."""
     image_lab = lab(rgb)
     out = np.zeros(rgb.shape[:2], np.uint8)
+    # How many boxes cover each pixel, rasterised once: a line's other boxes are where the count
+    # exceeds its own box's.
+    boxes_per_pixel = np.zeros(rgb.shape[:2], np.uint16)
+    for quad in boxes:
+        x0, y0 = np.maximum(np.floor(quad.min(axis=0)).astype(int) - 1, 0)
+        x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + 2
+        own = np.zeros((max(min(y1, rgb.shape[0]) - y0, 0), max(min(x1, rgb.shape[1]) - x0, 0)), np.uint8)
+        if not own.size:
+            continue
+        cv2.fillPoly(own, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+        boxes_per_pixel[y0:y0 + own.shape[0], x0:x0 + own.shape[1]] += own
     lines = []
-    for i, (quad, score) in enumerate(zip(boxes, scores)):
-        others = np.zeros(rgb.shape[:2], np.uint8)
-        cv2.fillPoly(others, [np.round(q * 16).astype(np.int32) for j, q in enumerate(boxes) if j != i], 1, shift=4)
-        line = segment_line(image_lab, quad, float(score), settings, others.astype(bool))
+    for quad, score in zip(boxes, scores):
+        line = segment_line(image_lab, quad, float(score), settings, boxes_per_pixel)
         hh, ww = line.mask.shape
         out[line.y0:line.y0 + hh, line.x0:line.x0 + ww][line.mask] = 255
         lines.append(line)

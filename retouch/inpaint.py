@@ -37,7 +37,8 @@ from retouch.settings import check_output, in_range, one_of
 FAST_FILL = "inpaint_fast_fill"
 UNET = "inpaint_unet"
 MODEL_ROUTES = {"fast": FAST_FILL, "unet": UNET}  # routes served by a Triton model
-CLASSICAL_ROUTES = {"telea": "TELEA", "fsr": "FSR_FAST"}  # routes computed in the step (opencv_fill)
+# Routes computed in the step (classical_fill), by the algorithm they run.
+CLASSICAL_ROUTES = {"telea": "TELEA", "fsr": "FSR_FAST", "patchmatch": "PatchMatch"}
 ROUTES = ("auto", *MODEL_ROUTES, *CLASSICAL_ROUTES)
 PROBE_RING_PX = 6  # known pixels around the hole that the probe hides and scores
 WINDOW_MARGIN = 32  # known context a native window keeps around the holes it fills
@@ -48,15 +49,15 @@ InpaintInfer = Callable[[str, np.ndarray, np.ndarray], Awaitable[np.ndarray]]
 
 @dataclass(frozen=True)
 class InpaintSettings:
-    route: str = "auto"  # auto | fast | unet | telea | fsr
+    route: str = "auto"  # auto | fast | unet | telea | fsr | patchmatch
     dilation: int = 0  # pixels the mask grows before filling (halos of a tight mask); 0 = as given
     feather_sigma: float = 3.0  # Gaussian sigma of the edge of a fill pasted from reduced resolution
     context: float = 0.5  # margin around each reduced-resolution hole's box, as a fraction of its side
     max_coverage: float = 0.5  # larger masks are refused (at most HARD_MAX_COVERAGE)
     review_coverage: float = 0.3  # larger masks are filled but flagged needs_review
     thin_stroke_px: float = 24.0  # auto route: strokes up to this wide (text) go to FSR...
-    rectangular: float = 0.9  # ...and so do rectangles (hole pixels over their boxes' area); the rest: fast
     textured_edges: float = 0.12  # ...unless this share of the ring around them is edges: then Telea
+    rectangular: float = 0.9  # rectangles (hole pixels over their boxes' area) go to PatchMatch; the rest: fast
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
     gate_ring_error: float = 0.10  # largest mean abs probe error on the ring (0..1 units)
@@ -202,14 +203,16 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
 
 def choose_route(features: dict, settings: InpaintSettings) -> str:
     """auto, per window, from export/eval_edits.py's per-window table (docs/reports/edit_quality.md):
-    strokes and rectangles go to xphoto FSR (text: +2.6 dB over the fast fill; rectangles: +0.2 dB,
-    a margin the whole-request block figures do not confirm), except in texture, where FSR can take
-    seconds a window and Telea is the better fill there; blobs go to the fast fill (the UNet adds
-    under 0.1 dB at 20x the cost)."""
+    strokes go to xphoto FSR (text: +2.6 dB over the fast fill), except in texture, where FSR can
+    take seconds a window and Telea is the better fill there; rectangles go to PatchMatch (+1.6 dB
+    over the fast fill at ~0.5 s a window: it copies texture where the diffusing fills blur); blobs go
+    to the fast fill (PatchMatch's +0.5 dB there costs 100x; the UNet adds under 0.1 dB at 20x)."""
     if settings.route != "auto":
         return settings.route
-    if features["stroke_width_px"] <= settings.thin_stroke_px or features["rectangularity"] >= settings.rectangular:
+    if features["stroke_width_px"] <= settings.thin_stroke_px:
         return "telea" if features["edge_density"] >= settings.textured_edges else "fsr"
+    if features["rectangularity"] >= settings.rectangular:
+        return "patchmatch"
     return "fast"
 
 
@@ -227,13 +230,18 @@ def high_frequency_power(grey: np.ndarray, where: np.ndarray) -> float:
     return float(np.mean(lap[where] ** 2)) if where.any() else 0.0
 
 
-OPENCV_FILLS = ("TELEA", "NS", "FSR_FAST", "FSR_BEST")
+CLASSICAL_FILLS = ("TELEA", "NS", "FSR_FAST", "FSR_BEST", "PatchMatch")
+PATCH_MATCH_PATCH = 5  # PatchMatch's patch side in pixels
 
 
-def opencv_fill(algorithm: str, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 RGB with its HxW bool hole filled by OpenCV: cv2.inpaint's Telea or
-    Navier-Stokes, or xphoto's frequency-selective reconstruction (FSR_FAST, FSR_BEST). OpenCV
-    works in BGR (FSR's result depends on it) and xphoto's mask is inverted (0 = missing)."""
+def classical_fill(algorithm: str, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB with its HxW bool hole filled by a classical method: cv2.inpaint's Telea or
+    Navier-Stokes, xphoto's frequency-selective reconstruction (FSR_FAST, FSR_BEST), or PatchMatch
+    (pypatchmatch; seeded, so equal inputs give equal bytes). OpenCV works in BGR (FSR's result
+    depends on it) and xphoto's mask is inverted (0 = missing)."""
+    if algorithm == "PatchMatch":
+        from patchmatch import patch_match  # loads its native library on first use
+        return patch_match.inpaint(np.ascontiguousarray(rgb), hole.astype(np.uint8) * 255, patch_size=PATCH_MATCH_PATCH)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     if algorithm in ("TELEA", "NS"):
         out = cv2.inpaint(bgr, hole.astype(np.uint8) * 255, 3, getattr(cv2, f"INPAINT_{algorithm}"))
@@ -243,11 +251,10 @@ def opencv_fill(algorithm: str, rgb: np.ndarray, hole: np.ndarray) -> np.ndarray
     return np.ascontiguousarray(out[..., ::-1])
 
 
-def classical_fill(route: str, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """A classical route's fill of an HxWx3 float32 [0, 1] crop (CLASSICAL_ROUTES names the
-    OpenCV algorithm)."""
+def route_fill(route: str, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """A classical route's fill of an HxWx3 float32 [0, 1] crop."""
     pixels = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
-    return opencv_fill(CLASSICAL_ROUTES[route], pixels, hole).astype(np.float32) / 255.0
+    return classical_fill(CLASSICAL_ROUTES[route], pixels, hole).astype(np.float32) / 255.0
 
 
 def window_inputs(image: np.ndarray, hole: np.ndarray, window: Window, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,7 +279,7 @@ async def fill_windows(route: str, crops: np.ndarray, holes: np.ndarray, infer: 
         out = await infer(MODEL_ROUTES[route], np.ascontiguousarray(crops.transpose(0, 3, 1, 2)),
                           np.ascontiguousarray(holes[:, None]))
         return out.transpose(0, 2, 3, 1)
-    return np.stack([classical_fill(route, c, m > 0) for c, m in zip(crops, holes)])
+    return np.stack([route_fill(route, c, m > 0) for c, m in zip(crops, holes)])
 
 
 def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.ndarray,

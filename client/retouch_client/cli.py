@@ -60,7 +60,7 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
         ("--residual-overlap", dict(type=float, help="share of a re-detected box inside the mask that counts as residual text")),
     ],
     INPAINT: [
-        ("--route", dict(help="auto (default), fast, unet, telea or fsr")),
+        ("--route", dict(help="auto (default), fast, unet, telea, fsr or patchmatch")),
         ("--dilation", dict(type=int, help="pixels to grow the mask by before filling")),
         ("--feather-sigma", dict(type=float, help="Gaussian sigma of the pasted fill's edge, in pixels")),
         ("--max-coverage", dict(type=float, help="largest masked fraction of the image accepted")),

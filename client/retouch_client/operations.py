@@ -68,7 +68,7 @@ class Operations:
 
     def inpaint(self, image: ImageInput, mask: ImageInput, **settings: Any):
         """Fill the masked region (bright mask pixels = remove; a mask image, encoded bytes or an HxW
-        uint8 array of the image's size). Settings (all optional): route (auto|fast|unet|telea|fsr),
+        uint8 array of the image's size). Settings (all optional): route (auto|fast|unet|telea|fsr|patchmatch),
         dilation, feather_sigma, context, max_coverage, review_coverage, the routing and gate thresholds, format,
         quality. The report carries the route, the gate figures and verdict, and the mask's sha256."""
         return self.call(INPAINT, image, mask, **settings)

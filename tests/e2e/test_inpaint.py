@@ -56,7 +56,7 @@ def flat_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("route", ["fast", "unet", "fsr", "auto"])
+@pytest.mark.parametrize("route", ["fast", "unet", "fsr", "patchmatch", "auto"])
 def test_inpaint_real_photos_each_route(client, photos, route):
     gains = []
     for kind, seed, name in CASES:
@@ -77,7 +77,7 @@ def test_inpaint_real_photos_each_route(client, photos, route):
         assert report["fallback"] in (None, "fast_fill")
         assert len(report["mask_sha256"]) == 64 and 0 < report["mask_coverage"] <= 0.12
         assert {m["name"] for m in result.report["models"]} <= {"inpaint_fast_fill", "inpaint_unet"}
-        assert report["route"] in ("fast", "unet", "telea", "fsr", "mixed")
+        assert report["route"] in ("fast", "unet", "telea", "fsr", "patchmatch", "mixed")
         # Native-resolution windows: outside the hole, the input bit for bit.
         if report["windows"] == report["native_windows"]:
             np.testing.assert_array_equal(out[~hole], rgb[~hole])
@@ -87,7 +87,7 @@ def test_inpaint_real_photos_each_route(client, photos, route):
     assert np.median(gains) >= 3.0, gains
 
 
-def test_auto_route_sends_strokes_and_rectangles_to_classical_fills_and_blobs_to_fast_fill(client, photos):
+def test_auto_route_sends_strokes_to_fsr_rectangles_to_patchmatch_and_blobs_to_fast_fill(client, photos):
     rgb = np.ascontiguousarray(photos["astronaut"][:, ::-1])
     thin = np.zeros((256, 256), np.uint8)
     cv2.line(thin, (30, 200), (220, 200), 255, 2)  # across the suit: plain, then the textured collar
@@ -95,7 +95,7 @@ def test_auto_route_sends_strokes_and_rectangles_to_classical_fills_and_blobs_to
     assert set(routes) <= {"fsr", "telea"} and sum(routes.values()) >= 1  # FSR, or Telea in texture
     smooth = np.zeros((256, 256), np.uint8)
     smooth[60:95, 5:40] = 255  # a rectangle on the plain backdrop
-    assert client.inpaint(rgb, smooth).report["inpaint"]["route"] == "fsr"
+    assert client.inpaint(rgb, smooth).report["inpaint"]["route"] == "patchmatch"
     blob = np.zeros((256, 256), np.uint8)
     cv2.circle(blob, (128, 128), 40, 255, -1)
     assert client.inpaint(rgb, blob).report["inpaint"]["route"] == "fast"

@@ -114,7 +114,7 @@ def test_small_images_get_padded_native_windows(photos):
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
 
 
-def test_routing_strokes_and_rectangles_fsr_blobs_fast(photos):
+def test_routing_strokes_fsr_rectangles_patchmatch_blobs_fast(photos):
     grey = cv2.cvtColor(photos["coffee"], cv2.COLOR_RGB2GRAY)
     thin = np.zeros((256, 256), bool)
     thin[100:103, 20:200] = True
@@ -124,7 +124,7 @@ def test_routing_strokes_and_rectangles_fsr_blobs_fast(photos):
     cv2.circle(blob.view(np.uint8), (128, 128), 40, 1, -1)
     s = InpaintSettings()
     assert choose_route(route_features(grey, thin), s) == "fsr"
-    assert choose_route(route_features(grey, rectangle), s) == "fsr"
+    assert choose_route(route_features(grey, rectangle), s) == "patchmatch"
     assert choose_route(route_features(grey, blob), s) == "fast"
     assert choose_route(route_features(grey, thin), parse_settings(InpaintSettings, {"route": "unet"})) == "unet"
 
