@@ -72,8 +72,9 @@ def telea(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return _opencv("TELEA", image, hole)
 
 
-def xphoto(algorithm: str) -> Method:
-    """opencv-contrib's cv2.xphoto.inpaint (FSR_FAST, FSR_BEST), as the service runs it."""
+def classical(algorithm: str) -> Method:
+    """A classical fill as the service runs it (retouch.inpaint.classical_fill): xphoto's FSR_FAST
+    and FSR_BEST, PatchMatch."""
     def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return _opencv(algorithm, image, hole)
     return run
@@ -225,7 +226,7 @@ def _licence_table(rows: list[dict]) -> list[str]:
 
 
 CLASSICAL = {"fast_fill": "fast fill (push-pull)", "telea": "cv2 Telea (r=3)", "fsr_fast": "xphoto FSR_FAST",
-             "fsr_best": "xphoto FSR_BEST"}
+             "fsr_best": "xphoto FSR_BEST", "patchmatch": "PatchMatch (pypatchmatch, patch 5)"}
 
 
 def _label(name: str) -> str:
@@ -468,7 +469,8 @@ def main(argv=None) -> int:
         methods: dict[str, Method] = {"served": torch_method(load_unet(WEIGHTS))}
         methods |= {n: torch_method(load_net(p)) for n, p in nets.items() if n != "served"}
         methods |= {"fast_fill": torch_method(PushPullFill().eval()), "telea": telea,
-                    "fsr_fast": cached("fsr_fast", xphoto("FSR_FAST")), "fsr_best": cached("fsr_best", xphoto("FSR_BEST"))}
+                    "fsr_fast": cached("fsr_fast", classical("FSR_FAST")), "fsr_best": cached("fsr_best", classical("FSR_BEST")),
+                    "patchmatch": cached("patchmatch", classical("PatchMatch"))}
         cases = evaluation_set(images, args.crops)
         result = evaluate(methods, cases, only={"fsr_best": set(fsr_best_subset(cases, args.fsr_best_crops))})
         result["headroom_pooled_psnr"] = headroom(cases, methods["fast_fill"])

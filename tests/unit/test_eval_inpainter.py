@@ -2,8 +2,8 @@
 import numpy as np
 
 from export import eval_inpainter
-from export.eval_inpainter import (MASKS, cached, evaluate, evaluation_set, fsr_best_subset, headroom, hole_psnr,
-                                   hole_ssim, render_ledger, render_report, telea, xphoto)
+from export.eval_inpainter import (MASKS, cached, classical, evaluate, evaluation_set, fsr_best_subset, headroom, hole_psnr,
+                                   hole_ssim, render_ledger, render_report, telea)
 
 
 def test_metrics_look_only_inside_the_hole():
@@ -38,10 +38,12 @@ def test_evaluation_is_reproducible_and_no_method_sees_the_hole(photos):
     assert sum(r["method"] == "zeros" for r in result["rows"]) == 2  # `only` limits a slow method
 
 
-def test_xphoto_fills_only_the_hole_and_the_cache_replays_it(photos, tmp_path):
+def test_classical_fills_only_the_hole_and_the_cache_replays_it(photos, tmp_path):
     case = evaluation_set(list(photos.items())[:1], crops=1, size=64)[1]
     image, hole = case["crop"] * (1 - case["hole"][..., None]), case["hole"]
-    out = xphoto("FSR_FAST")(image, hole)
+    out = classical("FSR_FAST")(image, hole)
+    patched = classical("PatchMatch")(image, hole)
+    assert np.abs(patched - image)[hole == 0].max() <= 1 / 255 + 1e-6 and np.array_equal(patched, classical("PatchMatch")(image, hole))
     assert out.shape == image.shape and np.abs(out - case["crop"])[hole > 0].mean() < 0.2
     assert np.abs(out - image)[hole == 0].max() <= 1 / 255 + 1e-6  # 0 = missing in xphoto's mask
     calls = []
