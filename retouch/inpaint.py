@@ -23,16 +23,16 @@ Inference is injected (model name, NCHW image, N1HW mask) -> NCHW image, as in r
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, model_validator
 
 from retouch.errors import InvalidInput
-from retouch.settings import check_output, in_range, one_of
+from retouch.settings import Float, Int, OutputSettings, check_range
 
 FAST_FILL = "inpaint_fast_fill"
 UNET = "inpaint_unet"
@@ -46,43 +46,38 @@ HARD_MAX_COVERAGE = 0.9
 InpaintInfer = Callable[[str, np.ndarray, np.ndarray], Awaitable[np.ndarray]]
 
 
-@dataclass(frozen=True)
-class InpaintSettings:
-    route: str = "auto"  # auto | fast | unet | telea | fsr
-    dilation: int = 0  # pixels the mask grows before filling (halos of a tight mask); 0 = as given
-    feather_sigma: float = 3.0  # Gaussian sigma of the edge of a fill pasted from reduced resolution
-    context: float = 0.5  # margin around each reduced-resolution hole's box, as a fraction of its side
-    max_coverage: float = 0.5  # larger masks are refused (at most HARD_MAX_COVERAGE)
-    review_coverage: float = 0.3  # larger masks are filled but flagged needs_review
-    thin_stroke_px: float = 24.0  # auto route: strokes up to this wide (text) go to FSR...
-    rectangular: float = 0.9  # ...and so do rectangles (hole pixels over their boxes' area); the rest: fast
-    textured_edges: float = 0.12  # ...unless this share of the ring around them is edges: then Telea
+class InpaintSettings(OutputSettings):
+    route: Literal[ROUTES] = Field("auto", description="the fill: auto (per window, choose_route), fast, unet, "  # type: ignore[valid-type]
+                                                       "telea or fsr")
+    dilation: Int = Field(0, ge=0, le=64, description="pixels the mask grows before filling (halos of a tight "
+                                                      "mask); 0: as given")
+    feather_sigma: Float = Field(3.0, ge=0, le=32, description="Gaussian sigma of the edge of a fill pasted from "
+                                                               "reduced resolution")
+    context: Float = Field(0.5, ge=0, le=4, description="margin around each reduced-resolution hole's box, as a "
+                                                        "fraction of its side")
+    max_coverage: Float = Field(0.5, ge=0, le=HARD_MAX_COVERAGE,
+                                description="largest share of the image a mask may cover; larger masks are refused")
+    review_coverage: Float = Field(0.3, ge=0, le=1, description="share of the image over which a fill is flagged "
+                                                                "needs_review")
+    thin_stroke_px: Float = Field(24.0, ge=0, le=1000, description="auto route: strokes up to this wide (text) go "
+                                                                   "to fsr, as do rectangles")
+    rectangular: Float = Field(0.9, ge=0, le=1.01, description="auto route: hole pixels over their boxes' area from "
+                                                               "which a hole counts as a rectangle")
+    textured_edges: Float = Field(0.12, ge=0, le=1, description="auto route: share of edges in the ring around a "
+                                                                "stroke or rectangle from which telea fills it")
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
-    gate_ring_error: float = 0.10  # largest mean abs probe error on the ring (0..1 units)
-    gate_hf_low: float = 0.0  # the hole's high-frequency power over the ring's: lowest...
-    gate_hf_high: float = 4.0  # ...and highest accepted
-    format: str = "png"
-    quality: int = 95
-    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
+    gate_ring_error: Float = Field(0.10, ge=0, le=1, description="gate: largest mean abs error of the probe fill on "
+                                                                 "the ring of known pixels (0..1 units)")
+    gate_hf_low: Float = Field(0.0, ge=0, le=100, description="gate: lowest accepted high-frequency power of the "
+                                                              "hole over the ring's")
+    gate_hf_high: Float = Field(4.0, ge=0, le=1000, description="gate: highest accepted high-frequency power of the "
+                                                                "hole over the ring's (at least gate_hf_low)")
 
-    def validate(self) -> None:
-        one_of("route", self.route, ROUTES)
-        in_range("dilation", self.dilation, 0, 64)
-        in_range("feather_sigma", self.feather_sigma, 0.0, 32.0)
-        in_range("context", self.context, 0.0, 4.0)
-        in_range("max_coverage", self.max_coverage, 0.0, HARD_MAX_COVERAGE)
-        in_range("review_coverage", self.review_coverage, 0.0, 1.0)
-        in_range("thin_stroke_px", self.thin_stroke_px, 0.0, 1000.0)
-        in_range("rectangular", self.rectangular, 0.0, 1.01)
-        in_range("textured_edges", self.textured_edges, 0.0, 1.0)
-        in_range("gate_ring_error", self.gate_ring_error, 0.0, 1.0)
-        in_range("gate_hf_low", self.gate_hf_low, 0.0, 100.0)
-        in_range("gate_hf_high", self.gate_hf_high, self.gate_hf_low, 1000.0)
-        check_output(self)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    @model_validator(mode="after")
+    def _consistent(self) -> "InpaintSettings":
+        check_range("gate_hf_high", self.gate_hf_high, self.gate_hf_low, 1000.0)
+        return self
 
 
 def disk(radius: int) -> np.ndarray:
