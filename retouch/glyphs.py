@@ -35,6 +35,7 @@ from retouch.settings import Float, Int, Settings, check_range
 
 
 class GlyphSettings(Settings):
+    """remove_text's `mask` section: which pixels of each detected line are painted."""
     mode: Literal["glyph", "box"] = Field("glyph", description="glyph: glyph masks where the split is clean; box: "
                                                                "always whole boxes")
     unclean: Literal["review", "box"] = Field(

@@ -47,6 +47,7 @@ InpaintInfer = Callable[[str, np.ndarray, np.ndarray], Awaitable[np.ndarray]]
 
 
 class InpaintSettings(OutputSettings):
+    """SETTINGS of `inpaint` (and remove_text's `inpaint` section)."""
     route: Literal[ROUTES] = Field("auto", description="the fill: auto (per window, choose_route), fast, unet, "  # type: ignore[valid-type]
                                                        "telea or fsr")
     dilation: Int = Field(0, ge=0, le=64, description="pixels the mask grows before filling (halos of a tight "
@@ -297,16 +298,17 @@ def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.nd
 
 async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, infer: InpaintInfer,
                   model_size: int = 256):
-    """HxWx3 uint8 image + HxW uint8 mask -> (HxWx3 uint8 result, report dict)."""
+    """HxWx3 uint8 image + HxW uint8 mask -> (HxWx3 uint8 result, figures: the report section's
+    (retouch.reports.InpaintFigures) and the names of the models used)."""
     hole = prepare_mask(mask, rgb.shape, settings.dilation)
     coverage = float(hole.mean())
-    report = {"mask_sha256": mask_sha256(mask), "mask_coverage": round(coverage, 5)}
+    figures = {"mask_sha256": mask_sha256(mask), "mask_coverage": round(coverage, 5)}
     if coverage > settings.max_coverage:
         raise InvalidInput(f"the dilated mask covers {coverage:.1%} of the image, over the "
                            f"{settings.max_coverage:.0%} limit (setting max_coverage, at most "
                            f"{HARD_MAX_COVERAGE:.0%}); send a smaller mask")
     if not hole.any():
-        return rgb.copy(), {**report, "route": "none", "verdict": "unchanged", "windows": 0}
+        return rgb.copy(), {**figures, "route": "none", "verdict": "unchanged", "windows": 0}
 
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     windows = plan_windows(hole, model_size, settings)
@@ -346,10 +348,10 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
         result = paste(rgb, hole, windows, await fill_windows("fast", crops, holes, infer), settings.feather_sigma)
         models = list(dict.fromkeys([*models, FAST_FILL]))
     route_counts = {r: routes.count(r) for r in used}
-    report.update(route=routes[0] if len(used) == 1 else "mixed", routes=route_counts,
+    figures.update(route=routes[0] if len(used) == 1 else "mixed", routes=route_counts,
                   route_features=route_features(grey, hole), verdict="needs_review" if reasons else "accepted",
                   review_reasons=reasons, fallback=None if gate_ok else "fast_fill",
                   windows=n, native_windows=sum(w.scale >= 1.0 for w in windows),
                   gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf_ratio, 4)},
-                  models_used=models)
-    return result, report
+                  models=models)
+    return result, figures

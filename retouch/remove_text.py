@@ -30,6 +30,7 @@ MAX_PAINTED_COVERAGE = 0.6
 
 
 class RemoveTextSettings(OutputSettings):
+    """SETTINGS of `remove_text` (and clean's `remove_text` part)."""
     detect: DetectSettings = Field(DetectSettings(), description="text detection (the detect_text settings)")
     mask: GlyphSettings = Field(GlyphSettings(), description="glyph masks: which pixels of each detected line "
                                                              "are painted")
@@ -42,7 +43,8 @@ class RemoveTextSettings(OutputSettings):
 
 
 class CleanSettings(Settings):
-    """clean = remove_text, then upscale: one section per step (split_settings hands them on)."""
+    """SETTINGS of `clean` (remove_text, then upscale): one part per step, each as its operation takes
+    it (split_settings hands them on)."""
     remove_text: RemoveTextSettings = Field(RemoveTextSettings(), description="the remove_text step's settings")
     upscale: UpscaleSettings = Field(UpscaleSettings(), description="the upscale step's settings")
 

@@ -183,6 +183,7 @@ MODE_TILING = {"faithful": (256, 16, 0), "anime": (128, 24, 0), "photo": (160, 9
 
 
 class UpscaleSettings(OutputSettings):
+    """SETTINGS of `upscale` (and clean's `upscale` part)."""
     scale: Annotated[Literal[2, 4], BeforeValidator(_whole_number)] = Field(
         2, description="upscaling factor; outscale overrides it")
     outscale: Float = Field(0.0, ge=0, le=8, description="any output factor from 1 to 8 (Real-ESRGAN's "

@@ -57,6 +57,7 @@ Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
 class DetectSettings(Settings):
+    """SETTINGS of `detect_text` (and remove_text's `detect` section)."""
     # DB post-processing; docs/text.md compares them with PaddleOCR's and RapidOCR's defaults.
     thresh: Float = Field(0.3, ge=0.01, le=0.99, description="probability over which a pixel is text")
     box_thresh: Float = Field(0.5, ge=0, le=1, description="boxes whose mean probability is lower are dropped")
