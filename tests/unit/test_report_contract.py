@@ -44,7 +44,7 @@ def test_upscale_section_and_report_validate_against_the_schema():
               "timings_ms": {"decode": 1.0, "upscale": 2.0, "encode": 0.5}, "retouch_version": __version__}
     finished = reports.finished(report)
     assert finished == report  # nothing added, nothing lost
-    jsonschema.validate(finished, json.loads(schemas.generate()["upscale.report.json"]))
+    jsonschema.validate(finished, json.loads(schemas.generate()["schemas/upscale.report.json"]))
 
 
 @pytest.mark.parametrize("mask_box", [(10, 10, 20), None])
