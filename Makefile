@@ -1,7 +1,7 @@
 # retouch: every target sets up what it needs first (idempotent, so repeats are cheap).
 PY := .venv/bin/python
 
-.PHONY: setup serve stop demo test test-unit bench perf loadtest export eval clean
+.PHONY: setup serve stop demo test test-unit bench perf loadtest export eval clean schemas
 
 setup:
 	bash scripts/setup.sh
@@ -23,6 +23,12 @@ test: setup
 
 test-unit: setup
 	$(PY) -m pytest tests/unit -ra
+
+# docs/schemas/: JSON Schemas of every operation's SETTINGS and REPORT, from their declarations
+# (retouch/settings.py and the operations' settings, retouch/reports.py). tests/unit/test_schemas.py
+# fails when they are stale.
+schemas: setup
+	$(PY) -m retouch.schemas --write
 
 # Side by side on this machine (own server, ports 18000-18002): BENCHMARKS.md says what and why.
 bench: setup

@@ -268,7 +268,7 @@ def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95, **fidelit
     return encode_with_info(rgb, fmt, quality, **fidelity)[0]
 
 
-def encode_with_info(rgb: np.ndarray, fmt: str = "png", quality: int = 95, *, deep: np.ndarray | None = None,
+def encode_with_info(rgb: np.ndarray, fmt: str, quality: int, *, deep: np.ndarray | None = None,
                      alpha: np.ndarray | None = None, metadata: Metadata | None = None,
                      keep_metadata: bool = True) -> tuple[bytes, dict]:
     """Encode the result with what the input had: (bytes, what was written).
@@ -347,7 +347,7 @@ def encode_response(rgb: np.ndarray, fmt: str = "png", quality: int = 95, **fide
     return encode_result(rgb, fmt, quality, **fidelity)[:2]
 
 
-def encode_result(rgb: np.ndarray, fmt: str = "png", quality: int = 95, **fidelity
+def encode_result(rgb: np.ndarray, fmt: str, quality: int, **fidelity
                   ) -> tuple[bytes, np.ndarray, dict]:
     """(encoded bytes, raw pixels, what was written): format "raw" returns the 8-bit RGB pixels
     and no bytes, others the reverse."""

@@ -24,59 +24,56 @@ Measured in docs/reports/edit_quality.md (export/eval_edits.py).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, model_validator
 
-from retouch.settings import in_range, one_of
+from retouch.settings import Float, Int, Settings, check_range
 
 
-@dataclass(frozen=True)
-class GlyphSettings:
-    mode: str = "glyph"  # glyph: glyph masks where the split is clean; box: always whole boxes
-    unclean: str = "review"  # a text-like line that does not split cleanly: review (leave it) or box
-    min_contrast: float = 14.0  # CIELAB distance glyphs stand off the background, at least...
-    spread_factor: float = 1.5  # ...and this many times the background ring's own spread
-    min_enrichment: float = 6.0  # a colour this many times commoner in the box than around it is text's
-    halo_px: int = 4  # the halo may reach at most this far from the glyphs
-    grow_px: int = 2  # then the mask grows this far (anti-aliasing)
-    min_separation: float = 2.2  # glyph contrast over background spread, for a clean split
-    min_fill: float = 0.04  # glyph share of the box typical of writing: at least...
-    max_fill: float = 0.75  # ...and at most
-    max_stroke_cv: float = 0.85  # stroke widths' coefficient of variation (letters' are consistent)
-    min_score: float = 0.6  # detector score under which a line is painted only if...
-    low_score: float = 0.5  # ...it scores at least this, sits like letters (below) and...
-    low_score_separation: float = 4.0  # ...stands this many times the background spread clear
+class GlyphSettings(Settings):
+    """remove_text's `mask` section: which pixels of each detected line are painted."""
+    mode: Literal["glyph", "box"] = Field("glyph", description="glyph: glyph masks where the split is clean; box: "
+                                                               "always whole boxes")
+    unclean: Literal["review", "box"] = Field(
+        "review", description="a text-like line that does not split cleanly: review (leave it) or box (paint it)")
+    min_contrast: Float = Field(14.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, "
+                                                                "at least")
+    spread_factor: Float = Field(1.5, ge=0, le=10, description="glyphs stand off the background by this many times "
+                                                               "the background ring's own spread, at least")
+    min_enrichment: Float = Field(6.0, ge=0, le=1000, description="a colour this many times commoner in the box "
+                                                                  "than around it is text's")
+    halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
+    grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
+    min_separation: Float = Field(2.2, ge=0, le=20, description="glyph contrast over background spread for a clean "
+                                                                "split")
+    min_fill: Float = Field(0.04, ge=0, le=1, description="glyph share of the box typical of writing: at least")
+    max_fill: Float = Field(0.75, ge=0, le=1, description="glyph share of the box typical of writing: at most "
+                                                          "(at least min_fill)")
+    max_stroke_cv: Float = Field(0.85, ge=0, le=10, description="stroke widths' coefficient of variation, at most "
+                                                                "(letters' are consistent)")
+    min_score: Float = Field(0.6, ge=0, le=1, description="detector score from which a line is painted")
+    low_score: Float = Field(0.5, ge=0, le=1, description="a line under min_score is still painted from this score "
+                                                          "if it sits like letters and stands clear")
+    low_score_separation: Float = Field(4.0, ge=0, le=100, description="...by this many times the background "
+                                                                       "spread")
     # Letters on a line: letter-sized components per line height of length, at least...
-    min_letters: float = 1.2
-    max_letter_height_cv: float = 0.4  # ...of alike heights (coefficient of variation)...
-    max_off_axis: float = 0.15  # ...centred on the line's axis (mean offset, in line heights)...
-    min_letter_separation: float = 1.35  # ...split cleanly enough for a line of letters
+    min_letters: Float = Field(1.2, ge=0, le=100, description="letters on a line: letter-sized components per line "
+                                                              "height of length, at least")
+    max_letter_height_cv: Float = Field(0.4, ge=0, le=10, description="letters on a line: their heights' "
+                                                                      "coefficient of variation, at most")
+    max_off_axis: Float = Field(0.15, ge=0, le=10, description="letters on a line: mean offset of their centres "
+                                                               "from the line's axis, in line heights, at most")
+    min_letter_separation: Float = Field(1.35, ge=0, le=20, description="letters on a line: glyph contrast over "
+                                                                        "background spread for a clean split")
 
-    def validate(self) -> None:
-        one_of("mode", self.mode, ("glyph", "box"))
-        one_of("unclean", self.unclean, ("review", "box"))
-        in_range("min_contrast", self.min_contrast, 0.0, 100.0)
-        in_range("spread_factor", self.spread_factor, 0.0, 10.0)
-        in_range("min_enrichment", self.min_enrichment, 0.0, 1000.0)
-        in_range("halo_px", self.halo_px, 0, 16)
-        in_range("grow_px", self.grow_px, 0, 16)
-        in_range("min_separation", self.min_separation, 0.0, 20.0)
-        in_range("min_fill", self.min_fill, 0.0, 1.0)
-        in_range("max_fill", self.max_fill, self.min_fill, 1.0)
-        in_range("max_stroke_cv", self.max_stroke_cv, 0.0, 10.0)
-        in_range("min_score", self.min_score, 0.0, 1.0)
-        in_range("low_score", self.low_score, 0.0, 1.0)
-        in_range("low_score_separation", self.low_score_separation, 0.0, 100.0)
-        in_range("min_letters", self.min_letters, 0.0, 100.0)
-        in_range("max_letter_height_cv", self.max_letter_height_cv, 0.0, 10.0)
-        in_range("max_off_axis", self.max_off_axis, 0.0, 10.0)
-        in_range("min_letter_separation", self.min_letter_separation, 0.0, 20.0)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    @model_validator(mode="after")
+    def _consistent(self) -> "GlyphSettings":
+        check_range("max_fill", self.max_fill, self.min_fill, 1.0)
+        return self
 
 
 @dataclass

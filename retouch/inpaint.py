@@ -23,16 +23,16 @@ Inference is injected (model name, NCHW image, N1HW mask) -> NCHW image, as in r
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field, model_validator
 
 from retouch.errors import InvalidInput
-from retouch.settings import check_output, in_range, one_of
+from retouch.settings import Float, Int, OutputSettings, check_range
 
 FAST_FILL = "inpaint_fast_fill"
 UNET = "inpaint_unet"
@@ -47,43 +47,39 @@ HARD_MAX_COVERAGE = 0.9
 InpaintInfer = Callable[[str, np.ndarray, np.ndarray], Awaitable[np.ndarray]]
 
 
-@dataclass(frozen=True)
-class InpaintSettings:
-    route: str = "auto"  # auto | fast | unet | telea | fsr | patchmatch
-    dilation: int = 0  # pixels the mask grows before filling (halos of a tight mask); 0 = as given
-    feather_sigma: float = 3.0  # Gaussian sigma of the edge of a fill pasted from reduced resolution
-    context: float = 0.5  # margin around each reduced-resolution hole's box, as a fraction of its side
-    max_coverage: float = 0.5  # larger masks are refused (at most HARD_MAX_COVERAGE)
-    review_coverage: float = 0.3  # larger masks are filled but flagged needs_review
-    thin_stroke_px: float = 24.0  # auto route: strokes up to this wide (text) go to FSR...
-    textured_edges: float = 0.12  # ...unless this share of the ring around them is edges: then Telea
-    rectangular: float = 0.9  # rectangles (hole pixels over their boxes' area) go to PatchMatch; the rest: fast
+class InpaintSettings(OutputSettings):
+    """SETTINGS of `inpaint` (and remove_text's `inpaint` section)."""
+    route: Literal[ROUTES] = Field("auto", description="the fill: auto (per window, choose_route), fast, unet, "  # type: ignore[valid-type]
+                                                       "telea, fsr or patchmatch")
+    dilation: Int = Field(0, ge=0, le=64, description="pixels the mask grows before filling (halos of a tight "
+                                                      "mask); 0: as given")
+    feather_sigma: Float = Field(3.0, ge=0, le=32, description="Gaussian sigma of the edge of a fill pasted from "
+                                                               "reduced resolution")
+    context: Float = Field(0.5, ge=0, le=4, description="margin around each reduced-resolution hole's box, as a "
+                                                        "fraction of its side")
+    max_coverage: Float = Field(0.5, ge=0, le=HARD_MAX_COVERAGE,
+                                description="largest share of the image a mask may cover; larger masks are refused")
+    review_coverage: Float = Field(0.3, ge=0, le=1, description="share of the image over which a fill is flagged "
+                                                                "needs_review")
+    thin_stroke_px: Float = Field(24.0, ge=0, le=1000, description="auto route: strokes up to this wide (text) go "
+                                                                   "to fsr")
+    rectangular: Float = Field(0.9, ge=0, le=1.01, description="auto route: hole pixels over their boxes' area from "
+                                                               "which a hole counts as a rectangle (filled by patchmatch)")
+    textured_edges: Float = Field(0.12, ge=0, le=1, description="auto route: share of edges in the ring around a "
+                                                                "stroke from which telea fills it")
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
-    gate_ring_error: float = 0.10  # largest mean abs probe error on the ring (0..1 units)
-    gate_hf_low: float = 0.0  # the hole's high-frequency power over the ring's: lowest...
-    gate_hf_high: float = 4.0  # ...and highest accepted
-    format: str = "png"
-    quality: int = 95
-    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
+    gate_ring_error: Float = Field(0.10, ge=0, le=1, description="gate: largest mean abs error of the probe fill on "
+                                                                 "the ring of known pixels (0..1 units)")
+    gate_hf_low: Float = Field(0.0, ge=0, le=100, description="gate: lowest accepted high-frequency power of the "
+                                                              "hole over the ring's")
+    gate_hf_high: Float = Field(4.0, ge=0, le=1000, description="gate: highest accepted high-frequency power of the "
+                                                                "hole over the ring's (at least gate_hf_low)")
 
-    def validate(self) -> None:
-        one_of("route", self.route, ROUTES)
-        in_range("dilation", self.dilation, 0, 64)
-        in_range("feather_sigma", self.feather_sigma, 0.0, 32.0)
-        in_range("context", self.context, 0.0, 4.0)
-        in_range("max_coverage", self.max_coverage, 0.0, HARD_MAX_COVERAGE)
-        in_range("review_coverage", self.review_coverage, 0.0, 1.0)
-        in_range("thin_stroke_px", self.thin_stroke_px, 0.0, 1000.0)
-        in_range("rectangular", self.rectangular, 0.0, 1.01)
-        in_range("textured_edges", self.textured_edges, 0.0, 1.0)
-        in_range("gate_ring_error", self.gate_ring_error, 0.0, 1.0)
-        in_range("gate_hf_low", self.gate_hf_low, 0.0, 100.0)
-        in_range("gate_hf_high", self.gate_hf_high, self.gate_hf_low, 1000.0)
-        check_output(self)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    @model_validator(mode="after")
+    def _consistent(self) -> "InpaintSettings":
+        check_range("gate_hf_high", self.gate_hf_high, self.gate_hf_low, 1000.0)
+        return self
 
 
 def disk(radius: int) -> np.ndarray:
@@ -309,16 +305,17 @@ def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.nd
 
 async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, infer: InpaintInfer,
                   model_size: int = 256):
-    """HxWx3 uint8 image + HxW uint8 mask -> (HxWx3 uint8 result, report dict)."""
+    """HxWx3 uint8 image + HxW uint8 mask -> (HxWx3 uint8 result, figures: the report section's
+    (retouch.reports.InpaintFigures) and the names of the models used)."""
     hole = prepare_mask(mask, rgb.shape, settings.dilation)
     coverage = float(hole.mean())
-    report = {"mask_sha256": mask_sha256(mask), "mask_coverage": round(coverage, 5)}
+    figures = {"mask_sha256": mask_sha256(mask), "mask_coverage": round(coverage, 5)}
     if coverage > settings.max_coverage:
         raise InvalidInput(f"the dilated mask covers {coverage:.1%} of the image, over the "
                            f"{settings.max_coverage:.0%} limit (setting max_coverage, at most "
                            f"{HARD_MAX_COVERAGE:.0%}); send a smaller mask")
     if not hole.any():
-        return rgb.copy(), {**report, "route": "none", "verdict": "unchanged", "windows": 0}
+        return rgb.copy(), {**figures, "route": "none", "verdict": "unchanged", "windows": 0}
 
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     windows = plan_windows(hole, model_size, settings)
@@ -358,10 +355,10 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
         result = paste(rgb, hole, windows, await fill_windows("fast", crops, holes, infer), settings.feather_sigma)
         models = list(dict.fromkeys([*models, FAST_FILL]))
     route_counts = {r: routes.count(r) for r in used}
-    report.update(route=routes[0] if len(used) == 1 else "mixed", routes=route_counts,
+    figures.update(route=routes[0] if len(used) == 1 else "mixed", routes=route_counts,
                   route_features=route_features(grey, hole), verdict="needs_review" if reasons else "accepted",
                   review_reasons=reasons, fallback=None if gate_ok else "fast_fill",
                   windows=n, native_windows=sum(w.scale >= 1.0 for w in windows),
                   gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf_ratio, 4)},
-                  models_used=models)
-    return result, report
+                  models=models)
+    return result, figures

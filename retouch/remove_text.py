@@ -15,15 +15,13 @@ Outcomes:
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
+from pydantic import Field
 
 from retouch.glyphs import GlyphSettings, text_masks
 from retouch.inpaint import InpaintInfer, InpaintSettings, inpaint, mask_sha256
-from retouch.settings import check_output, in_range
+from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
 from retouch.text import DetectSettings, Infer, detect_text
 
 # The service's own mask is never refused: the fill takes up to this much of the image, and a
@@ -31,23 +29,24 @@ from retouch.text import DetectSettings, Infer, detect_text
 MAX_PAINTED_COVERAGE = 0.6
 
 
-@dataclass(frozen=True)
-class RemoveTextSettings:
-    detect: DetectSettings = DetectSettings()
-    mask: GlyphSettings = GlyphSettings()
+class RemoveTextSettings(OutputSettings):
+    """SETTINGS of `remove_text` (and clean's `remove_text` part)."""
+    detect: DetectSettings = Field(DetectSettings(), description="text detection (the detect_text settings)")
+    mask: GlyphSettings = Field(GlyphSettings(), description="glyph masks: which pixels of each detected line "
+                                                             "are painted")
     # The glyph masks already carry their measured halo; inpaint adds no dilation by default.
-    inpaint: InpaintSettings = InpaintSettings(max_coverage=MAX_PAINTED_COVERAGE)
-    residual_overlap: float = 0.5  # a re-detected box this much inside the mask is residual text
-    format: str = "png"
-    quality: int = 95
-    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
+    inpaint: InpaintSettings = Field(InpaintSettings(max_coverage=MAX_PAINTED_COVERAGE),
+                                     description="the fill (the inpaint settings; max_coverage defaults to "
+                                                 f"{MAX_PAINTED_COVERAGE})")
+    residual_overlap: Float = Field(0.5, ge=0, le=1, description="a re-detected box this much inside the mask is "
+                                                                 "residual text")
 
-    def validate(self) -> None:
-        in_range("residual_overlap", self.residual_overlap, 0.0, 1.0)
-        check_output(self)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+class CleanSettings(Settings):
+    """SETTINGS of `clean` (remove_text, then upscale): one part per step, each as its operation takes
+    it (split_settings hands them on)."""
+    remove_text: RemoveTextSettings = Field(RemoveTextSettings(), description="the remove_text step's settings")
+    upscale: UpscaleSettings = Field(UpscaleSettings(), description="the upscale step's settings")
 
 
 def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> int:

@@ -1,55 +1,159 @@
-"""Per-request settings: parsed from the request's JSON, validated, and echoed in every report.
+"""Per-request settings: declared once, as pydantic models, and echoed in every report.
 
-Each operation declares its settings as a frozen dataclass whose field defaults are the documented
-defaults. Unknown keys and out-of-range values are refused with a message naming the fix.
+Each operation declares its settings as a frozen model whose fields carry the documented default,
+the allowed range or choices and a one-line meaning; docs/schemas/ is generated from them
+(`make schemas`), and a refused setting's message is built from the same declaration
+(setting_error). Unknown keys are refused. JSON has one number type: a whole 2.0 is taken for an
+int, but a bool is never a number and a string is never anything else.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from annotated_types import Ge, Le
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError,
+                      model_validator)
 
 from retouch.codecs import RESPONSE_FORMATS
 from retouch.errors import InvalidInput, parse_json
 
-T = TypeVar("T")
+T = TypeVar("T", bound="Settings")
 
 
-def parse_settings(cls: type[T], raw: bytes | str | dict | None, base: T | None = None) -> T:
-    """Build settings dataclass `cls` from JSON bytes (or a dict); what is not given keeps its
-    default (the class's, or `base`'s when given)."""
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 2.0 is an int's value when it is whole."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Field types: strict (a bool is not a number, "2" is not 2), but an int's value may come as 2.0
+# and a float's as 2.
+Int = Annotated[int, Strict(), BeforeValidator(_whole_number)]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+
+
+class SettingError(ValueError):
+    """A cross-field rule refused `field` (a model_validator's verdict): `detail` says why."""
+
+    def __init__(self, field: str, detail: str):
+        super().__init__(f"setting {field!r} {detail}")
+        self.field, self.detail = field, detail
+
+
+class Settings(BaseModel):
+    """Base of every operation's settings: frozen, unknown keys refused, and a nested section
+    (remove_text.inpaint) given in part keeps its own defaults for the rest."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_keep_their_defaults(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            for name, field in cls.model_fields.items():
+                if isinstance(field.default, Settings) and isinstance(values.get(name), dict):
+                    values = {**values, name: {**field.default.model_dump(), **values[name]}}
+        return values
+
+    def to_dict(self) -> dict:
+        return self.model_dump()
+
+
+class OutputSettings(Settings):
+    """The output encoding every image-returning operation takes."""
+    format: Literal[RESPONSE_FORMATS] = Field(  # type: ignore[valid-type]
+        "png", description="output encoding; raw returns the pixels in OUTPUT_PIXELS (shared memory)")
+    quality: Int = Field(95, ge=1, le=100, description="JPEG/WebP quality")
+    keep_metadata: Bool = Field(True, description="write the input's ICC profile and EXIF into the output")
+
+
+def parse_settings(cls: type[T], raw: bytes | str | dict | None) -> T:
+    """Build settings model `cls` from JSON bytes (or a dict); what is not given keeps its default.
+    A refused value raises InvalidInput with a message made from the declaration (setting_error)."""
     if raw is None or raw in (b"", ""):
-        values: dict[str, Any] = {}
+        values: Any = {}
     elif isinstance(raw, dict):
-        values = dict(raw)
+        values = raw
     else:
         values = parse_json(raw)
-        if not isinstance(values, dict):
-            raise InvalidInput(f"SETTINGS must be a JSON object, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise InvalidInput(f"unknown setting(s) {unknown}; known settings: {sorted(fields)}")
-    for name, value in values.items():
-        expected = type(fields[name].default)
-        if dataclasses.is_dataclass(expected):  # a nested step's settings, e.g. remove_text.inpaint
-            if not isinstance(value, dict):
-                raise InvalidInput(f"setting {name!r} must be a JSON object of {name} settings, got {value!r}")
-            values[name] = parse_settings(expected, value, base=fields[name].default)
-            continue
-        # JSON has one number type; accept 2.0 for an int only when it is whole.
-        if expected is int and isinstance(value, float) and value.is_integer():
-            values[name] = int(value)
-        elif expected is float and isinstance(value, int) and not isinstance(value, bool):
-            values[name] = float(value)
-        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise InvalidInput(f"setting {name!r} must be {expected.__name__}, got {value!r}")
-    settings = dataclasses.replace(base, **values) if base is not None else cls(**values)
-    check = getattr(settings, "validate", None)
-    if check:
-        check()
-    return settings
+    if not isinstance(values, dict):
+        raise InvalidInput(f"SETTINGS must be a JSON object, got {type(values).__name__}")
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise InvalidInput(setting_error(cls, errors[0]) + more) from None
+
+
+def _section(cls: type[Settings], path: tuple) -> type[Settings] | None:
+    """The settings model at `path` (a nested section's), or None past a plain field."""
+    for name in path:
+        field = cls.model_fields.get(name) if isinstance(name, str) else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, Settings)):
+            return None
+        cls = field.annotation
+    return cls
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def allowed(field) -> str:
+    """What a field's declaration allows, in words: choices, a range, or a type."""
+    if getattr(field.annotation, "__origin__", None) is Literal:
+        return f"one of {list(get_args(field.annotation))}"
+    low = next((m.ge for m in field.metadata if isinstance(m, Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, Le)), None)
+    if low is not None and high is not None:
+        return f"between {_number(low)} and {_number(high)}"
+    if low is not None:
+        return f"at least {_number(low)}"
+    if high is not None:
+        return f"at most {_number(high)}"
+    return getattr(field.annotation, "__name__", str(field.annotation))
+
+
+TYPE_NAMES = {"int": "int", "float": "float", "bool": "bool", "string": "str"}
+
+
+def setting_error(cls: type[Settings], error: dict) -> str:
+    """One pydantic error on settings `cls` in the caller's words: the setting's dotted name, what
+    its declaration allows, what was sent, and the setting's meaning."""
+    loc, kind = tuple(error["loc"]), error["type"]
+    if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), SettingError):
+        rule = error["ctx"]["error"]  # a cross-field rule, raised in the section at loc
+        section = _section(cls, loc)
+        field = section.model_fields.get(rule.field) if section else None
+        name = ".".join([*map(str, loc), rule.field])
+        meaning = f": {field.description}" if field is not None and field.description else ""
+        return f"setting {name!r} {rule.detail}{meaning}"
+    name = ".".join(map(str, loc))
+    section = _section(cls, loc[:-1])
+    if kind == "extra_forbidden":
+        where = ".".join(map(str, loc[:-1]))
+        known = sorted(section.model_fields) if section else []
+        return f"unknown setting {name!r}; known {where + ' ' if where else ''}settings: {known}"
+    field = section.model_fields.get(loc[-1]) if section and loc else None
+    if field is None:
+        return f"setting {name!r}: {error['msg']}"
+    got = error.get("input")
+    meaning = f": {field.description}" if field.description else ""
+    if isinstance(field.annotation, type) and issubclass(field.annotation, Settings):
+        return f"setting {name!r} must be a JSON object of {loc[-1]} settings (got {got!r})"
+    base = kind.split("_")[0]
+    if kind.endswith("_type") and base in TYPE_NAMES and not allowed(field).startswith("one of"):
+        return f"setting {name!r} must be {TYPE_NAMES[base]} (got {got!r}){meaning}"
+    if kind == "int_from_float":
+        return f"setting {name!r} must be a whole number (got {got!r}){meaning}"
+    return f"setting {name!r} must be {allowed(field)} (got {got!r}){meaning}"
+
+
+def check_range(name: str, value: float, low: float, high: float) -> None:
+    """A range that depends on other settings (checked in a model_validator)."""
+    if not low <= value <= high:
+        raise SettingError(name, f"must be between {_number(low)} and {_number(high)} (got {value!r})")
 
 
 def split_sections(raw: bytes | str | None, parts: list[str]) -> dict[str, dict]:
@@ -61,22 +165,6 @@ def split_sections(raw: bytes | str | None, parts: list[str]) -> dict[str, dict]
     if unknown:
         raise InvalidInput(f"unknown settings part(s) {unknown}; this operation takes {parts}")
     return {part: values.get(part, {}) for part in parts}
-
-
-def check_output(settings) -> None:
-    """The output encoding every image-returning operation takes: format and quality."""
-    one_of("format", settings.format, RESPONSE_FORMATS)
-    in_range("quality", settings.quality, 1, 100)
-
-
-def one_of(name: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise InvalidInput(f"setting {name!r} must be one of {list(allowed)}, got {value!r}")
-
-
-def in_range(name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        raise InvalidInput(f"setting {name!r} must be between {low} and {high}, got {value!r}")
 
 
 # Upscale modes, named for what they do; the names before them stay as aliases.
@@ -94,21 +182,29 @@ MODE_ALIASES = {"conservative": "faithful", "creative": "anime"}
 MODE_TILING = {"faithful": (256, 16, 0), "anime": (128, 24, 0), "photo": (160, 96, 36)}
 
 
-@dataclass(frozen=True)
-class UpscaleSettings:
-    scale: int = 2  # 2 or 4; outscale overrides it
-    outscale: float = 0.0  # any factor from 1 to 8 (Real-ESRGAN's --outscale); 0: use scale
-    mode: str = "faithful"  # faithful: waifu2x photo; photo: RealESRGAN_x4plus; anime: realesr-animevideov3
-    denoise: int = 0  # faithful only: 0 off, 1-3 waifu2x photo noise-reduction models (JPEG damage)
-    tile: int = 0  # input pixels per tile side (32-512), 0: the mode's default; all tiles share it so they batch
-    overlap: int = -1  # input pixels shared by neighbouring tiles; -1: the mode's default
-    margin: int = -1  # input pixels at each shared tile edge kept out of the blend; -1: the mode's default
-    blend: str = "cosine"  # cosine: raised-cosine weights over overlaps; none: hard cut at the midline
-    alpha: str = "model"  # alpha upscaler: model (the mode's models; a flat alpha is resized) or bicubic
-    format: str = "png"  # or jpeg, webp; raw returns the pixels in OUTPUT_PIXELS (shared memory)
-    quality: int = 95  # JPEG/WebP only
-    keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
-    seam_threshold: float = 1.25
+class UpscaleSettings(OutputSettings):
+    """SETTINGS of `upscale` (and clean's `upscale` part)."""
+    scale: Annotated[Literal[2, 4], BeforeValidator(_whole_number)] = Field(
+        2, description="upscaling factor; outscale overrides it")
+    outscale: Float = Field(0.0, ge=0, le=8, description="any output factor from 1 to 8 (Real-ESRGAN's "
+                                                          "--outscale); 0: use scale")
+    mode: Literal[UPSCALE_MODES + tuple(MODE_ALIASES)] = Field(  # type: ignore[valid-type]
+        "faithful", description="faithful: waifu2x photo; photo: RealESRGAN_x4plus; anime: realesr-animevideov3 "
+                                "(conservative, creative: aliases of faithful, anime)")
+    denoise: Int = Field(0, ge=0, le=3, description="faithful only: 0 off, 1-3 the waifu2x photo noise-reduction "
+                                                    "models (JPEG damage)")
+    tile: Int = Field(0, ge=0, le=512, description="input pixels per tile side (32-512); 0: the mode's default; "
+                                                   "all tiles share it so they batch")
+    overlap: Int = Field(-1, ge=-1, le=510, description="input pixels shared by neighbouring tiles (under half "
+                                                        "a tile, plus the margin); -1: the mode's default")
+    margin: Int = Field(-1, ge=-1, le=255, description="input pixels at each shared tile edge kept out of the "
+                                                       "blend; -1: the mode's default")
+    blend: Literal["cosine", "none"] = Field(
+        "cosine", description="cosine: raised-cosine weights over overlaps; none: hard cut at the midline")
+    alpha: Literal["model", "bicubic"] = Field(
+        "model", description="alpha upscaler: model (the mode's models; a flat alpha is resized) or bicubic")
+    seam_threshold: Float = Field(1.25, ge=1, le=100,
+                                  description="seam score above which the report flags visible seams")
 
     def resolved(self) -> "UpscaleSettings":
         """Aliases and mode defaults replaced by what runs: the settings a report echoes."""
@@ -124,30 +220,21 @@ class UpscaleSettings:
             margin = 0  # a hard cut has no blend to keep edges out of
         elif self.margin < 0:  # the default margin, within whatever overlap was asked for
             margin = min(margin, max((overlap - 1) // 2, 0))
-        return dataclasses.replace(self, mode=mode, tile=tile, overlap=overlap, margin=margin)
+        return self.model_copy(update=dict(mode=mode, tile=tile, overlap=overlap, margin=margin))
 
-    def validate(self) -> None:
-        one_of("scale", self.scale, (2, 4))
-        if self.outscale != 0:
-            in_range("outscale", self.outscale, 1.0, 8.0)
-        one_of("mode", self.mode, UPSCALE_MODES + tuple(MODE_ALIASES))
-        in_range("denoise", self.denoise, 0, 3)
+    @model_validator(mode="after")
+    def _consistent(self) -> "UpscaleSettings":
+        if 0 < self.outscale < 1:
+            raise SettingError("outscale", f"must be 0 or between 1 and 8 (got {self.outscale!r})")
+        if 0 < self.tile < 32:
+            raise SettingError("tile", f"must be between 32 and 512, or 0 (got {self.tile!r})")
         r = self.resolved()
         if self.denoise and r.mode != "faithful":
-            raise InvalidInput(f"setting 'denoise' applies to mode 'faithful' (the waifu2x photo noise-reduction "
-                               f"models); mode {r.mode!r} has no denoise model: set denoise 0 or mode 'faithful'")
-        if self.tile:
-            in_range("tile", self.tile, 32, 512)
+            raise SettingError("denoise", f"applies to mode 'faithful' (the waifu2x photo noise-reduction models); "
+                                          f"mode {r.mode!r} has no denoise model: set denoise 0 or mode 'faithful'")
         # Past half a tile, three tiles would share pixels; the margin's unweighted edges allow that much more.
-        in_range("overlap", r.overlap, 0, r.tile // 2 - 1 + r.margin)
+        check_range("overlap", r.overlap, 0, r.tile // 2 - 1 + r.margin)
         if r.margin and not 2 * r.margin < r.overlap:
-            raise InvalidInput(f"setting 'margin' ({r.margin}) must be under half the overlap ({r.overlap}); "
-                               f"lower it or raise 'overlap'")
-        in_range("margin", r.margin, 0, 255)
-        one_of("blend", self.blend, ("cosine", "none"))
-        one_of("alpha", self.alpha, ("model", "bicubic"))
-        check_output(self)
-        in_range("seam_threshold", self.seam_threshold, 1.0, 100.0)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+            raise SettingError("margin", f"({r.margin}) must be under half the overlap ({r.overlap}); "
+                                         f"lower it or raise 'overlap'")
+        return self

@@ -16,17 +16,17 @@ Inference is injected, (NCHW float32 batch) -> N1HW float32 probability maps, as
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Literal
 
 import cv2
 import numpy as np
 import pyclipper
+from pydantic import Field
 
 from retouch.batching import in_chunks
 from retouch.inpaint import dilate, feather
-from retouch.settings import in_range, one_of
+from retouch.settings import Float, Int, Settings
 from retouch.tiling import TileGrid, cut_tiles, plan_tiles
 
 MODEL_NAME = "text_detector"  # the model_repository folder export.text_detectors writes
@@ -56,40 +56,28 @@ DETECTORS = {
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
-@dataclass(frozen=True)
-class DetectSettings:
+class DetectSettings(Settings):
+    """SETTINGS of `detect_text` (and remove_text's `detect` section)."""
     # DB post-processing; docs/text.md compares them with PaddleOCR's and RapidOCR's defaults.
-    thresh: float = 0.3  # probability over which a pixel is text
-    box_thresh: float = 0.5  # boxes whose mean probability is lower are dropped
-    unclip_ratio: float = 1.5  # grows each shrunk text kernel back to the line's extent
-    max_candidates: int = 1000  # regions scored, largest first
-    min_size: float = 3.0  # shortest box side kept, in model pixels
-    score_mode: str = "fast"  # fast: mean over the box; slow: mean over the region's own contour
+    thresh: Float = Field(0.3, ge=0.01, le=0.99, description="probability over which a pixel is text")
+    box_thresh: Float = Field(0.5, ge=0, le=1, description="boxes whose mean probability is lower are dropped")
+    unclip_ratio: Float = Field(1.5, ge=0.5, le=4, description="how far each shrunk text kernel grows back to the "
+                                                              "line's extent")
+    max_candidates: Int = Field(1000, ge=1, le=10000, description="regions scored, largest first")
+    min_size: Float = Field(3.0, ge=0, le=100, description="shortest box side kept, in model pixels")
+    score_mode: Literal["fast", "slow"] = Field(
+        "fast", description="fast: mean probability over the box; slow: over the region's own contour")
     # Geometry (plan_detection). max_side bounds the tile count of huge images.
-    max_upscale: float = 2.0  # small images are upscaled to fill the largest bucket, at most this much
-    max_side: int = 4096
-    tile_overlap: int = 128  # model pixels shared by neighbouring tiles of a large image
+    max_upscale: Float = Field(2.0, ge=1, le=4, description="small images are upscaled to fill the largest "
+                                                            "bucket, by at most this much")
+    max_side: Int = Field(4096, ge=64, le=16384, description="longer image sides are downscaled to this first")
+    tile_overlap: Int = Field(128, ge=0, le=320, description="model pixels shared by neighbouring tiles of a "
+                                                             "large image")
     # The mask an inpainter gets.
-    mask_dilation: int = 3  # pixels the filled boxes grow by (anti-aliasing, outlines, shadows)
-    soft_mask_sigma: float = 3.0  # Gaussian sigma of the soft mask's edge
-    soft_mask_strength: float = 0.8  # the soft mask's value on the text
-
-    def validate(self) -> None:
-        in_range("thresh", self.thresh, 0.01, 0.99)
-        in_range("box_thresh", self.box_thresh, 0.0, 1.0)
-        in_range("unclip_ratio", self.unclip_ratio, 0.5, 4.0)
-        in_range("max_candidates", self.max_candidates, 1, 10000)
-        in_range("min_size", self.min_size, 0.0, 100.0)
-        one_of("score_mode", self.score_mode, ("fast", "slow"))
-        in_range("max_upscale", self.max_upscale, 1.0, 4.0)
-        in_range("max_side", self.max_side, 64, 16384)
-        in_range("tile_overlap", self.tile_overlap, 0, 320)
-        in_range("mask_dilation", self.mask_dilation, 0, 64)
-        in_range("soft_mask_sigma", self.soft_mask_sigma, 0.0, 32.0)
-        in_range("soft_mask_strength", self.soft_mask_strength, 0.0, 1.0)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    mask_dilation: Int = Field(3, ge=0, le=64, description="pixels the filled boxes grow by (anti-aliasing, "
+                                                           "outlines, shadows)")
+    soft_mask_sigma: Float = Field(3.0, ge=0, le=32, description="Gaussian sigma of the soft mask's edge")
+    soft_mask_strength: Float = Field(0.8, ge=0, le=1, description="the soft mask's value on the text")
 
 
 @dataclass(frozen=True)

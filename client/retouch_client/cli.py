@@ -30,7 +30,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from retouch_client.aio import AsyncRetouchClient
-from retouch_client.core import RetryPolicy, default_url
+from retouch_client.core import DEFAULT_TIMEOUT_S, RetryPolicy, default_url
 from retouch_client.errors import RetouchError
 from retouch_client.operations import CLEAN, DETECT_TEXT, INPAINT, REMOVE_TEXT, UPSCALE, Operation
 
@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = connection.add_argument_group("connection")
     group.add_argument("--url", default=default_url(),
                        help="Triton gRPC address, or several separated by commas (env RETOUCH_URL; %(default)s)")
-    group.add_argument("--timeout", type=float, default=300.0, help="deadline per call in seconds (%(default)s)")
+    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline per call in seconds (%(default)s)")
     group.add_argument("--retries", type=int, default=3,
                        help="retries on UNAVAILABLE or RESOURCE_EXHAUSTED, with backoff (%(default)s)")
     group.add_argument("--ssl", action="store_true", help="use TLS")

@@ -32,6 +32,9 @@ from retouch_client.operations import OPERATIONS, Operation, Operations
 from retouch_client.shm import SharedMemoryPool, Slot
 
 DEFAULT_URL = "127.0.0.1:8001"
+# Deadline of each call (retries and backoff included), for the library and the CLI alike: long
+# enough for a large photo-mode upscale on CPU.
+DEFAULT_TIMEOUT_S = 300.0
 RAW_FORMAT = "raw"
 
 
@@ -174,7 +177,7 @@ class ClientCore(Operations):
     ssl, root_certificates, private_key, certificate_chain: TLS, passed to tritonclient as is.
     """
 
-    def __init__(self, url: Optional[Urls] = None, *, timeout_s: float = 120.0,
+    def __init__(self, url: Optional[Urls] = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                  retry: RetryPolicy = RetryPolicy(), shared_memory: bool = False, raw_pixels: bool = False,
                  registry: Optional[CollectorRegistry] = None, headers: Optional[dict] = None,
                  ssl: bool = False, root_certificates: Optional[str] = None,

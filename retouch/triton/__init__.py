@@ -16,10 +16,11 @@ from typing import Callable, Iterable
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from retouch import __version__
+from retouch import __version__, reports
 from retouch.batching import in_chunks
 from retouch.codecs import decode_mask
 from retouch.errors import Cancelled, InvalidInput, Overloaded, short
+from retouch.settings import OutputSettings
 from retouch.text import DEFAULT_BUCKETS, MODEL_NAME
 
 
@@ -97,16 +98,21 @@ def carried_error(outcome: str, message: str, **outputs) -> list:
 def add_step(report: dict, step: str, settings, figures: dict, models: list[dict]) -> None:
     """Record one pipeline step in the request's report.
 
-    The report has a section per step (its effective settings and figures), the steps in order,
-    every model version used, and the output encoding the last step asked for, which
-    encode_image reads."""
+    The report has a section per step (its effective settings and figures, validated against
+    retouch.reports), the steps in order, every model version used, and the output encoding the
+    last step asked for, which encode_image reads."""
     report.setdefault("steps", []).append(step)
-    report[step] = {"settings": settings.to_dict(), **figures}
+    report[step] = reports.section(step, settings.to_dict(), figures)
     report.setdefault("models", []).extend(models)
-    if hasattr(settings, "format"):  # steps that return no image (detect_text) have no encoding
+    if isinstance(settings, OutputSettings):  # steps that return no image (detect_text) have no encoding
         report["output"] = {"format": settings.format, "quality": settings.quality,
-                            "keep_metadata": getattr(settings, "keep_metadata", True)}
+                            "keep_metadata": settings.keep_metadata}
     report["retouch_version"] = __version__
+
+
+def report_tensor(report: dict) -> "pb_utils.Tensor":
+    """The finished REPORT an operation returns, validated against its declared model."""
+    return json_tensor("REPORT", reports.finished(report))
 
 
 @contextmanager

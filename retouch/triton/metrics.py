@@ -12,17 +12,24 @@ from typing import Iterable
 
 import triton_python_backend_utils as pb_utils
 
+from retouch.inpaint import InpaintSettings
+from retouch.settings import UpscaleSettings
+
 # accepted: served as asked. needs_review: served, but the quality gate wants a human to look.
 # fallback: the gate refused the edit and a safer one was served. rejected: INVALID_ARGUMENT (the
 # caller's fault). failed: any other error (ours).
 OUTCOMES = ("accepted", "needs_review", "fallback", "rejected", "failed")
 
-SEAM_SCORE_BUCKETS = [1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0]
+# The settings' default thresholds are bucket edges, so the share over them reads straight off the
+# histograms; taken from the declarations, so the buckets follow a changed default.
+SEAM_THRESHOLD = UpscaleSettings.model_fields["seam_threshold"].default
+GATE_RING_ERROR = InpaintSettings.model_fields["gate_ring_error"].default
+SEAM_SCORE_BUCKETS = sorted({1.0, 1.1, SEAM_THRESHOLD, 1.5, 2.0, 3.0, 5.0})
 TILES_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 MASK_COVERAGE_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0]
 # Mean absolute error on [0, 1] pixels of the probe ring (known pixels the probe fill hid and
-# predicted); the inpaint gate's default threshold is 0.08.
-RECONSTRUCTION_ERROR_BUCKETS = [0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32]
+# predicted); the inpaint gate accepts up to gate_ring_error.
+RECONSTRUCTION_ERROR_BUCKETS = sorted({0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, GATE_RING_ERROR, 0.16, 0.32})
 # High-frequency power of the filled region over its surroundings' (1 = same texture).
 HF_RATIO_BUCKETS = [0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 4.0]
 

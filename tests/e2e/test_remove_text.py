@@ -155,9 +155,9 @@ def test_a_dense_caption_is_edited_not_refused(client):
 
 
 def test_settings_are_checked(client, scenes):
-    with pytest.raises(InvalidInputError, match="'route' must be one of"):
+    with pytest.raises(InvalidInputError, match="'inpaint.route' must be one of"):
         client.remove_text(scenes[0].rgb, inpaint={"route": "magic"})
-    with pytest.raises(InvalidInputError, match="unknown setting"):
+    with pytest.raises(InvalidInputError, match="unknown setting 'detect.treshold'; known detect settings"):
         client.remove_text(scenes[0].rgb, detect={"treshold": 0.3})
 
 

@@ -126,7 +126,7 @@ def bomb(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("payload,settings,message", [
     (b"definitely not an image", {}, "not a PNG, JPEG or WebP"),
     (b"", {}, "empty image payload"),
-    (None, {"scale": 3}, "'scale' must be one of \\[2, 4\\], got 3"),
+    (None, {"scale": 3}, "'scale' must be one of \\[2, 4\\] \\(got 3\\)"),
     (None, {"tile": 4}, "'tile' must be between 32 and 512"),
     (None, {"colour": "red"}, "unknown setting"),
     (bomb(6000, 5000), {}, "over the limit of 25000000"),

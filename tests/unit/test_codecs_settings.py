@@ -76,12 +76,14 @@ def test_settings_defaults_and_echo():
 
 
 @pytest.mark.parametrize("raw,message", [
-    ({"scale": 3}, "'scale' must be one of \\[2, 4\\], got 3"),
+    ({"scale": 3}, "'scale' must be one of \\[2, 4\\] \\(got 3\\)"),
     ({"mode": "magic"}, "'mode' must be one of"),
     ({"tile": 8}, "'tile' must be between 32 and 512"),
     ({"overlap": 64, "tile": 128}, "'overlap' must be between 0 and 63"),
-    ({"scale": "2"}, "'scale' must be int"),
-    ({"scale": True}, "'scale' must be int"),
+    ({"scale": "2"}, "'scale' must be one of \\[2, 4\\] \\(got '2'\\)"),
+    ({"scale": True}, "'scale' must be one of \\[2, 4\\] \\(got True\\)"),
+    ({"denoise": True}, "'denoise' must be int \\(got True\\)"),
+    ({"denoise": 1.5}, "'denoise' must be int"),
     ({"sclae": 2}, "unknown setting"),
     (b"{not json", "must be a JSON object"),
     (b"[1, 2]", "must be a JSON object"),
@@ -92,16 +94,17 @@ def test_bad_settings_are_refused_clearly(raw, message):
 
 
 def test_nested_step_settings_keep_their_own_defaults():
-    import dataclasses
+    from pydantic import Field
 
-    @dataclasses.dataclass(frozen=True)
-    class Outer:
-        upscale: UpscaleSettings = UpscaleSettings(tile=64)
-        strength: float = 1.0
+    from retouch.settings import Float, Settings
+
+    class Outer(Settings):
+        upscale: UpscaleSettings = Field(UpscaleSettings(tile=64), description="the upscale part")
+        strength: Float = Field(1.0, ge=0, le=2, description="how strong")
 
     s = parse_settings(Outer, {"upscale": {"scale": 4}})
     assert s.upscale == UpscaleSettings(tile=64, scale=4)  # the nested default's tile survives
-    with pytest.raises(InvalidInput, match="'scale' must be one of"):
+    with pytest.raises(InvalidInput, match="'upscale.scale' must be one of"):
         parse_settings(Outer, {"upscale": {"scale": 3}})
     with pytest.raises(InvalidInput, match="must be a JSON object of upscale settings"):
         parse_settings(Outer, {"upscale": 4})

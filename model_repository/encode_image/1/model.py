@@ -5,7 +5,8 @@ pipeline step put in report["output"], with what decode_image set aside: alpha a
 import triton_python_backend_utils as pb_utils
 
 from retouch.codecs import Metadata, encode_result, unpack_fidelity
-from retouch.triton import bytes_tensor, input_array, input_bytes, json_tensor, read_report, respond_each, timed
+from retouch.settings import OutputSettings
+from retouch.triton import bytes_tensor, input_array, input_bytes, read_report, report_tensor, respond_each, timed
 
 
 class TritonPythonModel:
@@ -14,7 +15,7 @@ class TritonPythonModel:
 
     def encode(self, request):
         report = read_report(request)
-        output = report.setdefault("output", {"format": "png", "quality": 95})
+        output = report.setdefault("output", OutputSettings().to_dict())
         pixels = input_array(request, "PIXELS")
         fidelity = pb_utils.get_input_tensor_by_name(request, "FIDELITY")
         deep, alpha = unpack_fidelity(None if fidelity is None else fidelity.as_numpy(), pixels.shape[:2])
@@ -22,6 +23,6 @@ class TritonPythonModel:
             data, raw, written = encode_result(
                 pixels, output["format"], output["quality"], deep=deep, alpha=alpha,
                 metadata=Metadata.from_bytes(input_bytes(request, "METADATA")),
-                keep_metadata=output.get("keep_metadata", True))
+                keep_metadata=output["keep_metadata"])
         output.update(width=pixels.shape[1], height=pixels.shape[0], bytes=len(data) or raw.nbytes, **written)
-        return [bytes_tensor("IMAGE", data), pb_utils.Tensor("RAW_PIXELS", raw), json_tensor("REPORT", report)]
+        return [bytes_tensor("IMAGE", data), pb_utils.Tensor("RAW_PIXELS", raw), report_tensor(report)]

@@ -34,7 +34,7 @@ class TritonPythonModel:
         with timed(report, "inpaint"):
             out, result = self.loop.run_until_complete(
                 inpaint(pixels, mask, settings, self.infer, self.model_size))
-        models = [self.manifests[m] for m in result.pop("models_used", [])]
+        models = [self.manifests[m] for m in result.pop("models", [])]
         add_step(report, "inpaint", settings, result, models)
         self.record(result)
         return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), json_tensor("REPORT", report)]

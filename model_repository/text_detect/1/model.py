@@ -9,7 +9,7 @@ import triton_python_backend_utils as pb_utils
 from retouch.settings import parse_settings
 from retouch.text import MODEL_NAME, DetectSettings, detect_text
 from retouch.triton import (add_step, detector_infer, detector_options, input_array, input_bytes,
-                            json_tensor, read_manifest, read_report, respond_each, timed)
+                            read_manifest, read_report, report_tensor, respond_each, timed)
 from retouch.triton.metrics import PipelineMetrics
 
 OPERATION = "detect_text"
@@ -36,7 +36,7 @@ class TritonPythonModel:
         self.metrics.mask_coverage(OPERATION, found.coverage)
         self.metrics.edit(OPERATION, "accepted")
         return [pb_utils.Tensor("BOXES", found.boxes), pb_utils.Tensor("SCORES", found.scores),
-                pb_utils.Tensor("MASK", found.mask), json_tensor("REPORT", report)]
+                pb_utils.Tensor("MASK", found.mask), report_tensor(report)]
 
     def finalize(self):
         self.loop.close()

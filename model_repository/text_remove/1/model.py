@@ -46,7 +46,7 @@ class TritonPythonModel:
         with timed(report, OPERATION):
             out, mask, figures = self.loop.run_until_complete(remove_text(
                 pixels, settings, detector_infer, self.fill, objects, self.model_size, **self.detect_options))
-        used = [MODEL_NAME, *figures.get("inpaint", {}).pop("models_used", [])]
+        used = [MODEL_NAME, *figures.get("inpaint", {}).pop("models", [])]
         add_step(report, OPERATION, settings, figures, [self.manifests[m] for m in used])
         self.metrics.mask_coverage(OPERATION, figures["mask_coverage"])
         if "inpaint" in figures:
