@@ -40,7 +40,7 @@ class GlyphSettings(Settings):
                                                                "always whole boxes")
     unclean: Literal["review", "box"] = Field(
         "review", description="a text-like line that does not split cleanly: review (leave it) or box (paint it)")
-    min_contrast: Float = Field(14.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, "
+    min_contrast: Float = Field(7.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, "
                                                                 "at least")
     spread_factor: Float = Field(1.5, ge=0, le=10, description="glyphs stand off the background by this many times "
                                                                "the background ring's own spread, at least")
