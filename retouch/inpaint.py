@@ -43,6 +43,9 @@ ROUTES = ("auto", *MODEL_ROUTES, *CLASSICAL_ROUTES)
 PROBE_RING_PX = 6  # known pixels around the hole that the probe hides and scores
 WINDOW_MARGIN = 32  # known context a native window keeps around the holes it fills
 HARD_MAX_COVERAGE = 0.9
+# The fill models' fixed window side (export/inpainters.py); the served steps read it from their
+# config (parameter model_size), which must match.
+MODEL_SIDE = 256
 
 InpaintInfer = Callable[[str, np.ndarray, np.ndarray], Awaitable[np.ndarray]]
 
@@ -304,7 +307,7 @@ def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.nd
 
 
 async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, infer: InpaintInfer,
-                  model_size: int = 256):
+                  model_size: int = MODEL_SIDE):
     """HxWx3 uint8 image + HxW uint8 mask -> (HxWx3 uint8 result, figures: the report section's
     (retouch.reports.InpaintFigures) and the names of the models used)."""
     hole = prepare_mask(mask, rgb.shape, settings.dilation)

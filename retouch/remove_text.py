@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from retouch.glyphs import GlyphSettings, text_masks
-from retouch.inpaint import InpaintInfer, InpaintSettings, inpaint, mask_sha256
+from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
 from retouch.text import DetectSettings, Infer, detect_text
 
@@ -65,7 +65,7 @@ def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> int:
 
 async def remove_text(rgb: np.ndarray, settings: RemoveTextSettings, detect_infer: Infer,
                       inpaint_infer: InpaintInfer, object_mask: np.ndarray | None = None,
-                      model_size: int = 256, **detect_options):
+                      model_size: int = MODEL_SIDE, **detect_options):
     """HxWx3 uint8 -> (result HxWx3 uint8, the mask painted HxW uint8, report figures).
 
     object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain);

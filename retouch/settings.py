@@ -133,7 +133,7 @@ def setting_error(cls: type[Settings], error: dict) -> str:
     section = _section(cls, loc[:-1])
     if kind == "extra_forbidden":
         where = ".".join(map(str, loc[:-1]))
-        known = sorted(section.model_fields) if section else []
+        known = ", ".join(sorted(section.model_fields)) if section else ""
         return f"unknown setting {name!r}; known {where + ' ' if where else ''}settings: {known}"
     field = section.model_fields.get(loc[-1]) if section and loc else None
     if field is None:

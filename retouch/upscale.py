@@ -144,7 +144,8 @@ def quantise(image: np.ndarray, levels: int, dtype) -> np.ndarray:
 
 async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_batch: int = 8,
                   deep: np.ndarray | None = None, alpha: np.ndarray | None = None):
-    """HxWx3 uint8 -> (HxWx3 uint8, report dict, deep or None, alpha or None) at the output size.
+    """HxWx3 uint8 -> (HxWx3 uint8, figures (the report section's, retouch.reports.UpscaleFigures, and
+    the models run), deep or None, alpha or None) at the output size.
 
     deep: HxWx3 uint16 values of the input (16-bit sources): the models take float input, so they
     run on these instead of the 8-bit pixels and the result comes back at 16 bits too. Pixels an
@@ -181,7 +182,7 @@ async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_
             a = resize(a, out_h, out_w, Image.Resampling.BICUBIC)
             alpha_how = "flat" if alpha.min() == alpha.max() else "bicubic"
         out_alpha = quantise(a, 65535, np.uint16)
-    report = {
+    figures = {
         "models": list(chain),
         "chain_scale": native,
         "output_scale": target,
@@ -193,4 +194,4 @@ async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_
         "bits": 16 if deep is not None else 8,
         "alpha": alpha_how,
     }
-    return out, report, out_deep, out_alpha
+    return out, figures, out_deep, out_alpha

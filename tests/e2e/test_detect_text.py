@@ -203,7 +203,7 @@ def test_report_names_the_served_detector(triton, upright):
     ({"thresh": 1.5}, "setting 'thresh' must be between 0.01 and 0.99"),
     ({"unclip_ratio": "big"}, "setting 'unclip_ratio' must be float"),
     ({"score_mode": "exact"}, "setting 'score_mode' must be one of ['fast', 'slow']"),
-    ({"treshold": 0.3}, "unknown setting 'treshold'; known settings: ['box_thresh',"),
+    ({"treshold": 0.3}, "unknown setting 'treshold'; known settings: box_thresh, mask_dilation,"),
     ("not json", "SETTINGS must be a JSON object"),
 ])
 def test_bad_settings_are_refused_and_the_server_keeps_serving(triton, upright, settings, message):

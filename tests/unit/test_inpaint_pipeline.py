@@ -34,18 +34,18 @@ def block_mask(shape, y, x, size):
 def test_native_fill_changes_only_the_hole(photos):
     rgb = photos["coffee"]
     mask = block_mask(rgb.shape, 100, 120, 24)
-    out, report = run(rgb, mask)
+    out, figures = run(rgb, mask)
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])  # bit-exact outside the hole
     assert not np.array_equal(out[mask > 0], rgb[mask > 0])
-    assert report["windows"] == report["native_windows"] == 1 and report["mask_coverage"] > 0
+    assert figures["windows"] == figures["native_windows"] == 1 and figures["mask_coverage"] > 0
 
 
 def test_reduced_fill_stays_inside_its_feathered_band():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (600, 600, 3), dtype=np.uint8)
     mask = block_mask(rgb.shape, 150, 150, 300)  # a thick hole too large for a 256 window
-    out, report = run(rgb, mask, max_coverage=0.5)
-    assert report["native_windows"] == 0 and report["windows"] == 1
+    out, figures = run(rgb, mask, max_coverage=0.5)
+    assert figures["native_windows"] == 0 and figures["windows"] == 1
     settings = InpaintSettings()
     band = int(np.ceil(2 * settings.feather_sigma) + 4 * settings.feather_sigma) + 1
     far = cv2.dilate(mask, np.ones((2 * band + 1, 2 * band + 1), np.uint8)) == 0
@@ -65,8 +65,8 @@ def test_fill_is_better_than_flat_fill(photos):
 
 def test_coverage_cap_review_and_size_mismatch(photos):
     rgb = photos["chelsea"]
-    _, report = run(rgb, block_mask(rgb.shape, 0, 0, 160))  # 39 %: filled, flagged for review
-    assert report["verdict"] == "needs_review" and "large_coverage" in report["review_reasons"]
+    _, figures = run(rgb, block_mask(rgb.shape, 0, 0, 160))  # 39 %: filled, flagged for review
+    assert figures["verdict"] == "needs_review" and "large_coverage" in figures["review_reasons"]
     with pytest.raises(InvalidInput, match="over the 50% limit"):
         run(rgb, block_mask(rgb.shape, 0, 0, 190))
     with pytest.raises(InvalidInput, match="mask is 10x10 but the image is 256x256"):
@@ -75,9 +75,9 @@ def test_coverage_cap_review_and_size_mismatch(photos):
 
 def test_empty_mask_returns_image_unchanged(photos):
     rgb = photos["chelsea"]
-    out, report = run(rgb, np.zeros(rgb.shape[:2], np.uint8))
+    out, figures = run(rgb, np.zeros(rgb.shape[:2], np.uint8))
     np.testing.assert_array_equal(out, rgb)
-    assert report["verdict"] == "unchanged"
+    assert figures["verdict"] == "unchanged"
 
 
 def test_identical_requests_identical_output_and_mask_hash(photos):
@@ -109,8 +109,8 @@ def test_windows_own_every_hole_pixel_once_at_native_resolution():
 def test_small_images_get_padded_native_windows(photos):
     rgb = np.ascontiguousarray(photos["coffee"][:100, :180])
     mask = block_mask(rgb.shape, 40, 60, 10)
-    out, report = run(rgb, mask)
-    assert report["native_windows"] == 1 and out.shape == rgb.shape
+    out, figures = run(rgb, mask)
+    assert figures["native_windows"] == 1 and out.shape == rgb.shape
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
 
 

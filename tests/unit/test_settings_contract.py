@@ -3,7 +3,7 @@ the values JSON can send are taken as declared, and nested sections keep their o
 
 import pytest
 
-from retouch.errors import InvalidInput
+from retouch.errors import MAX_MESSAGE_CHARS, InvalidInput
 from retouch.inpaint import InpaintSettings
 from retouch.remove_text import CleanSettings, RemoveTextSettings
 from retouch.settings import UpscaleSettings, parse_settings
@@ -44,10 +44,16 @@ def test_refusals_are_worded_from_the_declaration(cls, raw, message):
 def test_unknown_keys_list_the_known_ones():
     with pytest.raises(InvalidInput) as refused:
         parse_settings(RemoveTextSettings, {"inpaint": {"radius": 3}})
-    known = sorted(InpaintSettings.model_fields)
+    known = ", ".join(sorted(InpaintSettings.model_fields))
     assert str(refused.value) == f"unknown setting 'inpaint.radius'; known inpaint settings: {known}"
-    with pytest.raises(InvalidInput, match=r"^unknown setting 'thresold'; known settings: \['box_thresh', "):
+    with pytest.raises(InvalidInput, match=r"^unknown setting 'thresold'; known settings: box_thresh, "):
         parse_settings(DetectSettings, b'{"thresold": 0.3}')
+
+
+def test_the_longest_list_of_known_settings_fits_a_message():
+    with pytest.raises(InvalidInput) as refused:
+        parse_settings(RemoveTextSettings, {"mask": {"colour": 1}})
+    assert len(str(refused.value)) <= MAX_MESSAGE_CHARS and str(refused.value).endswith("spread_factor, unclean")
 
 
 def test_several_errors_say_how_many_more():

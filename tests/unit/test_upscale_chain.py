@@ -64,10 +64,10 @@ def test_bad_settings_say_what_to_fix(bad, message):
 @pytest.mark.parametrize("outscale,size", [(3, (60, 90)), (3.5, (70, 105)), (1, (20, 30)), (8, (160, 240))])
 def test_outscale_gives_exactly_that_size(outscale, size):
     rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    out, report, deep, alpha = run(rgb, outscale=outscale)
+    out, figures, deep, alpha = run(rgb, outscale=outscale)
     assert out.shape == (*size, 3) and deep is None and alpha is None
-    assert report["output_scale"] == outscale and report["chain_scale"] >= outscale
-    assert (report["resized"] is None) == (report["chain_scale"] == outscale)
+    assert figures["output_scale"] == outscale and figures["chain_scale"] >= outscale
+    assert (figures["resized"] is None) == (figures["chain_scale"] == outscale)
 
 
 def test_flat_image_stays_flat_through_the_resize():
@@ -79,21 +79,21 @@ def test_alpha_is_upscaled_by_the_model_unless_flat():
     rgb = np.zeros((20, 30, 3), np.uint8)
     alpha = np.zeros((20, 30), np.uint16)
     alpha[5:15, 10:20] = 65535
-    out, report, _, up = run(rgb, alpha_in=alpha, scale=2)
-    assert up.shape == (40, 60) and report["alpha"] == "model"
+    out, figures, _, up = run(rgb, alpha_in=alpha, scale=2)
+    assert up.shape == (40, 60) and figures["alpha"] == "model"
     np.testing.assert_array_equal(up, alpha.repeat(2, 0).repeat(2, 1))  # the stand-in model is nearest
     assert sum(1 for m, _ in CALLS) == 2  # one pass for colour, one for alpha
-    _, report, _, up = run(rgb, alpha_in=np.full((20, 30), 1000, np.uint16), scale=4)
-    assert report["alpha"] == "flat" and (up == 1000).all() and len(CALLS) == 2  # x4: two x2 passes, colour only
-    _, report, _, _ = run(rgb, alpha_in=alpha, scale=2, alpha="bicubic")
-    assert report["alpha"] == "bicubic" and len(CALLS) == 1
+    _, figures, _, up = run(rgb, alpha_in=np.full((20, 30), 1000, np.uint16), scale=4)
+    assert figures["alpha"] == "flat" and (up == 1000).all() and len(CALLS) == 2  # x4: two x2 passes, colour only
+    _, figures, _, _ = run(rgb, alpha_in=alpha, scale=2, alpha="bicubic")
+    assert figures["alpha"] == "bicubic" and len(CALLS) == 1
 
 
 def test_16bit_values_go_through_the_models_at_16_bits():
     ramp = np.repeat(np.linspace(0, 65535, 30).astype(np.uint16)[None, :, None], 20, 0).repeat(3, 2)
     rgb = ((ramp.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    out, report, deep, _ = run(rgb, deep=ramp, scale=2)
-    assert report["bits"] == 16 and deep.dtype == np.uint16
+    out, figures, deep, _ = run(rgb, deep=ramp, scale=2)
+    assert figures["bits"] == 16 and deep.dtype == np.uint16
     np.testing.assert_array_equal(deep, ramp.repeat(2, 0).repeat(2, 1))
 
 

@@ -32,18 +32,18 @@ class TritonPythonModel:
         settings = parse_settings(InpaintSettings, input_bytes(request, "SETTINGS"))
         pixels, mask = input_array(request, "PIXELS"), input_array(request, "MASK")
         with timed(report, "inpaint"):
-            out, result = self.loop.run_until_complete(
+            out, figures = self.loop.run_until_complete(
                 inpaint(pixels, mask, settings, self.infer, self.model_size))
-        models = [self.manifests[m] for m in result.pop("models", [])]
-        add_step(report, "inpaint", settings, result, models)
-        self.record(result)
+        models = [self.manifests[m] for m in figures.pop("models", [])]
+        add_step(report, "inpaint", settings, figures, models)
+        self.record(figures)
         return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), json_tensor("REPORT", report)]
 
-    def record(self, result):
-        self.metrics.mask_coverage("inpaint", result["mask_coverage"])
-        if "gate" in result:
-            self.metrics.gate("inpaint", result["gate"]["ring_error"], result["gate"]["hf_ratio"])
-        outcome = {"accepted": "accepted", "unchanged": "accepted"}.get(result["verdict"], "needs_review")
+    def record(self, figures):
+        self.metrics.mask_coverage("inpaint", figures["mask_coverage"])
+        if "gate" in figures:
+            self.metrics.gate("inpaint", figures["gate"]["ring_error"], figures["gate"]["hf_ratio"])
+        outcome = {"accepted": "accepted", "unchanged": "accepted"}.get(figures["verdict"], "needs_review")
         self.metrics.edit("inpaint", outcome)
 
     def finalize(self):

@@ -41,12 +41,12 @@ class TritonPythonModel:
         deep, alpha = unpack_fidelity(None if fidelity is None else fidelity.as_numpy(), pixels.shape[:2])
         check_output_size(pixels.shape[0], pixels.shape[1], settings, self.max_output_pixels)
         with timed(report, "upscale"):
-            out, result, deep, alpha = self.loop.run_until_complete(
+            out, figures, deep, alpha = self.loop.run_until_complete(
                 upscale(pixels, settings, self.infer, self.max_batch, deep=deep, alpha=alpha))
-        models = result.pop("models")
-        add_step(report, "upscale", settings.resolved(), result, [self.manifests[m] for m in models])
-        self.metrics.seam("upscale", result["seam_score"], result["seam_over_threshold"])
-        self.metrics.tiles("upscale", result["tiles"])
+        models = figures.pop("models")
+        add_step(report, "upscale", settings.resolved(), figures, [self.manifests[m] for m in models])
+        self.metrics.seam("upscale", figures["seam_score"], figures["seam_over_threshold"])
+        self.metrics.tiles("upscale", figures["tiles"])
         self.metrics.edit("upscale", "accepted")
         return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)),
                 pb_utils.Tensor("FIDELITY", pack_fidelity(deep, alpha)), json_tensor("REPORT", report)]
