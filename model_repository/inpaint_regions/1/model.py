@@ -1,50 +1,27 @@
 """inpaint_regions: fill the masked holes of an image. The work is retouch.inpaint.inpaint
-(crop, route, probe, paste, gate); this is the glue: BLS calls to the fill models, the report,
-the metrics."""
+(crop, route, probe, paste, gate); this is the glue: BLS calls to the fill models."""
 
-import asyncio
-from functools import partial
-
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-from retouch.inpaint import FAST_FILL, UNET, InpaintSettings, inpaint
-from retouch.settings import parse_settings
-from retouch.triton import (add_step, fill_infer, input_array, input_bytes, json_tensor, model_parameters,
-                            read_manifest, read_report, respond_each, timed)
-from retouch.triton.metrics import PipelineMetrics
+from retouch.inpaint import InpaintSettings, inpaint
+from retouch.triton import fill_infer, input_array
+from retouch.triton.step import FILL_MODELS, FILL_PARAMETERS, OperationStep, StepResult, fill_models
 
 
-class TritonPythonModel:
-    def initialize(self, args):
-        params = model_parameters(args)
-        self.model_size = int(params.get("model_size", "256"))
-        self.infer = fill_infer(int(params.get("crops_per_request_batch", "8")))
-        self.manifests = {m: read_manifest(args["model_repository"], m) for m in (FAST_FILL, UNET)}
-        self.loop = asyncio.new_event_loop()
-        self.metrics = PipelineMetrics(["inpaint"], masked=True, gated=True)
+class TritonPythonModel(OperationStep):
+    OPERATION = "inpaint"
+    SETTINGS = InpaintSettings
+    PARAMETERS = FILL_PARAMETERS
+    MODELS = FILL_MODELS
+    # An empty mask leaves the image unchanged, which is what was asked.
+    OUTCOMES = {"accepted": "accepted", "unchanged": "accepted", "needs_review": "needs_review"}
+    SERIES = ("masked", "gated")
 
-    def execute(self, requests):
-        return respond_each(requests, self.inpaint, on_error=partial(self.metrics.edit, "inpaint"))
+    def setup(self, args):
+        self.served.update(fill_models(self.params))
+        self.fill = fill_infer(self.params["crops_per_request_batch"], self.served)
 
-    def inpaint(self, request):
-        report = read_report(request)
-        settings = parse_settings(InpaintSettings, input_bytes(request, "SETTINGS"))
+    async def run(self, request, settings):
         pixels, mask = input_array(request, "PIXELS"), input_array(request, "MASK")
-        with timed(report, "inpaint"):
-            out, result = self.loop.run_until_complete(
-                inpaint(pixels, mask, settings, self.infer, self.model_size))
-        models = [self.manifests[m] for m in result.pop("models_used", [])]
-        add_step(report, "inpaint", settings, result, models)
-        self.record(result)
-        return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), json_tensor("REPORT", report)]
-
-    def record(self, result):
-        self.metrics.mask_coverage("inpaint", result["mask_coverage"])
-        if "gate" in result:
-            self.metrics.gate("inpaint", result["gate"]["ring_error"], result["gate"]["hf_ratio"])
-        outcome = {"accepted": "accepted", "unchanged": "accepted"}.get(result["verdict"], "needs_review")
-        self.metrics.edit("inpaint", outcome)
-
-    def finalize(self):
-        self.loop.close()
+        out, figures = await inpaint(pixels, mask, settings, self.fill, self.params["model_size"])
+        return StepResult({"PIXELS": out}, figures, models=figures.pop("models_used", []),
+                          verdict=figures["verdict"], mask_coverage=figures["mask_coverage"],
+                          gate=figures.get("gate", {}))
