@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from retouch.inpaint import dilate as grow
+from retouch.morphology import dilate as grow
 
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)  # Debian fonts-dejavu-core
 TEXT_CHARS = string.ascii_letters + string.digits + "  .,:!?&%$€@#-'"

@@ -25,7 +25,7 @@ import numpy as np
 import pyclipper
 
 from retouch.batching import in_chunks
-from retouch.inpaint import dilate, feather
+from retouch.morphology import dilate, feather
 from retouch.settings import in_range, one_of
 from retouch.tiling import TileGrid, cut_tiles, plan_tiles
 

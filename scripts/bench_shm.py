@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retouch.serving import local_server
+from local_server import local_server
 from retouch_client import OPERATIONS, Operation, RetouchClient
 
 ROOT = Path(__file__).resolve().parents[1]

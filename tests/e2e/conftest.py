@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from retouch.serving import local_server
+from scripts.local_server import local_server
 from retouch_client import RetouchClient
 
 

@@ -24,7 +24,7 @@ from tritonclient.utils import InferenceServerException
 from retouch_client import (AsyncRetouchClient, DeadlineExceededError, InvalidInputError, RetouchClient,
                             RetryPolicy, ServerUnavailableError, SharedMemoryError)
 
-from retouch.serving import ROOT, free_port, local_server
+from scripts.local_server import ROOT, free_port, local_server
 
 pytestmark = pytest.mark.e2e
 KINDS = ["sync", "async"]

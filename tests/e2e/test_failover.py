@@ -17,7 +17,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 from prometheus_client import CollectorRegistry
 
-from retouch.serving import local_server
+from scripts.local_server import local_server
 from retouch_client import AsyncRetouchClient, RetouchClient
 
 pytestmark = pytest.mark.e2e

@@ -22,7 +22,7 @@ import tritonclient.grpc as grpcclient
 
 from retouch_client import InvalidInputError, RetouchClient
 
-from retouch.serving import free_port, local_server
+from scripts.local_server import free_port, local_server
 
 pytestmark = pytest.mark.e2e
 
