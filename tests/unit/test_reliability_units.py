@@ -57,7 +57,7 @@ def test_client_data_leaves_our_own_errors_alone():
             raise InvalidInput("already clear")
     with pytest.raises(ZeroDivisionError):  # a bug stays a bug (INTERNAL), not the caller's fault
         with client_data("image"):
-            1 / 0
+            _ = 1 / 0
 
 
 ARGV = ["/x/backends/python/triton_python_backend_stub", "/repo/model_repository/upscale_tiles/1/model.py",
