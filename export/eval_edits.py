@@ -34,8 +34,19 @@ from skimage.metrics import structural_similarity
 
 from export.edit_data import SCENE_STYLES, caption_scenes, text_free_photos
 from retouch.errors import InvalidInput
-from retouch.inpaint import (FAST_FILL, OPENCV_FILLS, UNET, InpaintSettings, fill_windows, inpaint, opencv_fill,
-                             paste, plan_windows, route_features, window_inputs)
+from retouch.inpaint import (
+    FAST_FILL,
+    OPENCV_FILLS,
+    UNET,
+    InpaintSettings,
+    fill_windows,
+    inpaint,
+    opencv_fill,
+    paste,
+    plan_windows,
+    route_features,
+    window_inputs,
+)
 from retouch.morphology import dilate
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text

@@ -51,7 +51,7 @@ class Metadata:
                            "grey": self.grey}).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes | None) -> "Metadata":
+    def from_bytes(cls, data: bytes | None) -> Metadata:
         if not data:
             return cls()
         d = json.loads(data)

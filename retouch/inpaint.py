@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import cv2
 import numpy as np

@@ -110,7 +110,7 @@ class UpscaleSettings:
     keep_metadata: bool = True  # ICC profile and EXIF of the input into the output
     seam_threshold: float = 1.25
 
-    def resolved(self) -> "UpscaleSettings":
+    def resolved(self) -> UpscaleSettings:
         """Aliases and mode defaults replaced by what runs: the settings a report echoes."""
         mode = MODE_ALIASES.get(self.mode, self.mode)
         tile, overlap, margin = MODE_TILING.get(mode, MODE_TILING["faithful"])

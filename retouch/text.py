@@ -17,8 +17,8 @@ Inference is injected, (NCHW float32 batch) -> N1HW float32 probability maps, as
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 import cv2
 import numpy as np

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "client"))
 
 from local_server import local_server  # noqa: E402
+
 from retouch.watchdog import stub_identity  # noqa: E402
 from retouch_client import RetouchClient, RetouchError  # noqa: E402
 

@@ -2,8 +2,20 @@
 import numpy as np
 
 from export import eval_inpainter
-from export.eval_inpainter import (MASKS, cached, evaluate, evaluation_set, fsr_best_subset, headroom, hole_psnr,
-                                   hole_ssim, render_ledger, render_report, telea, xphoto)
+from export.eval_inpainter import (
+    MASKS,
+    cached,
+    evaluate,
+    evaluation_set,
+    fsr_best_subset,
+    headroom,
+    hole_psnr,
+    hole_ssim,
+    render_ledger,
+    render_report,
+    telea,
+    xphoto,
+)
 
 
 def test_metrics_look_only_inside_the_hole():

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from retouch.errors import (MAX_JSON_DEPTH, MAX_MESSAGE_CHARS, InvalidInput, client_data, json_depth_exceeds,
-                            parse_json, short)
+from retouch.errors import (
+    MAX_JSON_DEPTH,
+    MAX_MESSAGE_CHARS,
+    InvalidInput,
+    client_data,
+    json_depth_exceeds,
+    parse_json,
+    short,
+)
 from retouch.watchdog import Stub, StubTracker, server_urls, stub_identity, stub_processes, unexplained_failures
 
 

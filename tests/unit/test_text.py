@@ -9,14 +9,27 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from skimage import data
+from text_scenes import make_scene, score
 
 from export.text_detectors import SOURCES, export, source_path
 from retouch.errors import InvalidInput
 from retouch.settings import parse_settings
-from retouch.text import (DEFAULT_BUCKETS, DETECTORS, DetectSettings, box_mask, clockwise_from_top_left,
-                          db_boxes, detect_text, model_inputs, plan_detection, preprocess, probability_map,
-                          soften, to_image_pixels, unclip)
-from text_scenes import make_scene, score
+from retouch.text import (
+    DEFAULT_BUCKETS,
+    DETECTORS,
+    DetectSettings,
+    box_mask,
+    clockwise_from_top_left,
+    db_boxes,
+    detect_text,
+    model_inputs,
+    plan_detection,
+    preprocess,
+    probability_map,
+    soften,
+    to_image_pixels,
+    unclip,
+)
 
 V6 = DETECTORS["ppocrv6_tiny"]
 
