@@ -38,8 +38,8 @@ from retouch.errors import MAX_MESSAGE_CHARS
 from scripts.local_server import local_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import malformed  # noqa: E402
-from test_observability import Prometheus, prometheus, scrape, wait_for  # noqa: E402,F401
+import malformed
+from test_observability import Prometheus, prometheus, scrape, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
