@@ -24,7 +24,16 @@ import triton_python_backend_utils as pb_utils
 from retouch.inpaint import FAST_FILL, UNET
 from retouch.settings import parse_settings
 from retouch.text import MODEL_NAME as TEXT_DETECTOR
-from retouch.triton import add_step, input_bytes, json_tensor, read_manifest, read_report, respond_each, timed
+from retouch.triton import (
+    add_step,
+    fill_infer,
+    input_bytes,
+    json_tensor,
+    read_manifest,
+    read_report,
+    respond_each,
+    timed,
+)
 from retouch.triton.metrics import OUTCOMES, SERIES_BY_KIND, PipelineMetrics
 
 
@@ -60,18 +69,15 @@ def model_name(text: str) -> str:
 
 def deployment_parameters(args: dict, declared: dict[str, Callable[[str], Any]]) -> dict[str, Any]:
     """The `parameters { key: ... value { string_value: ... } }` of the model's config.pbtxt, each
-    parsed by its declared type. Every declared key must be there and parse, and every key there
-    must be declared (a misspelt key would otherwise be ignored silently)."""
+    parsed by its declared type. Every declared key must be there and parse (so a misspelt key
+    fails too: the one the step reads is missing). Other keys are left alone: Triton's own
+    (EXECUTION_ENV_PATH) and an operator's, e.g. one changed to force a reload."""
     config_file = Path(args["model_repository"]) / "config.pbtxt"
     raw = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
     missing = sorted(set(declared) - set(raw))
     if missing:
         raise DeploymentError(f"{config_file}: parameters {missing} missing; this step needs "
                               + "; ".join(f"{k!r}: {declared[k].__doc__}" for k in missing))
-    unknown = sorted(set(raw) - set(declared))
-    if unknown:
-        raise DeploymentError(f"{config_file}: parameters {unknown} are not read by this step "
-                              f"(it reads {sorted(declared)})")
     values = {}
     for key, parse in declared.items():
         try:
@@ -100,14 +106,6 @@ def detector_options(args: dict, params: dict) -> dict:
     model_json = Path(args["model_repository"]).parent / TEXT_DETECTOR / "1" / "model.json"
     return {"detector": json.loads(model_json.read_text())["detector"], "buckets": params["buckets"],
             "max_batch": params["tiles_per_request_batch"]}
-
-
-FILL_MODELS = (FAST_FILL, UNET)
-
-
-def fill_models(params: dict) -> dict[str, str]:
-    """The model served behind each fill model's name."""
-    return {FAST_FILL: params["fast_fill_model"], UNET: params["unet_model"]}
 
 
 @dataclass
@@ -196,3 +194,16 @@ class OperationStep:
 
     def finalize(self) -> None:
         self.loop.close()
+
+
+class FillingStep(OperationStep):
+    """A step that fills holes through the fill models (retouch.inpaint's routes): their parameters
+    (FILL_PARAMETERS) and `self.fill`, the `infer` retouch.inpaint.inpaint takes, sending each route's
+    windows to the model the config puts behind it."""
+
+    PARAMETERS = FILL_PARAMETERS
+    MODELS = (FAST_FILL, UNET)
+
+    def setup(self, args: dict) -> None:
+        self.served.update({FAST_FILL: self.params["fast_fill_model"], UNET: self.params["unet_model"]})
+        self.fill = fill_infer(self.params["crops_per_request_batch"], self.served)

@@ -3,31 +3,28 @@ this is the glue: BLS calls to the detector and the fill models, and the caller'
 
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import MODEL_NAME
-from retouch.triton import decode_image_mask, detector_infer, fill_infer, input_array, input_bytes
+from retouch.triton import decode_image_mask, detector_infer, input_array, input_bytes
 from retouch.triton.step import (
     DETECTOR_PARAMETERS,
-    FILL_MODELS,
     FILL_PARAMETERS,
-    OperationStep,
+    FillingStep,
     StepResult,
     detector_options,
-    fill_models,
     positive_int,
 )
 
 
-class TritonPythonModel(OperationStep):
+class TritonPythonModel(FillingStep):
     OPERATION = "remove_text"
     SETTINGS = RemoveTextSettings
     PARAMETERS = {**DETECTOR_PARAMETERS, **FILL_PARAMETERS, "max_pixels": positive_int}
-    MODELS = (MODEL_NAME, *FILL_MODELS)
+    MODELS = (MODEL_NAME, *FillingStep.MODELS)
     OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
     SERIES = ("masked", "gated")
 
     def setup(self, args):
+        super().setup(args)
         self.detect_options = detector_options(args, self.params)
-        self.served.update(fill_models(self.params))
-        self.fill = fill_infer(self.params["crops_per_request_batch"], self.served)
 
     async def run(self, request, settings):
         pixels = input_array(request, "PIXELS")
