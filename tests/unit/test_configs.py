@@ -163,8 +163,8 @@ def model_folder(path: Path) -> Path:
 
 @functools.cache
 def parameter_shims() -> dict[str, type]:
-    """The TritonPythonModel of each model whose shim declares its config parameters (PARAMETERS),
-    imported with a stand-in for pb_utils."""
+    """The TritonPythonModel of each model whose shim declares its config parameters (PARAMETERS,
+    read by retouch.triton.step), imported with a stand-in for pb_utils."""
     import importlib.util
 
     from fake_pb_utils import install
@@ -172,7 +172,7 @@ def parameter_shims() -> dict[str, type]:
     install()
     shims = {}
     for path in sorted(ROOT.glob("model_repository/*/1/model.py")):
-        if "PARAMETERS" not in path.read_text():
+        if "retouch.triton.step" not in path.read_text():
             continue
         spec = importlib.util.spec_from_file_location(f"shim_{path.parents[1].name}", path)
         module = importlib.util.module_from_spec(spec)
