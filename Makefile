@@ -1,7 +1,7 @@
 # retouch: every target sets up what it needs first (idempotent, so repeats are cheap).
 PY := .venv/bin/python
 
-.PHONY: setup serve stop demo test test-unit bench perf loadtest export eval clean schemas
+.PHONY: setup serve stop demo lint test test-unit bench perf loadtest export eval clean schemas
 
 setup:
 	bash scripts/setup.sh
@@ -16,6 +16,10 @@ stop:
 # The server keeps running afterwards for you to try; `make stop` stops it.
 demo: serve
 	$(PY) scripts/demo.py
+
+# ruff, configured in pyproject.toml (`ruff format` is configured there too).
+lint: setup
+	.venv/bin/ruff check .
 
 # Unit tests, then end-to-end tests against a real tritonserver the tests start themselves.
 test: setup

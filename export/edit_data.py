@@ -15,7 +15,7 @@ are reserved for independent evaluation and never used here.
 from __future__ import annotations
 
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -67,7 +67,7 @@ def _file(key: str) -> Path | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_photo(key: str, long_side: int = 960) -> np.ndarray | None:
     """HxWx3 uint8, area-downscaled to `long_side` at most; None when the package is not installed."""
     if key.startswith("skimage/"):

@@ -34,8 +34,20 @@ from skimage.metrics import structural_similarity
 
 from export.edit_data import SCENE_STYLES, caption_scenes, text_free_photos
 from retouch.errors import InvalidInput
-from retouch.inpaint import (CLASSICAL_FILLS, FAST_FILL, UNET, InpaintSettings, classical_fill, fill_windows, inpaint,
-                             paste, plan_windows, route_features, window_inputs)
+from retouch.inpaint import (
+    CLASSICAL_FILLS,
+    FAST_FILL,
+    UNET,
+    InpaintSettings,
+    classical_fill,
+    fill_windows,
+    inpaint,
+    paste,
+    plan_windows,
+    route_features,
+    window_inputs,
+)
+from retouch.morphology import dilate
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text
 
@@ -84,7 +96,7 @@ def ssim_in(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 
 def grow(mask: np.ndarray, px: int) -> np.ndarray:
-    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)) > 0
+    return dilate(mask.astype(bool), px)
 
 
 # -- classical fills, on the whole image at native resolution ---------------------------------------

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -32,8 +32,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from export import inpaint_data
-from export.inpaint_nets import PushPullFill
-from export.inpaint_nets import InpaintUNet
+from export.inpaint_nets import InpaintUNet, PushPullFill
 from export.inpainters import WEIGHTS, WEIGHTS_SHA256, load_unet, to_8bit, torch_reference
 from retouch.inpaint import classical_fill
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -249,7 +249,7 @@ def object_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray
     """One object-shaped blob (retouch.masks.blob_mask's star-shaped outline), grown by 2-6 px the
     way a segmentation mask is dilated before removal."""
     from retouch.masks import blob_mask
-    from retouch.inpaint import dilate
+    from retouch.morphology import dilate
     return dilate(blob_mask(height, width, rng, blobs=1), int(rng.integers(2, 7)))
 
 

@@ -28,9 +28,9 @@ import onnx
 import torch
 from torch import nn
 
+from export.common import current_export, ort_session, sha256_file, write_model
 from export.inpaint_nets import InpaintUNet, PushPullFill
 from export.ncnn_to_onnx import IR_VERSION, OPSET
-from export.common import current_export, ort_session, sha256_file, write_model
 from retouch.inpaint_adapter import SPEC_FILENAME, InpaintSpec, inpaint_with_spec, load_spec, range_affine
 
 HERE = Path(__file__).parent

@@ -298,7 +298,7 @@ def main(argv=None) -> int:
         precision = config.precision if args.precision == "config" else args.precision.upper()
         try:
             result = build_and_check(config, args.repo, args.out, precision)
-        except Exception as exc:  # report every model, then fail
+        except Exception as exc:  # noqa: BLE001 - report every model, then fail
             result = {"name": config.name, "precision": precision, "ok": False, "error": str(exc)}
         report["models"].append(result)
         failed |= not result["ok"]

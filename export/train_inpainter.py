@@ -47,12 +47,12 @@ from pathlib import Path
 # Read when torch loads, so set before importing it (no effect if the caller imported torch first).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from export import inpaint_data  # noqa: E402
-from export.inpaint_nets import InpaintUNet  # noqa: E402
+from export import inpaint_data
+from export.inpaint_nets import InpaintUNet
 
 FORMAT = "retouch-inpaint-train/1"
 CHECKPOINT_DIR = Path("export/checkpoints")

@@ -51,7 +51,7 @@ class Metadata:
                            "grey": self.grey}).encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes | None) -> "Metadata":
+    def from_bytes(cls, data: bytes | None) -> Metadata:
         if not data:
             return cls()
         d = json.loads(data)
@@ -235,7 +235,7 @@ def _orientation(data: bytes) -> int:
     try:
         with Image.open(io.BytesIO(data), formats=INPUT_FORMATS) as img:
             return int(img.getexif().get(ORIENTATION_TAG, 1))
-    except Exception:  # open_image reports what is wrong with the bytes
+    except Exception:  # noqa: BLE001 - open_image reports what is wrong with the bytes
         return 1
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 MAX_MESSAGE_CHARS = 300
 # JSON this deep is not a settings object; refusing it up front keeps the parser far from Python's

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
+from retouch.morphology import dilate, erode
 from retouch.settings import Float, Int, Settings, check_range
 
 
@@ -71,7 +72,7 @@ class GlyphSettings(Settings):
                                                                         "background spread for a clean split")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "GlyphSettings":
+    def _consistent(self) -> GlyphSettings:
         check_range("max_fill", self.max_fill, self.min_fill, 1.0)
         return self
 
@@ -90,10 +91,6 @@ def lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
 def _background_distance(colours: np.ndarray, samples: np.ndarray, clusters: int = 4) -> np.ndarray:
     """Each colour's CIELAB distance to the nearest of the background samples' cluster centres."""
     k = min(clusters, len(samples))
@@ -110,10 +107,10 @@ EXCLUDE_PX = 3  # glyphs (and their shadow) this close to the ring leave the bac
 
 def _lab_bins(colours: np.ndarray) -> np.ndarray:
     """CIELAB colours -> flat histogram bin index (LAB_BINS per axis)."""
-    l = np.clip(colours[:, 0] / 100.0 * LAB_BINS, 0, LAB_BINS - 1).astype(np.int32)
+    lightness = np.clip(colours[:, 0] / 100.0 * LAB_BINS, 0, LAB_BINS - 1).astype(np.int32)
     a = np.clip((colours[:, 1] + 100.0) / 200.0 * LAB_BINS, 0, LAB_BINS - 1).astype(np.int32)
     b = np.clip((colours[:, 2] + 100.0) / 200.0 * LAB_BINS, 0, LAB_BINS - 1).astype(np.int32)
-    return (l * LAB_BINS + a) * LAB_BINS + b
+    return (lightness * LAB_BINS + a) * LAB_BINS + b
 
 
 def _histogram(bins: np.ndarray) -> np.ndarray:
@@ -180,8 +177,8 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     empty = np.zeros_like(box)
     figures = {"score": round(float(score), 4), "height_px": round(height, 1)}
 
-    grown = cv2.dilate(box.astype(np.uint8), _disk(ring_px)).astype(bool)
-    inner = box & ~cv2.erode(box.astype(np.uint8), _disk(2)).astype(bool)
+    grown = dilate(box, ring_px)
+    inner = box & ~erode(box, 2)
     background = (grown & ~box) | inner
     if others is not None:
         background &= ~others | box
@@ -192,7 +189,7 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     colours = window.reshape(-1, 3)
     glyphs = np.zeros_like(box)
     for _ in range(2):
-        samples = background & ~cv2.dilate(glyphs.astype(np.uint8), _disk(EXCLUDE_PX)).astype(bool)
+        samples = background & ~dilate(glyphs, EXCLUDE_PX)
         if samples.sum() < 8:
             samples = background
         d = _background_distance(colours, window[samples]).reshape(box.shape)
@@ -200,7 +197,7 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
         floor = max(settings.min_contrast, settings.spread_factor * spread)
         glyphs = box & (d > floor)
     if settings.min_enrichment > 0:  # colours found in the box and rare around it: the text's
-        ring = cv2.dilate(box.astype(np.uint8), _disk(2 * ring_px)).astype(bool) & ~box
+        ring = dilate(box, 2 * ring_px) & ~box
         if others is not None:
             ring &= ~others
         if ring.sum() >= 16:
@@ -218,11 +215,11 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     soft = d > 0.75 * max(settings.min_contrast, spread)
     halo, reach = glyphs.copy(), 0
     for step in range(1, settings.halo_px + 1):
-        nxt = cv2.dilate(halo.astype(np.uint8), _disk(1)).astype(bool) & soft & grown
+        nxt = dilate(halo, 1) & soft & grown
         if nxt.sum() == halo.sum():
             break
         halo, reach = nxt, step
-    painted = cv2.dilate(halo.astype(np.uint8), _disk(settings.grow_px)).astype(bool) & grown  # anti-aliasing
+    painted = dilate(halo, settings.grow_px) & grown  # anti-aliasing
 
     figures.update(contrast=round(contrast, 2), background_spread=round(spread, 2),
                    separation=round(separation, 2), glyph_fill=round(fill, 4),
@@ -238,7 +235,7 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     # A low-scored line still counts when its letters stand far clear of the background.
     confident = score >= settings.min_score or (
         score >= settings.low_score and letters and separation >= settings.low_score_separation)
-    whole_box = cv2.dilate(box.astype(np.uint8), _disk(2)).astype(bool)
+    whole_box = dilate(box, 2)
     if settings.mode == "box":
         return LineMask("box", y0, x0, whole_box, figures)
     if confident and clean:

@@ -24,14 +24,16 @@ Inference is injected (model name, NCHW image, N1HW mask) -> NCHW image, as in r
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
 from retouch.errors import InvalidInput
+from retouch.morphology import dilate, feather
 from retouch.settings import Float, Int, OutputSettings, check_range
 
 FAST_FILL = "inpaint_fast_fill"
@@ -80,17 +82,9 @@ class InpaintSettings(OutputSettings):
                                                                 "hole over the ring's (at least gate_hf_low)")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "InpaintSettings":
+    def _consistent(self) -> InpaintSettings:
         check_range("gate_hf_high", self.gate_hf_high, self.gate_hf_low, 1000.0)
         return self
-
-
-def disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    return cv2.dilate(mask, disk(radius)) if radius > 0 else mask
 
 
 def prepare_mask(mask: np.ndarray, image_shape: tuple[int, ...], dilation: int) -> np.ndarray:
@@ -100,7 +94,7 @@ def prepare_mask(mask: np.ndarray, image_shape: tuple[int, ...], dilation: int) 
     if mask.shape != tuple(image_shape[:2]):
         raise InvalidInput(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                            f"{image_shape[1]}x{image_shape[0]}; send a mask of the image's size")
-    return dilate((mask > 127).astype(np.uint8), dilation).astype(bool)
+    return dilate(mask > 127, dilation)
 
 
 def mask_sha256(mask: np.ndarray) -> str:
@@ -193,7 +187,7 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
     stroke = _stroke_width(hole) if hole.any() else 0.0
     count, _, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
     boxes = float((stats[1:count, 2] * stats[1:count, 3]).sum()) if count > 1 else 1.0
-    ring = dilate(hole.astype(np.uint8), 8).astype(bool) & ~hole
+    ring = dilate(hole, 8) & ~hole
     edges = cv2.Canny(grey, 80, 160) > 0
     density = float(edges[ring].mean()) if ring.any() else 0.0
     return {"area": float(hole.sum()) / (image_pixels or hole.size), "stroke_width_px": round(stroke, 2),
@@ -213,15 +207,6 @@ def choose_route(features: dict, settings: InpaintSettings) -> str:
     if features["rectangularity"] >= settings.rectangular:
         return "patchmatch"
     return "fast"
-
-
-def feather(hole: np.ndarray, sigma: float) -> np.ndarray:
-    """Alpha: 1 on the hole, a Gaussian ramp outside it over about 3 sigma, exactly 0 beyond."""
-    if sigma <= 0:
-        return hole.astype(np.float32)
-    grown = dilate(hole.astype(np.uint8), int(np.ceil(2 * sigma))).astype(np.float32)
-    soft = cv2.GaussianBlur(grown, (0, 0), sigma)
-    return np.maximum(soft, hole.astype(np.float32))
 
 
 def high_frequency_power(grey: np.ndarray, where: np.ndarray) -> float:
@@ -330,7 +315,7 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
     inputs = [window_inputs(image, hole, w, model_size) for w in windows]
     crops = np.stack([c for c, _ in inputs])
     holes = np.stack([m for _, m in inputs])
-    probes = np.stack([dilate((m > 0).astype(np.uint8), PROBE_RING_PX).astype(np.float32) for m in holes])
+    probes = np.stack([dilate(m > 0, PROBE_RING_PX).astype(np.float32) for m in holes])
 
     n = len(windows)
     all_crops, both = np.concatenate([crops, crops]), np.concatenate([holes, probes])
@@ -345,7 +330,7 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
     ring_error = float(np.abs(filled_all[n:] - crops)[ring].mean()) if ring.any() else 0.0
 
     result = paste(rgb, hole, windows, filled_all[:n], settings.feather_sigma)
-    known_ring = dilate(hole.astype(np.uint8), 8).astype(bool) & ~hole
+    known_ring = dilate(hole, 8) & ~hole
     hf_ring = high_frequency_power(grey, known_ring)
     hf_ratio = high_frequency_power(cv2.cvtColor(result, cv2.COLOR_RGB2GRAY), hole) / max(hf_ring, 1e-6)
     gate_ok = (ring_error <= settings.gate_ring_error and settings.gate_hf_low <= hf_ratio <= settings.gate_hf_high)

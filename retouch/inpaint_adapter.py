@@ -28,9 +28,9 @@ where MASK == 0 come back exactly as they went in.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -81,7 +81,7 @@ class InpaintSpec:
                 raise ValueError(f"inpaint spec: {message}")
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "InpaintSpec":
+    def from_dict(cls, raw: dict) -> InpaintSpec:
         known = {f.name for f in fields(cls)}
         unknown = set(raw) - known
         if unknown:

@@ -9,20 +9,20 @@ else Pillow's bundled font).
 from __future__ import annotations
 
 import string
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from retouch.inpaint import dilate as grow
+from retouch.morphology import dilate as grow
 
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu",)  # Debian fonts-dejavu-core
 TEXT_CHARS = string.ascii_letters + string.digits + "  .,:!?&%$€@#-'"
 
 
-@lru_cache(maxsize=None)
+@cache
 def font_files() -> tuple[str, ...]:
     """Sorted TrueType files from FONT_DIRS, so a seed picks the same font on every run."""
     return tuple(sorted(str(p) for d in FONT_DIRS for p in Path(d).glob("*.ttf")))

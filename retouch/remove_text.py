@@ -21,6 +21,7 @@ from pydantic import Field
 
 from retouch.glyphs import GlyphSettings, text_masks
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
+from retouch.morphology import dilate
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
 from retouch.text import DetectSettings, Infer, detect_text
 
@@ -52,7 +53,7 @@ class CleanSettings(Settings):
 def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> int:
     """How many boxes lie at least `overlap` inside the mask's reach (the mask grown by a little,
     since a glyph mask is thinner than the box around what is left of it)."""
-    reach = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
+    reach = dilate(mask, 4) > 0
     count = 0
     for quad in boxes:
         box = np.zeros(mask.shape, np.uint8)

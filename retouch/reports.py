@@ -11,7 +11,7 @@ section.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,10 +57,10 @@ class Output(Figures):
     mode: str = Field(description="the written image's mode (RGB, RGBA, L, RGB;16, ...)")
     bits: int = Field(description="bits per channel written: 8 or 16")
     alpha: bool = Field(description="whether alpha was written")
-    icc_profile: Optional[bool] = Field(None, description="whether an ICC profile was written (encoded formats)")
-    exif: Optional[bool] = Field(None, description="whether EXIF was written (encoded formats)")
-    alpha_dropped: Optional[str] = Field(None, description="why the input's alpha is not in the output")
-    reduced_to_8_bits: Optional[str] = Field(None, description="why the input's 16 bits are not in the output")
+    icc_profile: bool | None = Field(None, description="whether an ICC profile was written (encoded formats)")
+    exif: bool | None = Field(None, description="whether EXIF was written (encoded formats)")
+    alpha_dropped: str | None = Field(None, description="why the input's alpha is not in the output")
+    reduced_to_8_bits: str | None = Field(None, description="why the input's 16 bits are not in the output")
 
 
 class Step(Figures):
@@ -71,13 +71,13 @@ class Step(Figures):
 class UpscaleFigures(Step):
     chain_scale: int = Field(description="scale of the model chain run (product of its models' scales)")
     output_scale: float = Field(description="the factor asked for (outscale, else scale)")
-    resized: Optional[str] = Field(description="the Lanczos resize from the chain's scale to the output's, if any")
+    resized: str | None = Field(description="the Lanczos resize from the chain's scale to the output's, if any")
     tiles: int = Field(description="tiles sent to the models, all passes (alpha included)")
     seam_lines: int = Field(description="tile borders scored")
     seam_score: float = Field(description="seam visibility: about 1 means none")
     seam_over_threshold: bool = Field(description="seam_score over the request's seam_threshold")
     bits: Literal[8, 16] = Field(description="bits per channel the models ran on")
-    alpha: Optional[Literal["model", "flat", "bicubic"]] = Field(description="how alpha was upscaled; null: none")
+    alpha: Literal["model", "flat", "bicubic"] | None = Field(description="how alpha was upscaled; null: none")
 
 
 class RouteFeatures(Figures):
@@ -98,12 +98,12 @@ class InpaintFigures(Step):
     route: str = Field(description="the route of every window, 'mixed', or 'none' (empty mask)")
     verdict: Literal["accepted", "needs_review", "unchanged"]
     windows: int = Field(description="fill windows")
-    routes: Optional[dict[str, int]] = Field(None, description="windows per route")
-    route_features: Optional[RouteFeatures] = None
-    review_reasons: Optional[list[Literal["quality_gate", "large_coverage"]]] = None
-    fallback: Optional[Literal["fast_fill"]] = Field(None, description="the fill served after the gate failed")
-    native_windows: Optional[int] = Field(None, description="windows filled at native resolution")
-    gate: Optional[Gate] = None
+    routes: dict[str, int] | None = Field(None, description="windows per route")
+    route_features: RouteFeatures | None = None
+    review_reasons: list[Literal["quality_gate", "large_coverage"]] | None = None
+    fallback: Literal["fast_fill"] | None = Field(None, description="the fill served after the gate failed")
+    native_windows: int | None = Field(None, description="windows filled at native resolution")
+    gate: Gate | None = None
 
 
 class DetectTextFigures(Step):
@@ -121,16 +121,16 @@ class Line(Figures):
     pixels: int = Field(description="pixels painted for the line")
     score: float = Field(description="detector score")
     height_px: float
-    reason: Optional[str] = Field(None, description="why the line was not painted glyph by glyph")
-    contrast: Optional[float] = None
-    background_spread: Optional[float] = None
-    separation: Optional[float] = None
-    glyph_fill: Optional[float] = None
-    stroke_cv: Optional[float] = None
-    halo_px: Optional[int] = None
-    letters_per_height: Optional[float] = None
-    letter_height_cv: Optional[float] = None
-    off_axis: Optional[float] = None
+    reason: str | None = Field(None, description="why the line was not painted glyph by glyph")
+    contrast: float | None = None
+    background_spread: float | None = None
+    separation: float | None = None
+    glyph_fill: float | None = None
+    stroke_cv: float | None = None
+    halo_px: int | None = None
+    letters_per_height: float | None = None
+    letter_height_cv: float | None = None
+    off_axis: float | None = None
 
 
 class RemoveTextFigures(Step):
@@ -145,7 +145,7 @@ class RemoveTextFigures(Step):
     residual_lines: int = Field(description="boxes found again over the painted mask")
     outcome: Literal["accepted", "needs_review", "no_text"]
     review_reasons: list[str]
-    inpaint: Optional[InpaintFigures] = Field(None, description="the fill's figures, when something was painted")
+    inpaint: InpaintFigures | None = Field(None, description="the fill's figures, when something was painted")
 
 
 # A section: the step's effective settings, then its figures.

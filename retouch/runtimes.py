@@ -25,8 +25,8 @@ import hashlib
 import importlib.resources
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

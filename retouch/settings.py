@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from annotated_types import Ge, Le
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError,
-                      model_validator)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from retouch.codecs import RESPONSE_FORMATS
 from retouch.errors import InvalidInput, parse_json
@@ -206,7 +205,7 @@ class UpscaleSettings(OutputSettings):
     seam_threshold: Float = Field(1.25, ge=1, le=100,
                                   description="seam score above which the report flags visible seams")
 
-    def resolved(self) -> "UpscaleSettings":
+    def resolved(self) -> UpscaleSettings:
         """Aliases and mode defaults replaced by what runs: the settings a report echoes."""
         mode = MODE_ALIASES.get(self.mode, self.mode)
         tile, overlap, margin = MODE_TILING.get(mode, MODE_TILING["faithful"])
@@ -223,7 +222,7 @@ class UpscaleSettings(OutputSettings):
         return self.model_copy(update=dict(mode=mode, tile=tile, overlap=overlap, margin=margin))
 
     @model_validator(mode="after")
-    def _consistent(self) -> "UpscaleSettings":
+    def _consistent(self) -> UpscaleSettings:
         if 0 < self.outscale < 1:
             raise SettingError("outscale", f"must be 0 or between 1 and 8 (got {self.outscale!r})")
         if 0 < self.tile < 32:

@@ -16,8 +16,9 @@ Inference is injected, (NCHW float32 batch) -> N1HW float32 probability maps, as
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -25,7 +26,7 @@ import pyclipper
 from pydantic import Field
 
 from retouch.batching import in_chunks
-from retouch.inpaint import dilate, feather
+from retouch.morphology import dilate, feather
 from retouch.settings import Float, Int, Settings
 from retouch.tiling import TileGrid, cut_tiles, plan_tiles
 

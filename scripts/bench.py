@@ -33,10 +33,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from workload import encode, image, request  # noqa: E402
+
 from retouch.codecs import decode_image  # noqa: E402
 from retouch.runtimes import load_runner, read_export_manifest  # noqa: E402
 from retouch.text import DetectSettings, detect_text  # noqa: E402
-from workload import encode, image, request  # noqa: E402
 
 
 def infer_once(url: str, model: str, inputs: dict[str, bytes], settings: dict | None = None):

@@ -31,8 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from export.tensorrt import (PlanRunner, build_plan, gpu_configs, gpu_name, read_gpu_config,  # noqa: E402
-                             sample_inputs, warmup_shapes)
+from export.tensorrt import PlanRunner, build_plan, gpu_configs, gpu_name, read_gpu_config, sample_inputs, warmup_shapes  # noqa: E402
 
 START, END = "<!-- gpu-bench:start -->", "<!-- gpu-bench:end -->"
 

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from local_server import local_server
 
-from retouch.serving import local_server
 from retouch_client import OPERATIONS, Operation, RetouchClient
 
 ROOT = Path(__file__).resolve().parents[1]

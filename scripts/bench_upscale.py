@@ -27,9 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures as cf
-import multiprocessing as mp
 import io
 import json
+import multiprocessing as mp
 import statistics
 import sys
 import time

@@ -99,7 +99,7 @@ def quality_rows(costs: dict[str, float]) -> list[str]:
     for mode in ("faithful", "photo", "anime"):
         for scale in (2, 4):
             figs = {k: [] for k in ("pb", "pl", "pm", "sb", "sl", "sm", "gain", "em", "eb", "spm")}
-            for name, load in PHOTOS.items():
+            for load in PHOTOS.values():
                 hr = np.ascontiguousarray(load())
                 h, w = hr.shape[0] // scale, hr.shape[1] // scale
                 lr = resize(hr, h, w, Image.BICUBIC)

@@ -41,8 +41,9 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from retouch_client import OPERATIONS, RetouchClient, RetouchError, RetryPolicy  # noqa: E402
 from workload import request  # noqa: E402
+
+from retouch_client import OPERATIONS, RetouchClient, RetouchError, RetryPolicy  # noqa: E402
 
 BY_NAME = {op.name: op for op in OPERATIONS}
 PERCENTILES = (50, 90, 95, 99)

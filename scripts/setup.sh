@@ -35,6 +35,7 @@ if [ "$(cat "$VENV/.retouch-stamp" 2>/dev/null)" != "$(stamp_of)" ]; then
   log "installing pinned wheels"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements/server.txt
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements/data.txt
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements/dev.txt
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e . -e ./client
   stamp_of >"$VENV/.retouch-stamp"
 else

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "client"))
 
-from retouch.serving import local_server  # noqa: E402
+from local_server import local_server  # noqa: E402
+
 from retouch.watchdog import stub_identity  # noqa: E402
 from retouch_client import RetouchClient, RetouchError  # noqa: E402
 

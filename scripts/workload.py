@@ -5,7 +5,7 @@ remove_text have work to do), and masks of two rectangles for inpaint/clean."""
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -18,7 +18,7 @@ OPERATIONS = ("upscale", "detect_text", "inpaint", "remove_text", "clean")
 NEEDS_MASK = {"inpaint": True, "clean": False}
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo(name: str) -> np.ndarray:
     img = getattr(data, name)()
     if img.ndim == 2:

@@ -8,8 +8,14 @@
 from retouch_client.aio import AsyncRetouchClient
 from retouch_client.client import RetouchClient
 from retouch_client.core import DEFAULT_URL, Health, Result, RetryPolicy
-from retouch_client.errors import (DeadlineExceededError, InvalidInputError, RetouchError, ServerBusyError,
-                                   ServerUnavailableError, SharedMemoryError)
+from retouch_client.errors import (
+                                   DeadlineExceededError,
+                                   InvalidInputError,
+                                   RetouchError,
+                                   ServerBusyError,
+                                   ServerUnavailableError,
+                                   SharedMemoryError,
+)
 from retouch_client.operations import OPERATIONS, Operation
 
 __all__ = ["RetouchClient", "AsyncRetouchClient", "Result", "Health", "RetryPolicy", "Operation", "OPERATIONS",

@@ -38,7 +38,7 @@ class AsyncRetouchClient(ClientCore):
             for triton in self._tritons:
                 await triton.close()
 
-    async def __aenter__(self) -> "AsyncRetouchClient":
+    async def __aenter__(self) -> AsyncRetouchClient:
         return self
 
     async def __aexit__(self, *exc) -> None:

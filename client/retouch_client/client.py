@@ -37,7 +37,7 @@ class RetouchClient(ClientCore):
             for triton in self._tritons:
                 triton.close()
 
-    def __enter__(self) -> "RetouchClient":
+    def __enter__(self) -> RetouchClient:
         return self
 
     def __exit__(self, *exc) -> None:

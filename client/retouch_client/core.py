@@ -14,9 +14,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Generator, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 from PIL import Image
@@ -24,8 +25,7 @@ from prometheus_client import CollectorRegistry
 from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.utils import InferenceServerException
 
-from retouch_client.errors import (DeadlineExceededError, RetouchError, SharedMemoryError,
-                                   error_from_status)
+from retouch_client.errors import DeadlineExceededError, RetouchError, SharedMemoryError, error_from_status
 from retouch_client.images import ImageInput, encode_png, to_encoded, to_mask, to_pixels
 from retouch_client.metrics import metrics_for
 from retouch_client.operations import OPERATIONS, Operation, Operations

@@ -32,7 +32,7 @@ class ClientMetrics:
 
 
 # A registry holds each metric name once, so every client sharing a registry shares its metrics.
-_by_registry: "weakref.WeakKeyDictionary[CollectorRegistry, ClientMetrics]" = weakref.WeakKeyDictionary()
+_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ClientMetrics] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 

@@ -9,9 +9,9 @@ import contextvars
 import json
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -21,7 +21,7 @@ from retouch.batching import in_chunks
 from retouch.codecs import decode_mask
 from retouch.errors import Cancelled, InvalidInput, Overloaded, short
 from retouch.settings import OutputSettings
-from retouch.text import DEFAULT_BUCKETS, MODEL_NAME
+from retouch.text import MODEL_NAME
 
 
 def model_parameters(args: dict) -> dict[str, str]:
@@ -66,11 +66,11 @@ def decode_image_mask(data: bytes, image_shape: tuple[int, ...], max_pixels: int
     return mask
 
 
-def bytes_tensor(name: str, value: bytes) -> "pb_utils.Tensor":
+def bytes_tensor(name: str, value: bytes) -> pb_utils.Tensor:
     return pb_utils.Tensor(name, np.array([value], dtype=np.object_))
 
 
-def json_tensor(name: str, value: dict) -> "pb_utils.Tensor":
+def json_tensor(name: str, value: dict) -> pb_utils.Tensor:
     return bytes_tensor(name, json.dumps(value, sort_keys=True).encode())
 
 
@@ -110,7 +110,7 @@ def add_step(report: dict, step: str, settings, figures: dict, models: list[dict
     report["retouch_version"] = __version__
 
 
-def report_tensor(report: dict) -> "pb_utils.Tensor":
+def report_tensor(report: dict) -> pb_utils.Tensor:
     """The finished REPORT an operation returns, validated against its declared model."""
     return json_tensor("REPORT", reports.finished(report))
 
@@ -155,17 +155,16 @@ def respond_each(requests: Iterable, handle: Callable,
         try:
             responses.append(pb_utils.InferenceResponse(output_tensors=handle(request)))
         except InvalidInput as exc:
-            responses.append(error_response(carry, "rejected", short(exc), pb_utils.TritonError.INVALID_ARG))
+            responses.append(error_response(carry, "rejected", str(exc), pb_utils.TritonError.INVALID_ARG))
             if on_error:
                 on_error("rejected")
         except Cancelled as exc:
-            responses.append(error_response(None, "cancelled", short(exc), pb_utils.TritonError.CANCELLED))
+            responses.append(error_response(None, "cancelled", str(exc), pb_utils.TritonError.CANCELLED))
         except Overloaded as exc:
-            responses.append(error_response(None, "overloaded", short(exc), pb_utils.TritonError.UNAVAILABLE))
+            responses.append(error_response(None, "overloaded", str(exc), pb_utils.TritonError.UNAVAILABLE))
         except Exception as exc:  # noqa: BLE001 - reported to the caller, logged for on-call
             pb_utils.Logger.log_error(short(traceback.format_exc(), 4000))
-            responses.append(error_response(carry, "failed", short(f"internal error: {exc}"),
-                                            pb_utils.TritonError.INTERNAL))
+            responses.append(error_response(carry, "failed", f"internal error: {exc}", pb_utils.TritonError.INTERNAL))
             if on_error:
                 on_error("failed")
         finally:
@@ -173,13 +172,39 @@ def respond_each(requests: Iterable, handle: Callable,
     return responses
 
 
-def error_response(carry, outcome: str, message: str, code) -> "pb_utils.InferenceResponse":
+def error_response(carry, outcome: str, message: str, code) -> pb_utils.InferenceResponse:
+    """The request's error, its message capped; a refusal's starts with REFUSED (see bls)."""
     if carry is not None:
-        return pb_utils.InferenceResponse(output_tensors=carry(outcome, message))
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+        return pb_utils.InferenceResponse(output_tensors=carry(outcome, short(message)))
+    if code == pb_utils.TritonError.INVALID_ARG:
+        message = REFUSED + message
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(short(message), code))
 
 
+# What Triton's scheduler says when it sheds work: the model's queue was full, or the work waited
+# past the queue's timeout.
 SHED_MESSAGES = ("Exceeds maximum queue size", "Request timeout expired")
+# How a refusal's message starts (respond_each writes it), and what Triton itself says when a model
+# refuses an input's shape: Triton 2.51 hands every BLS error on as INTERNAL (checked with a real
+# server), so a refusal by a model this step calls is recognised by its message.
+REFUSED = "invalid input: "
+REFUSAL_MESSAGES = ("unexpected shape for input",)
+
+
+def downstream_error(model: str, error) -> Exception:
+    """The exception a failed BLS call raises in this step, keeping what the error means for the
+    caller: the model refused its input (INVALID_ARGUMENT, counted as rejected), shed the work
+    (UNAVAILABLE, retryable), the client went away (CANCELLED), or anything else (INTERNAL). By the
+    error's code, or, as 2.51 loses BLS codes, by its message."""
+    text = error.message()
+    code = error.code()
+    if code == pb_utils.TritonError.UNAVAILABLE or any(m in text for m in SHED_MESSAGES):
+        return Overloaded(f"server busy, retry later ({model}: {short(text, 200)})")
+    if code == pb_utils.TritonError.INVALID_ARG or any(m in text for m in (REFUSED, *REFUSAL_MESSAGES)):
+        return InvalidInput(f"{model}: {short(text.partition(REFUSED)[2] or text, 200)}")
+    if code == pb_utils.TritonError.CANCELLED:
+        return Cancelled(f"{model}: {short(text, 200)}")
+    return RuntimeError(f"{model}: {short(text, 200)}")
 
 
 async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT") -> np.ndarray:
@@ -189,35 +214,18 @@ async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT")
                                         inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()])
     response = await request.async_exec()
     if response.has_error():
-        error = response.error()
-        message = f"{model}: {short(error.message(), 200)}"
-        # Its queue was full, or the work waited past the queue's timeout: shed, retryable. (BLS
-        # errors do not always keep their code in 2.51, so the scheduler's messages are matched too.)
-        if error.code() == pb_utils.TritonError.UNAVAILABLE or any(m in message for m in SHED_MESSAGES):
-            raise Overloaded(f"server busy, retry later ({message})")
-        raise RuntimeError(message)
+        raise downstream_error(model, response.error())
     return pb_utils.get_output_tensor_by_name(response, output).as_numpy()
 
 
-def fill_infer(max_batch: int):
-    """Inference for the inpainting models (inpaint_fast_fill, inpaint_unet): (model, images,
-    masks) -> filled images, sent in chunks the models accept."""
+def fill_infer(max_batch: int, served: dict[str, str]):
+    """Inference for the inpainting models: (model, images, masks) -> filled images, sent in
+    chunks the models accept, to the model `served` puts behind each name retouch.inpaint uses."""
     async def infer(model: str, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         async def call(i, m):
-            return await bls(model, {"IMAGE": i, "MASK": m})
+            return await bls(served[model], {"IMAGE": i, "MASK": m})
         return await in_chunks(call, (images, masks), max_batch)
     return infer
-
-
-def detector_options(args: dict) -> dict:
-    """How a step runs the text detector: which one export put in the slot (it decides the
-    normalisation), the letterbox buckets and the chunk size, from the step's config parameters."""
-    params = model_parameters(args)
-    buckets = tuple(sorted(int(b) for b in params.get("buckets", "").split(",") if b.strip()))
-    model_json = Path(args["model_repository"]).parent / MODEL_NAME / "1" / "model.json"
-    return {"detector": json.loads(model_json.read_text())["detector"],
-            "buckets": buckets or DEFAULT_BUCKETS,
-            "max_batch": int(params.get("tiles_per_request_batch", "8"))}
 
 
 async def detector_infer(batch: np.ndarray) -> np.ndarray:

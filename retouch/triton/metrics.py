@@ -8,7 +8,7 @@ the rules and the dashboard without editing them.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import triton_python_backend_utils as pb_utils
 

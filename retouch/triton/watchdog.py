@@ -13,10 +13,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from retouch.errors import short
-from retouch.triton import json_tensor, model_parameters, respond_each
+from retouch.triton import model_parameters, respond_each
 from retouch.triton.metrics import PipelineMetrics
-from retouch.watchdog import (ENSEMBLE_FAILURE_INCREMENT, StubTracker, server_urls, stub_processes,
-                              unexplained_failures)
+from retouch.watchdog import ENSEMBLE_FAILURE_INCREMENT, StubTracker, server_urls, stub_processes, unexplained_failures
 
 RETRY_S = 10.0  # a reload that failed is tried again this often
 

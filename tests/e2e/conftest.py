@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import tritonclient.grpc as grpcclient
 
-from retouch.serving import local_server
 from retouch_client import RetouchClient
-
+from scripts.local_server import local_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BYO_MODEL = "inpaint_migan"

@@ -21,10 +21,16 @@ from PIL import Image, ImageDraw, ImageFont
 from prometheus_client import CollectorRegistry
 from tritonclient.utils import InferenceServerException
 
-from retouch_client import (AsyncRetouchClient, DeadlineExceededError, InvalidInputError, RetouchClient,
-                            RetryPolicy, ServerUnavailableError, SharedMemoryError)
-
-from retouch.serving import ROOT, free_port, local_server
+from retouch_client import (
+    AsyncRetouchClient,
+    DeadlineExceededError,
+    InvalidInputError,
+    RetouchClient,
+    RetryPolicy,
+    ServerUnavailableError,
+    SharedMemoryError,
+)
+from scripts.local_server import ROOT, free_port, local_server
 
 pytestmark = pytest.mark.e2e
 KINDS = ["sync", "async"]

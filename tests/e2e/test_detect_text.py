@@ -18,10 +18,10 @@ import pytest
 import tritonclient.grpc as grpcclient
 from PIL import Image
 from skimage import data
+from text_scenes import make_scene, score
 from tritonclient.utils import InferenceServerException
 
 from retouch.text import DETECTORS, DetectSettings, model_inputs, plan_detection
-from text_scenes import make_scene, score
 
 pytestmark = pytest.mark.e2e
 

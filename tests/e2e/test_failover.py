@@ -17,8 +17,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 from prometheus_client import CollectorRegistry
 
-from retouch.serving import local_server
 from retouch_client import AsyncRetouchClient, RetouchClient
+from scripts.local_server import local_server
 
 pytestmark = pytest.mark.e2e
 

@@ -37,7 +37,8 @@ def test_photo_x4_small_image(client, photos):
     # the same picture, sharpened: close to bicubic on average, but with more detail (gradient energy)
     ref = bicubic_up(lr, 160, 160).astype(np.float32)
     assert np.abs(out.astype(np.float32) - ref).mean() < 20  # a shifted or garbled output is far over
-    energy = lambda a: np.mean(np.abs(np.diff(a.astype(np.float32).mean(axis=2), axis=1)))
+    def energy(a):
+        return np.mean(np.abs(np.diff(a.astype(np.float32).mean(axis=2), axis=1)))
     assert energy(out) > energy(ref)
 
 
@@ -133,7 +134,8 @@ def test_denoise_2_runs_and_smooths_jpeg_noise(client, photos):
     result = client.upscale(jpeg, scale=2, denoise=2)
     assert [m["name"] for m in result.report["models"]] == ["upscaler_waifu2x_photo_x2_denoise2"]
     assert result.report["upscale"]["settings"]["denoise"] == 2
-    energy = lambda r: np.mean(np.abs(np.diff(np.asarray(r.image.convert("L"), np.float32), axis=1)))
+    def energy(r):
+        return np.mean(np.abs(np.diff(np.asarray(r.image.convert("L"), np.float32), axis=1)))
     assert energy(result) < energy(plain)  # block edges and ringing smoothed away
 
 

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage import data
-
 from text_scenes import make_scene
 
 pytestmark = pytest.mark.e2e

@@ -175,8 +175,8 @@ def test_response_cache_answers_a_repeat(tmp_path, photos):
     (same image, mask and settings bytes) without running the pipeline again."""
     import tritonclient.grpc as grpcclient
 
-    from retouch.serving import local_server
     from retouch_client import RetouchClient
+    from scripts.local_server import local_server
 
     with local_server(tmp_path, RETOUCH_CACHE_BYTES=str(64 << 20)) as server:
         with RetouchClient(server["grpc"]) as client:

@@ -16,13 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import tritonclient.grpc as grpcclient
 import yaml
 
-import tritonclient.grpc as grpcclient
-
 from retouch_client import InvalidInputError, RetouchClient
-
-from retouch.serving import free_port, local_server
+from scripts.local_server import free_port, local_server
 
 pytestmark = pytest.mark.e2e
 

@@ -35,11 +35,11 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from retouch.errors import MAX_MESSAGE_CHARS
-from retouch.serving import local_server
+from scripts.local_server import local_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import malformed  # noqa: E402
-from test_observability import Prometheus, prometheus, scrape, wait_for  # noqa: E402,F401
+import malformed
+from test_observability import Prometheus, prometheus, scrape, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -304,7 +304,7 @@ def stub_pids(server_pid: int, instance: str) -> list[int]:
     return sorted((int(p) for p in out.stdout.split()), key=started, reverse=True)
 
 
-def test_a_dead_stub_is_healed_counted_and_alerted(server, triton, prometheus):
+def test_a_dead_stub_is_healed_counted_and_alerted(server, triton, prometheus):  # noqa: F811 - the fixture
     wait_for(lambda: prometheus.query("retouch_stub_deaths_total"), "the watchdog's series in Prometheus")
     before = scrape(server)
     pid = stub_pids(server["pid"], "upscale_tiles_0_1")[0]

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from skimage import data
-
-from retouch_client import InvalidInputError
 from test_detect_text import detect, encode
 from text_scenes import Scene, make_scene, score
+
+from retouch_client import InvalidInputError
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

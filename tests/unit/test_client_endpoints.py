@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from retouch.serving import free_port
 from retouch_client import RetouchClient
 from retouch_client.core import Endpoints, RetryPolicy, parse_urls
 from retouch_client.errors import ServerUnavailableError
+from scripts.local_server import free_port
 
 
 def test_urls_parse_from_a_string_or_a_list():

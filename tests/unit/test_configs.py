@@ -1,5 +1,7 @@
 """Every config.pbtxt (CPU and GPU) parses into Triton's ModelConfig proto and is consistent."""
 
+import functools
+import json
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,78 @@ def test_gpu_config_tensorrt_profiles_and_warmup(path):
             shape = [warmup.batch_size, *data.dims]
             assert data.data_type == model_config_pb2.TYPE_FP32
             assert all(a <= s <= c for a, s, c in zip(profiles[0][name], shape, profiles[2][name])), (name, shape)
+
+
+# -- deployment parameters (retouch.triton.step: deployment_parameters, OperationStep) ---------------
+
+STEPS = ("upscale_tiles", "text_detect", "inpaint_regions", "text_remove")
+
+
+def model_folder(path: Path) -> Path:
+    return path.parent if path.name == "config.pbtxt" else path.parent.parent
+
+
+@functools.cache
+def parameter_shims() -> dict[str, type]:
+    """The TritonPythonModel of each model whose shim declares its config parameters (PARAMETERS,
+    read by retouch.triton.step), imported with a stand-in for pb_utils."""
+    import importlib.util
+
+    from fake_pb_utils import install
+
+    install()
+    shims = {}
+    for path in sorted(ROOT.glob("model_repository/*/1/model.py")):
+        if "retouch.triton.step" not in path.read_text():
+            continue
+        spec = importlib.util.spec_from_file_location(f"shim_{path.parents[1].name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        shims[path.parents[1].name] = module.TritonPythonModel
+    return shims
+
+
+def stub_args(path: Path) -> dict:
+    """What Triton passes initialize() for a config: its JSON and the model's folder."""
+    from google.protobuf import json_format
+
+    config = json_format.MessageToDict(load(path), preserving_proto_field_name=True)
+    return {"model_config": json.dumps(config), "model_repository": str(model_folder(path))}
+
+
+def test_the_operation_steps_share_the_base_and_the_decoders_declare_their_limit():
+    from retouch.triton.step import OperationStep
+
+    shims = parameter_shims()
+    assert {name for name, shim in shims.items() if issubclass(shim, OperationStep)} == set(STEPS)
+    assert set(shims) == {*STEPS, "decode_image", "decode_mask"}
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if model_folder(p).name in parameter_shims()],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_config_declares_exactly_the_parameters_its_shim_reads(path):
+    """Every config (CPU, and GPU variants if any) of a shim that declares its parameters parses
+    with those declarations: none missing, none malformed, none it does not read."""
+    from retouch.triton.step import deployment_parameters
+
+    shim = parameter_shims()[model_folder(path).name]
+    params = deployment_parameters(stub_args(path), shim.PARAMETERS)
+    assert set(params) == set(shim.PARAMETERS) == set(load(path).parameters)
+
+
+def test_a_missing_or_malformed_parameter_fails_the_load_naming_file_and_key(tmp_path):
+    from retouch.triton.step import DeploymentError, deployment_parameters
+
+    step = parameter_shims()["upscale_tiles"]
+    text = (ROOT / "model_repository/upscale_tiles/config.pbtxt").read_text()
+    missing = tmp_path / "missing" / "config.pbtxt"
+    missing.parent.mkdir()
+    missing.write_text(text.replace('key: "max_chunks_in_flight"', 'key: "max_chunks_in_fligth"'))
+    with pytest.raises(DeploymentError, match=r"missing/config.pbtxt: parameters \['max_chunks_in_flight'\] missing"):
+        deployment_parameters(stub_args(missing), step.PARAMETERS)
+    bad = tmp_path / "bad" / "config.pbtxt"
+    bad.parent.mkdir()
+    bad.write_text(text.replace('string_value: "64000000"', 'string_value: "64 MP"'))
+    with pytest.raises(DeploymentError, match=r"bad/config.pbtxt: parameter 'max_output_pixels' is '64 MP'; "
+                                              r"it must be a positive integer"):
+        deployment_parameters(stub_args(bad), step.PARAMETERS)

@@ -2,8 +2,20 @@
 import numpy as np
 
 from export import eval_inpainter
-from export.eval_inpainter import (MASKS, cached, classical, evaluate, evaluation_set, fsr_best_subset, headroom, hole_psnr,
-                                   hole_ssim, render_ledger, render_report, telea)
+from export.eval_inpainter import (
+    MASKS,
+    cached,
+    classical,
+    evaluate,
+    evaluation_set,
+    fsr_best_subset,
+    headroom,
+    hole_psnr,
+    hole_ssim,
+    render_ledger,
+    render_report,
+    telea,
+)
 
 
 def test_metrics_look_only_inside_the_hole():

@@ -8,8 +8,8 @@ import onnx
 import pytest
 from skimage import data
 
-from export.ncnn_to_onnx import build_onnx, load_weights, parse_param
 from export.common import current_export, ort_session, sha256_file
+from export.ncnn_to_onnx import build_onnx, load_weights, parse_param
 from export.upscalers import MODELS, PINNED_SHA256, _converter_sha256, export, ncnn_reference, source_files
 
 # Both sides run fp32 (fp16 weights decode exactly to fp32; ncnn fp16/int8 options off), so only

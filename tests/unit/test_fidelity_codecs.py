@@ -8,8 +8,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 from skimage import data
 
-from retouch.codecs import (Metadata, decode_image, encode_with_info, merge_deep, pack_fidelity, to_8bit,
-                            unpack_fidelity)
+from retouch.codecs import Metadata, decode_image, encode_with_info, merge_deep, pack_fidelity, to_8bit, unpack_fidelity
 
 RGB = data.astronaut()[100:148, 150:214]  # 48x64, non-square
 ALPHA = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (48, 1))

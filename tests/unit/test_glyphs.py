@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 from skimage import data
+from text_scenes import make_scene
 
 from retouch.glyphs import GlyphSettings, segment_line, text_masks
-from text_scenes import make_scene
 
 
 def unclipped(quad: np.ndarray, px: float) -> np.ndarray:

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from retouch.errors import InvalidInput
-from retouch.inpaint import (WINDOW_MARGIN, InpaintSettings, choose_route, feather, inpaint, plan_windows,
-                             prepare_mask, route_features)
+from retouch.inpaint import (
+    WINDOW_MARGIN,
+    InpaintSettings,
+    choose_route,
+    inpaint,
+    plan_windows,
+    prepare_mask,
+    route_features,
+)
+from retouch.morphology import feather
 from retouch.settings import parse_settings
 
 

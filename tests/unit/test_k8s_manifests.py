@@ -43,7 +43,7 @@ def test_manifest_validates_against_the_kubernetes_schemas(doc):
     except kubernetes_validate.SchemaNotFoundError:
         # A custom resource (the Prometheus Operator's ServiceMonitor): no schema offline.
         assert doc["apiVersion"].startswith("monitoring.coreos.com/")
-        warnings.warn(f"{doc['kind']}: custom resource, not validated offline")
+        warnings.warn(f"{doc['kind']}: custom resource, not validated offline", stacklevel=2)
 
 
 def test_validation_is_not_vacuous():

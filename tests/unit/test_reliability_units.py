@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from retouch.errors import (MAX_JSON_DEPTH, MAX_MESSAGE_CHARS, InvalidInput, client_data, json_depth_exceeds,
-                            parse_json, short)
+from retouch.errors import (
+    MAX_JSON_DEPTH,
+    MAX_MESSAGE_CHARS,
+    InvalidInput,
+    client_data,
+    json_depth_exceeds,
+    parse_json,
+    short,
+)
 from retouch.watchdog import Stub, StubTracker, server_urls, stub_identity, stub_processes, unexplained_failures
 
 
@@ -57,7 +64,7 @@ def test_client_data_leaves_our_own_errors_alone():
             raise InvalidInput("already clear")
     with pytest.raises(ZeroDivisionError):  # a bug stays a bug (INTERNAL), not the caller's fault
         with client_data("image"):
-            1 / 0
+            _ = 1 / 0
 
 
 ARGV = ["/x/backends/python/triton_python_backend_stub", "/repo/model_repository/upscale_tiles/1/model.py",

@@ -8,12 +8,12 @@ import jsonschema
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from test_inpaint_pipeline import telea
 
 from retouch import __version__, reports, schemas
 from retouch.inpaint import InpaintSettings, inpaint
 from retouch.settings import UpscaleSettings, parse_settings
 from retouch.upscale import UPSCALERS, upscale
-from test_inpaint_pipeline import telea
 
 
 async def nearest(model, batch):

@@ -2,6 +2,7 @@
 the values JSON can send are taken as declared, and nested sections keep their own defaults."""
 
 import pytest
+from pydantic import ValidationError
 
 from retouch.errors import MAX_MESSAGE_CHARS, InvalidInput
 from retouch.inpaint import InpaintSettings
@@ -76,5 +77,5 @@ def test_sections_keep_their_own_defaults_and_echo_whole():
 
 
 def test_settings_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         DetectSettings().thresh = 0.5  # type: ignore[misc]

@@ -9,14 +9,27 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from skimage import data
+from text_scenes import make_scene, score
 
 from export.text_detectors import SOURCES, export, source_path
 from retouch.errors import InvalidInput
 from retouch.settings import parse_settings
-from retouch.text import (DEFAULT_BUCKETS, DETECTORS, DetectSettings, box_mask, clockwise_from_top_left,
-                          db_boxes, detect_text, model_inputs, plan_detection, preprocess, probability_map,
-                          soften, to_image_pixels, unclip)
-from text_scenes import make_scene, score
+from retouch.text import (
+    DEFAULT_BUCKETS,
+    DETECTORS,
+    DetectSettings,
+    box_mask,
+    clockwise_from_top_left,
+    db_boxes,
+    detect_text,
+    model_inputs,
+    plan_detection,
+    preprocess,
+    probability_map,
+    soften,
+    to_image_pixels,
+    unclip,
+)
 
 V6 = DETECTORS["ppocrv6_tiny"]
 
@@ -115,7 +128,7 @@ def test_db_boxes_find_unclipped_rotated_regions():
     order = np.argsort(boxes[:, :, 1].mean(axis=1))
     boxes, scores = boxes[order], scores[order]
     np.testing.assert_allclose(scores, [0.9, 0.7], atol=0.05)  # jagged rotated edges count too
-    for box, (cx, cy), (w, h), angle in zip(boxes, [(120, 80), (250, 200)], [(160, 20), (200, 24)], [0, -20]):
+    for box, (cx, cy), (w, h) in zip(boxes, [(120, 80), (250, 200)], [(160, 20), (200, 24)]):  # at 0 and -20 degrees
         (bx, by), (bw, bh), _ = cv2.minAreaRect(box)
         long_side, short_side = max(bw, bh), min(bw, bh)
         grow = w * h * 1.5 / (2 * (w + h))  # DB's unclip distance, per side
@@ -137,7 +150,8 @@ def test_db_boxes_filters():
     many = np.zeros((100, 500), np.float32)
     for i in range(10):
         many[40:60, i * 50:i * 50 + 10 + 3 * i] = 0.9  # regions of growing width
-    widths = lambda boxes: sorted(np.round(np.ptp(boxes[:, :, 0], axis=1)))
+    def widths(boxes):
+        return sorted(np.round(np.ptp(boxes[:, :, 0], axis=1)))
     kept, _ = db_boxes(many, DetectSettings(max_candidates=3))
     assert widths(kept) == widths(db_boxes(many, DetectSettings())[0])[-3:]  # the largest three
 

@@ -1,8 +1,16 @@
 import numpy as np
 import pytest
 
-from retouch.tiling import (TileBlender, axis_starts, axis_weights, blend_tiles, cut_tiles, fit_tile, plan_tiles,
-                            seam_lines)
+from retouch.tiling import (
+    TileBlender,
+    axis_starts,
+    axis_weights,
+    blend_tiles,
+    cut_tiles,
+    fit_tile,
+    plan_tiles,
+    seam_lines,
+)
 
 
 @pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (128, 128, 16), (129, 128, 16), (20, 64, 8),

@@ -5,19 +5,20 @@ report carrying the error, which the operation's own step raises (and counts): s
 retouch.triton.read_report."""
 
 import numpy as np
-
-from retouch.codecs import DEFAULT_MAX_PIXELS, NO_FIDELITY, NO_PIXELS, Metadata, decode_request
-from retouch.triton import (bytes_tensor, carried_error, input_bytes, json_tensor, model_parameters, respond_each,
-                            timed)
-
 import triton_python_backend_utils as pb_utils
+
+from retouch.codecs import NO_FIDELITY, NO_PIXELS, Metadata, decode_request
+from retouch.triton import bytes_tensor, carried_error, input_bytes, json_tensor, respond_each, timed
+from retouch.triton.step import deployment_parameters, positive_int
 
 NO_METADATA = np.array([Metadata().to_bytes()], dtype=np.object_)
 
 
 class TritonPythonModel:
+    PARAMETERS = {"max_pixels": positive_int}
+
     def initialize(self, args):
-        self.max_pixels = int(model_parameters(args).get("max_pixels", DEFAULT_MAX_PIXELS))
+        self.max_pixels = deployment_parameters(args, self.PARAMETERS)["max_pixels"]
 
     def execute(self, requests):
         return respond_each(requests, self.decode, carry=lambda outcome, message: carried_error(

@@ -5,17 +5,20 @@ from functools import partial
 
 import triton_python_backend_utils as pb_utils
 
-from retouch.codecs import DEFAULT_MAX_PIXELS, decode_mask
+from retouch.codecs import decode_mask
 from retouch.errors import InvalidInput
-from retouch.triton import input_bytes, model_parameters, respond_each
+from retouch.triton import input_bytes, respond_each
 from retouch.triton.metrics import PipelineMetrics
+from retouch.triton.step import deployment_parameters, positive_int
 
 OPERATION = "inpaint"
 
 
 class TritonPythonModel:
+    PARAMETERS = {"max_pixels": positive_int}
+
     def initialize(self, args):
-        self.max_pixels = int(model_parameters(args).get("max_pixels", DEFAULT_MAX_PIXELS))
+        self.max_pixels = deployment_parameters(args, self.PARAMETERS)["max_pixels"]
         self.metrics = PipelineMetrics([OPERATION])
 
     def execute(self, requests):

@@ -1,60 +1,39 @@
 """text_remove: detect text, inpaint it away, verify. The work is retouch.remove_text.remove_text;
-this is the glue: BLS calls to the detector and the fill models, the report, the metrics."""
+this is the glue: BLS calls to the detector and the fill models, and the caller's OBJECT_MASK."""
 
-import asyncio
-from functools import partial
-
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
-from retouch.codecs import DEFAULT_MAX_PIXELS
-from retouch.inpaint import FAST_FILL, UNET
 from retouch.remove_text import RemoveTextSettings, remove_text
-from retouch.settings import parse_settings
 from retouch.text import MODEL_NAME
-from retouch.triton import (add_step, decode_image_mask, detector_infer, detector_options, fill_infer,
-                            input_array, input_bytes, json_tensor, model_parameters, read_manifest,
-                            read_report, respond_each, timed)
-from retouch.triton.metrics import PipelineMetrics
+from retouch.triton import decode_image_mask, detector_infer, input_array, input_bytes
+from retouch.triton.step import (
+    DETECTOR_PARAMETERS,
+    FILL_PARAMETERS,
+    FillingStep,
+    StepResult,
+    detector_options,
+    positive_int,
+)
 
-OPERATION = "remove_text"
-# What the operation's outcome counts as in retouch_edits_total.
-OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
 
+class TritonPythonModel(FillingStep):
+    OPERATION = "remove_text"
+    SETTINGS = RemoveTextSettings
+    PARAMETERS = {**DETECTOR_PARAMETERS, **FILL_PARAMETERS, "max_pixels": positive_int}
+    MODELS = (MODEL_NAME, *FillingStep.MODELS)
+    OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
+    SERIES = ("masked", "gated")
 
-class TritonPythonModel:
-    def initialize(self, args):
-        params = model_parameters(args)
-        self.detect_options = detector_options(args)
-        self.fill = fill_infer(self.detect_options["max_batch"])
-        self.model_size = int(params.get("model_size", "256"))
-        self.max_pixels = int(params.get("max_pixels", DEFAULT_MAX_PIXELS))
-        self.manifests = {m: read_manifest(args["model_repository"], m) for m in (MODEL_NAME, FAST_FILL, UNET)}
-        self.loop = asyncio.new_event_loop()
-        self.metrics = PipelineMetrics([OPERATION], masked=True, gated=True)
+    def setup(self, args):
+        super().setup(args)
+        self.detect_options = detector_options(args, self.params)
 
-    def execute(self, requests):
-        return respond_each(requests, self.remove, on_error=partial(self.metrics.edit, OPERATION))
-
-    def remove(self, request):
-        report = read_report(request)
-        settings = parse_settings(RemoveTextSettings, input_bytes(request, "SETTINGS"))
+    async def run(self, request, settings):
         pixels = input_array(request, "PIXELS")
         object_bytes = input_bytes(request, "OBJECT_MASK")
         objects = (None if object_bytes is None
-                   else decode_image_mask(object_bytes, pixels.shape, self.max_pixels))
-        with timed(report, OPERATION):
-            out, mask, figures = self.loop.run_until_complete(remove_text(
-                pixels, settings, detector_infer, self.fill, objects, self.model_size, **self.detect_options))
-        used = [MODEL_NAME, *figures.get("inpaint", {}).pop("models", [])]
-        add_step(report, OPERATION, settings, figures, [self.manifests[m] for m in used])
-        self.metrics.mask_coverage(OPERATION, figures["mask_coverage"])
-        if "inpaint" in figures:
-            gate = figures["inpaint"]["gate"]
-            self.metrics.gate(OPERATION, gate["ring_error"], gate["hf_ratio"])
-        self.metrics.edit(OPERATION, OUTCOMES[figures["outcome"]])
-        return [pb_utils.Tensor("PIXELS", np.ascontiguousarray(out)), pb_utils.Tensor("MASK", mask),
-                json_tensor("REPORT", report)]
-
-    def finalize(self):
-        self.loop.close()
+                   else decode_image_mask(object_bytes, pixels.shape, self.params["max_pixels"]))
+        out, mask, figures = await remove_text(pixels, settings, detector_infer, self.fill, objects,
+                                               self.params["model_size"], **self.detect_options)
+        inpainted = figures.get("inpaint", {})
+        return StepResult({"PIXELS": out, "MASK": mask}, figures,
+                          models=[MODEL_NAME, *inpainted.pop("models", [])], verdict=figures["outcome"],
+                          mask_coverage=figures["mask_coverage"], gate=inpainted.get("gate", {}))

@@ -1,7 +1,8 @@
 """A local tritonserver for tests and benchmarks: scripts/serve.sh on free loopback ports.
 
 Each server gets its own ports and run directory, so several can run beside a server started by
-hand on the default ports.
+hand on the default ports. Scripts import it as `local_server` (their folder is on sys.path), tests
+as `scripts.local_server` (pytest runs from the repository root).
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE = str(ROOT / "scripts" / "serve.sh")

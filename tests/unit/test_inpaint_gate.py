@@ -1,0 +1,96 @@
+"""inpaint's quality gate and its fallback, with the fill models faked: a model that returns noise
+must be caught by the gate, flagged needs_review, and its windows refilled by the fast fill."""
+
+from __future__ import annotations
+
+import asyncio
+
+import cv2
+import numpy as np
+import pytest
+
+from retouch.inpaint import FAST_FILL, UNET, InpaintSettings, inpaint
+from retouch.settings import parse_settings
+
+
+def telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A real fill (OpenCV's Telea) of one CHW window, known pixels kept: the canonical contract."""
+    u8 = np.clip(image.transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8)
+    filled = cv2.inpaint(u8, (mask[0] > 0).astype(np.uint8), 3, cv2.INPAINT_TELEA).transpose(2, 0, 1) / 255.0
+    return np.where(mask > 0, filled, image)
+
+
+def noise(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A broken model: uniform noise in the hole."""
+    rng = np.random.default_rng(int(image.sum() * 1000) % 2**32)
+    return np.where(mask > 0, rng.random(image.shape), image)
+
+
+def served(**models):
+    """The fake `infer`: each model name filled by the given function; the calls are recorded."""
+    calls = []
+
+    async def infer(model, images, masks):
+        calls.append((model, len(images)))
+        return np.stack([models[model](i, m) for i, m in zip(images, masks)]).astype(np.float32)
+    return infer, calls
+
+
+def run(rgb, mask, infer, **settings):
+    return asyncio.run(inpaint(rgb, mask, parse_settings(InpaintSettings, settings), infer))
+
+
+@pytest.fixture
+def case(photos):
+    rgb = photos["astronaut"][:200, :200].copy()
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    mask[60:100, 70:110] = 255  # a blob-like block away from the edges
+    return rgb, mask
+
+
+def test_a_good_fill_passes_the_gate(case):
+    rgb, mask = case
+    infer, calls = served(**{UNET: telea, FAST_FILL: telea})
+    out, report = run(rgb, mask, infer, route="unet")
+    assert report["verdict"] == "accepted" and report["fallback"] is None and report["review_reasons"] == []
+    assert report["gate"]["ring_error"] <= InpaintSettings().gate_ring_error
+    assert report["models"] == [UNET]
+    assert [m for m, _ in calls] == [UNET]  # hole and probe in one call
+
+
+def test_a_noisy_model_is_caught_flagged_and_replaced_by_the_fast_fill(case):
+    rgb, mask = case
+    infer, calls = served(**{UNET: noise, FAST_FILL: telea})
+    out, report = run(rgb, mask, infer, route="unet")
+    assert report["verdict"] == "needs_review" and report["review_reasons"] == ["quality_gate"]
+    assert report["fallback"] == "fast_fill"
+    gate = report["gate"]
+    assert gate["ring_error"] > InpaintSettings().gate_ring_error or gate["hf_ratio"] > InpaintSettings().gate_hf_high
+    assert report["models"] == [UNET, FAST_FILL]
+    assert [m for m, _ in calls] == [UNET, FAST_FILL]
+    # What is served is exactly what the fast route gives, and nothing outside the hole moved.
+    fast, _ = run(rgb, mask, served(**{FAST_FILL: telea})[0], route="fast")
+    np.testing.assert_array_equal(out, fast)
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+
+
+def test_noise_from_the_fast_fill_itself_is_flagged_but_has_nothing_safer(case):
+    rgb, mask = case
+    infer, calls = served(**{FAST_FILL: noise})
+    out, report = run(rgb, mask, infer, route="fast")
+    assert report["verdict"] == "needs_review" and report["review_reasons"] == ["quality_gate"]
+    assert [m for m, _ in calls] == [FAST_FILL]  # no second fill: it is the fallback already
+    assert report["models"] == [FAST_FILL]
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+
+
+def test_a_classical_route_is_probed_by_the_fast_fill_and_falls_back_to_it(case):
+    """The classical routes' probe is the fast fill's (a second classical fill would double its
+    cost): so the gate judges the fast fill there, and a noisy fast model fails it, and the
+    classical fill is replaced by the fast fill's, as documented (retouch.inpaint, step 4)."""
+    rgb, mask = case
+    infer, calls = served(**{FAST_FILL: noise})
+    out, report = run(rgb, mask, infer, route="telea")
+    assert report["verdict"] == "needs_review" and report["fallback"] == "fast_fill"
+    assert report["models"] == [FAST_FILL]
+    assert [m for m, _ in calls] == [FAST_FILL, FAST_FILL]  # the probe, then the fallback
