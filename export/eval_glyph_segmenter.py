@@ -1,0 +1,186 @@
+"""Rule-based glyph masks against the learned segmenter, on export/eval_edits.py's own scenes.
+
+    python -m export.eval_glyph_segmenter --checkpoint export/checkpoints/glyph.pt [--photos 12]
+        [--out docs/reports/glyph_segmenter.md]
+
+Scenes and text-free photos are eval_edits' (export/edit_data.py, the same seed and photo choice);
+boxes come from the served detector (model_repository/text_detector in onnxruntime). Per method:
+- mask recall of the true ink, per line and pooled; painted area over the true ink grown 2 px (the
+  text region); precision (the share of painted pixels inside that region);
+- TELEA filled with that mask, PSNR in the text region against the photo without the text (what
+  eval_edits' "TELEA, the service's mask" row measures);
+- text-free photos with any pixel painted.
+
+The learned segmenter's threshold and its text/no-text gate (min box fill) are chosen on the
+training data's validation shards (export/glyph_data.py), never on these scenes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from export.edit_data import caption_scenes, text_free_photos
+from export.eval_edits import SEED, grow, psnr
+from export.glyph_data import detector
+from export.train_glyph_segmenter import GlyphNet, load_shards, pad_to
+from retouch.glyphs import GlyphSettings, crop_input, learned_line_mask, line_crop, text_masks
+from retouch.inpaint import opencv_fill
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def torch_probs(model: GlyphNet):
+    @torch.no_grad()
+    def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [torch.sigmoid(model(torch.from_numpy(pad_to(x)[None])))[0, 0, :, :x.shape[-1]].numpy() for x in inputs]
+    return run
+
+
+def operating_point(probs, val_crops: list[dict], max_negative_rate: float = 0.01) -> dict:
+    """Threshold: the best pixel F2 (recall counts double) on the validation crops with ink.
+    min_fill: the smallest box fill that at most `max_negative_rate` of the crops without ink reach."""
+    inputs = [np.concatenate([c["image"].transpose(2, 0, 1).astype(np.float32) / 255.0,
+                              c["box"][None].astype(np.float32) / 255.0]) for c in val_crops]
+    maps = probs(inputs)
+    best = None
+    for t in np.arange(0.1, 0.91, 0.05):
+        tp = fp = fn = 0
+        for c, p in zip(val_crops, maps):
+            if c["ink"]:
+                truth, hit = c["label"] > 127, p > t
+                tp += int((truth & hit).sum()); fp += int((~truth & hit).sum()); fn += int((truth & ~hit).sum())
+        recall, precision = tp / max(tp + fn, 1), tp / max(tp + fp, 1)
+        f2 = 5 * precision * recall / max(4 * precision + recall, 1e-9)
+        if best is None or f2 > best["f2"]:
+            best = {"threshold": round(float(t), 2), "f2": f2, "recall": recall, "precision": precision}
+    t = best["threshold"]
+    fills = {True: [], False: []}
+    for c, p in zip(val_crops, maps):
+        box = c["box"] > 127
+        fills[c["ink"]].append(float((p[box] > t).mean()) if box.any() else 0.0)
+    negatives = np.sort(fills[False])
+    k = int(np.floor(max_negative_rate * len(negatives)))
+    min_fill = float(negatives[len(negatives) - 1 - k]) + 1e-4 if len(negatives) else 0.0
+    positives = np.array(fills[True])
+    return {**{k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()},
+            "min_fill": round(min_fill, 4), "val_crops_with_ink": int(len(positives)),
+            "val_crops_without_ink": int(len(negatives)),
+            "val_ink_crops_kept": round(float((positives >= min_fill).mean()), 4) if len(positives) else None}
+
+
+def learned_masks(rgb: np.ndarray, boxes: np.ndarray, probs, point: dict) -> tuple[np.ndarray, list]:
+    out = np.zeros(rgb.shape[:2], bool)
+    crops = [line_crop(q, rgb.shape[:2]) for q in boxes]
+    kept = [c for c in crops if c is not None]
+    lines = []
+    for crop, prob in zip(kept, probs([crop_input(rgb, c) for c in kept])):
+        line = learned_line_mask(crop, prob, point["threshold"], point["min_fill"])
+        h, w = line.mask.shape
+        out[line.y0:line.y0 + h, line.x0:line.x0 + w] |= line.mask
+        lines.append(line)
+    return out, lines
+
+
+def measure(scene, painted: np.ndarray) -> dict:
+    ink = np.any([line.ink for line in scene.lines], axis=0)
+    region = grow(ink, 2)
+    filled = opencv_fill("TELEA", scene.rgb, painted) if painted.any() else scene.rgb
+    err = (filled[region].astype(np.float64) - scene.photo[region]) ** 2
+    return {"recall": float((painted & ink).sum() / max(ink.sum(), 1)),
+            "area": float(painted.sum() / max(region.sum(), 1)),
+            "precision": float((painted & region).sum() / max(painted.sum(), 1)) if painted.any() else None,
+            "psnr": psnr(filled, scene.photo, region), "sse": float(err.sum()), "n": int(err.size),
+            "ink": int(ink.sum()), "hit": int((painted & ink).sum()), "painted": int(painted.sum()),
+            "inside": int((painted & region).sum()), "region": int(region.sum()),
+            "lines": [float((painted & line.ink).sum() / max(line.ink.sum(), 1)) for line in scene.lines]}
+
+
+def summarise(rows: list[dict]) -> dict:
+    lines = np.array([r for row in rows for r in row["lines"]])
+    sse, n = sum(r["sse"] for r in rows), sum(r["n"] for r in rows)
+    return {
+        "recall_median": float(np.median([r["recall"] for r in rows])), "recall_mean": float(np.mean([r["recall"] for r in rows])),
+        "recall_pooled": sum(r["hit"] for r in rows) / max(sum(r["ink"] for r in rows), 1),
+        "area_median": float(np.median([r["area"] for r in rows])),
+        "area_pooled": sum(r["painted"] for r in rows) / max(sum(r["region"] for r in rows), 1),
+        "precision_pooled": sum(r["inside"] for r in rows) / max(sum(r["painted"] for r in rows), 1),
+        "psnr_median": float(np.median([r["psnr"] for r in rows])),
+        "psnr_pooled": float(10 * np.log10(255.0 ** 2 / max(sse / max(n, 1), 1e-10))),
+        "lines": int(lines.size), "lines_recall_ge_0.9": int((lines >= 0.9).sum()),
+        "lines_recall_0.5_0.9": int(((lines >= 0.5) & (lines < 0.9)).sum()),
+        "lines_recall_lt_0.1": int((lines < 0.1).sum()), "line_recall_median": float(np.median(lines)),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / "export/checkpoints/glyph.pt")
+    parser.add_argument("--data", type=Path, default=ROOT / "build/glyph-data")
+    parser.add_argument("--photos", type=int, default=12)
+    parser.add_argument("--out", type=Path, default=ROOT / "build/glyph_segmenter_eval.json")
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    state = torch.load(args.checkpoint, weights_only=False)
+    model = GlyphNet()
+    model.load_state_dict(state["model"])
+    model.eval()
+    probs = torch_probs(model)
+    started = time.time()
+    point = operating_point(probs, load_shards([args.data / p for p in state["val_shards"]]))
+    print("operating point", point, file=sys.stderr, flush=True)
+    detect = detector()
+    photos = text_free_photos()
+    chosen = photos[:: max(1, len(photos) // args.photos)][:args.photos]
+    scenes = caption_scenes(chosen, seed=SEED)
+    methods = ("rule", "learned", "learned, rule-gated", "union")
+    rows = {m: [] for m in methods}
+    kinds = {m: {} for m in methods}
+
+    def masks(rgb):
+        found = detect(rgb)
+        rule, rule_lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
+        learned, learned_lines = learned_masks(rgb, found.boxes, probs, point)
+        # learned masks where the rule's evidence does not call the line texture
+        gated = np.zeros_like(learned)
+        for quad, rl, ll in zip(found.boxes, rule_lines, learned_lines):
+            if rl.kind != "texture" and ll.kind == "glyph":
+                h, w = ll.mask.shape
+                gated[ll.y0:ll.y0 + h, ll.x0:ll.x0 + w] |= ll.mask
+        return {"rule": (rule > 0, [l.kind for l in rule_lines]),
+                "learned": (learned, [l.kind for l in learned_lines]),
+                "learned, rule-gated": (gated, None), "union": ((rule > 0) | learned, None)}
+
+    for scene in scenes:
+        for m, (mask, line_kinds) in masks(scene.rgb).items():
+            rows[m].append(measure(scene, mask))
+            for k in line_kinds or ():
+                kinds[m][k] = kinds[m].get(k, 0) + 1
+        print(f"  {scene.name}: " + ", ".join(f"{m} {rows[m][-1]['recall']:.3f}" for m in methods),
+              file=sys.stderr, flush=True)
+    free = {m: [] for m in methods}
+    for name, rgb in photos:
+        for m, (mask, _) in masks(rgb).items():
+            if mask.any():
+                free[m].append((name, float(mask.mean())))
+    result = {"operating_point": point, "checkpoint_step": state["step"], "scenes": len(scenes),
+              "text_free_photos": len(photos), "minutes": round((time.time() - started) / 60, 1),
+              "methods": {m: {**summarise(rows[m]), "box_kinds": kinds[m], "text_free_changed": free[m]}
+                          for m in methods},
+              "per_scene": {m: [{k: v for k, v in r.items() if k != "lines"} | {"scene": s.name}
+                                for r, s in zip(rows[m], scenes)] for m in methods}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k != "per_scene"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
