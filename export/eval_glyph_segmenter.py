@@ -30,7 +30,7 @@ from export.edit_data import caption_scenes, text_free_photos
 from export.eval_edits import SEED, grow, psnr
 from export.glyph_data import detector
 from export.train_glyph_segmenter import GlyphNet, load_shards, pad_to
-from retouch.glyphs import GlyphSettings, crop_input, learned_line_mask, line_crop, text_masks
+from retouch.glyphs import GlyphSettings, LineMask, crop_input, ink_confidence, learned_line_mask, line_crop, text_masks
 from retouch.inpaint import opencv_fill
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,8 @@ def torch_probs(model: GlyphNet):
 
 def operating_point(probs, val_crops: list[dict], max_negative_rate: float = 0.01) -> dict:
     """Threshold: the best pixel F2 (recall counts double) on the validation crops with ink.
-    min_fill: the smallest box fill that at most `max_negative_rate` of the crops without ink reach."""
+    min_confidence (the segmenter's text/no-text gate, retouch.glyphs.learned_line_mask): the
+    smallest that at most `max_negative_rate` of the boxes on text-free photos reach."""
     inputs = [np.concatenate([c["image"].transpose(2, 0, 1).astype(np.float32) / 255.0,
                               c["box"][None].astype(np.float32) / 255.0]) for c in val_crops]
     maps = probs(inputs)
@@ -61,31 +62,66 @@ def operating_point(probs, val_crops: list[dict], max_negative_rate: float = 0.0
         if best is None or f2 > best["f2"]:
             best = {"threshold": round(float(t), 2), "f2": f2, "recall": recall, "precision": precision}
     t = best["threshold"]
-    fills = {True: [], False: []}
+    confidence = {"ink": [], "text-free": []}
     for c, p in zip(val_crops, maps):
-        box = c["box"] > 127
-        fills[c["ink"]].append(float((p[box] > t).mean()) if box.any() else 0.0)
-    negatives = np.sort(fills[False])
+        kind = "ink" if c["ink"] else "text-free" if c["scene"] == 0 else None
+        if kind:
+            confidence[kind].append(ink_confidence(p, c["box"] > 127))
+    negatives, positives = np.sort(confidence["text-free"]), np.array(confidence["ink"])
     k = int(np.floor(max_negative_rate * len(negatives)))
-    min_fill = float(negatives[len(negatives) - 1 - k]) + 1e-4 if len(negatives) else 0.0
-    positives = np.array(fills[True])
+    gate = float(negatives[len(negatives) - 1 - k]) + 1e-4
     return {**{k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()},
-            "min_fill": round(min_fill, 4), "val_crops_with_ink": int(len(positives)),
-            "val_crops_without_ink": int(len(negatives)),
-            "val_ink_crops_kept": round(float((positives >= min_fill).mean()), 4) if len(positives) else None}
+            "min_confidence": round(gate, 4), "val_crops_with_ink": int(len(positives)),
+            "val_text_free_crops": int(len(negatives)),
+            "val_ink_crops_passing_gate": round(float((positives >= gate).mean()), 4)}
 
 
-def learned_masks(rgb: np.ndarray, boxes: np.ndarray, probs, point: dict) -> tuple[np.ndarray, list]:
-    out = np.zeros(rgb.shape[:2], bool)
+def learned_masks(rgb: np.ndarray, boxes: np.ndarray, probs, point: dict) -> list[tuple[LineMask, bool]]:
+    """Per box: (its learned LineMask, ungated: the mask over the threshold whatever the box's fill;
+    whether the segmenter's gate calls it text)."""
     crops = [line_crop(q, rgb.shape[:2]) for q in boxes]
     kept = [c for c in crops if c is not None]
-    lines = []
-    for crop, prob in zip(kept, probs([crop_input(rgb, c) for c in kept])):
-        line = learned_line_mask(crop, prob, point["threshold"], point["min_fill"])
-        h, w = line.mask.shape
-        out[line.y0:line.y0 + h, line.x0:line.x0 + w] |= line.mask
-        lines.append(line)
-    return out, lines
+    maps = iter(probs([crop_input(rgb, c) for c in kept]))
+    out = []
+    for crop in crops:
+        if crop is None:
+            out.append((LineMask("texture", 0, 0, np.zeros((0, 0), bool), {}), False))
+            continue
+        line = learned_line_mask(crop, next(maps), point["threshold"], 0.0)
+        out.append((line, line.figures["confidence"] >= point["min_confidence"]))
+    return out
+
+
+METHODS = {
+    "rule": "retouch.glyphs.text_masks, default GlyphSettings (served)",
+    "learned": "the segmenter alone: its mask on the boxes its gate (min_confidence) calls text",
+    "rule lines, learned mask": "the lines the rule paints (kind glyph), with the learned mask instead",
+    "rule lines, rule | learned mask": "the lines the rule paints, with the union of both masks",
+    "rule | learned lines, union mask": "the above, plus the rule's `uncertain` lines where the segmenter's gate says text",
+}
+
+
+def combine(shape, rule_lines: list, learned: list) -> dict:
+    """{method: (HxW bool mask, per-box kinds)} for METHODS: per box, which masks are painted."""
+    out = {m: (np.zeros(shape, bool), []) for m in METHODS}
+    for rule, (line, text) in zip(rule_lines, learned):
+        glyph = rule.kind == "glyph"
+        rescued = rule.kind == "uncertain" and text
+        choices = {
+            "rule": ([rule], rule.kind),
+            "learned": ([line] if text else [], "glyph" if text else "texture"),
+            "rule lines, learned mask": ([line] if glyph else [], rule.kind),
+            "rule lines, rule | learned mask": ([rule, line] if glyph else [], rule.kind),
+            "rule | learned lines, union mask": ([rule, line] if glyph else [line] if rescued else [],
+                                                 "glyph" if glyph or rescued else rule.kind),
+        }
+        for method, (painted, kind) in choices.items():
+            mask, kinds = out[method]
+            for p in painted:
+                h, w = p.mask.shape
+                mask[p.y0:p.y0 + h, p.x0:p.x0 + w] |= p.mask
+            kinds.append(kind)
+    return out
 
 
 def measure(scene, painted: np.ndarray) -> dict:
@@ -140,28 +176,19 @@ def main(argv=None) -> int:
     photos = text_free_photos()
     chosen = photos[:: max(1, len(photos) // args.photos)][:args.photos]
     scenes = caption_scenes(chosen, seed=SEED)
-    methods = ("rule", "learned", "learned, rule-gated", "union")
+    methods = tuple(METHODS)
     rows = {m: [] for m in methods}
     kinds = {m: {} for m in methods}
 
     def masks(rgb):
         found = detect(rgb)
-        rule, rule_lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
-        learned, learned_lines = learned_masks(rgb, found.boxes, probs, point)
-        # learned masks where the rule's evidence does not call the line texture
-        gated = np.zeros_like(learned)
-        for quad, rl, ll in zip(found.boxes, rule_lines, learned_lines):
-            if rl.kind != "texture" and ll.kind == "glyph":
-                h, w = ll.mask.shape
-                gated[ll.y0:ll.y0 + h, ll.x0:ll.x0 + w] |= ll.mask
-        return {"rule": (rule > 0, [l.kind for l in rule_lines]),
-                "learned": (learned, [l.kind for l in learned_lines]),
-                "learned, rule-gated": (gated, None), "union": ((rule > 0) | learned, None)}
+        _, rule_lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
+        return combine(rgb.shape[:2], rule_lines, learned_masks(rgb, found.boxes, probs, point))
 
     for scene in scenes:
         for m, (mask, line_kinds) in masks(scene.rgb).items():
             rows[m].append(measure(scene, mask))
-            for k in line_kinds or ():
+            for k in line_kinds:
                 kinds[m][k] = kinds[m].get(k, 0) + 1
         print(f"  {scene.name}: " + ", ".join(f"{m} {rows[m][-1]['recall']:.3f}" for m in methods),
               file=sys.stderr, flush=True)
@@ -170,7 +197,7 @@ def main(argv=None) -> int:
         for m, (mask, _) in masks(rgb).items():
             if mask.any():
                 free[m].append((name, float(mask.mean())))
-    result = {"operating_point": point, "checkpoint_step": state["step"], "scenes": len(scenes),
+    result = {"methods_described": METHODS, "operating_point": point, "checkpoint_step": state["step"], "scenes": len(scenes),
               "text_free_photos": len(photos), "minutes": round((time.time() - started) / 60, 1),
               "methods": {m: {**summarise(rows[m]), "box_kinds": kinds[m], "text_free_changed": free[m]}
                           for m in methods},

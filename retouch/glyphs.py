@@ -334,14 +334,23 @@ def crop_input(rgb: np.ndarray, crop: LineCrop) -> np.ndarray:
     return np.concatenate([image.transpose(2, 0, 1), (crop.box() > 127).astype(np.float32)[None]])
 
 
-def learned_line_mask(crop: LineCrop, prob: np.ndarray, threshold: float, min_fill: float) -> LineMask:
+def ink_confidence(prob: np.ndarray, box: np.ndarray) -> float:
+    """How sure the segmenter is of the ink it sees in a box: the mean probability of the box's
+    pixels over one half (0 when there are none). Texture leaves it unsure; letters do not."""
+    inside = prob[box]
+    ink = inside[inside > 0.5]
+    return float(ink.mean()) if ink.size else 0.0
+
+
+def learned_line_mask(crop: LineCrop, prob: np.ndarray, threshold: float, min_confidence: float) -> LineMask:
     """One line's ink probability (crop-sized) -> its LineMask, pasted back on the image window
-    the crop covers. The line is text (`glyph`) when the pixels over
-    `threshold` fill at least `min_fill` of the detector's box; else `texture` (nothing painted)."""
+    the crop covers: `glyph` (the pixels over `threshold` painted) when its ink_confidence is at
+    least `min_confidence`, else `texture` (nothing painted)."""
     box = crop.box() > 127
-    fill = float((prob[box] > threshold).mean()) if box.any() else 0.0
+    confidence = ink_confidence(prob, box)
     y0, x0, window = crop.paste(prob)
-    figures = {"glyph_fill": round(fill, 4)}
-    if fill < min_fill:
+    figures = {"glyph_fill": round(float((prob[box] > threshold).mean()) if box.any() else 0.0, 4),
+               "confidence": round(confidence, 4)}
+    if confidence < min_confidence:
         return LineMask("texture", y0, x0, np.zeros(window.shape, bool), figures)
     return LineMask("glyph", y0, x0, window > threshold, figures)

@@ -39,7 +39,7 @@ def test_crop_input_and_learned_mask_follow_the_ink():
     assert 0.0 <= net_in.min() and net_in.max() <= 1.0
     # the true ink, cut like the image and used as the "probability": pasted back, it is the ink
     ink = crop.cut(line.ink.astype(np.float32), border=cv2.BORDER_CONSTANT)
-    painted = learned_line_mask(crop, ink, threshold=0.5, min_fill=0.05)
+    painted = learned_line_mask(crop, ink, threshold=0.5, min_confidence=0.9)
     assert painted.kind == "glyph"
     mask = np.zeros(line.ink.shape, bool)
     h, w = painted.mask.shape
