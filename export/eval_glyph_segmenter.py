@@ -32,6 +32,7 @@ from export.glyph_data import detector
 from export.train_glyph_segmenter import GlyphNet, load_shards, pad_to
 from retouch.glyphs import GlyphSettings, LineMask, crop_input, ink_confidence, learned_line_mask, line_crop, text_masks
 from retouch.inpaint import opencv_fill
+from text_scenes import score  # tests/ is on the path through export.edit_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,8 +97,8 @@ METHODS = {
     "rule": "retouch.glyphs.text_masks, default GlyphSettings (served)",
     "learned": "the segmenter alone: its mask on the boxes its gate (min_confidence) calls text",
     "rule lines, learned mask": "the lines the rule paints (kind glyph), with the learned mask instead",
-    "rule lines, rule | learned mask": "the lines the rule paints, with the union of both masks",
-    "rule | learned lines, union mask": "the above, plus the rule's `uncertain` lines where the segmenter's gate says text",
+    "rule lines, union mask": "the lines the rule paints, with the union of both masks",
+    "rule + rescued lines, union mask": "the above, plus the rule's `uncertain` lines that the segmenter's gate calls text (rescued), with the learned mask",
 }
 
 
@@ -111,8 +112,8 @@ def combine(shape, rule_lines: list, learned: list) -> dict:
             "rule": ([rule], rule.kind),
             "learned": ([line] if text else [], "glyph" if text else "texture"),
             "rule lines, learned mask": ([line] if glyph else [], rule.kind),
-            "rule lines, rule | learned mask": ([rule, line] if glyph else [], rule.kind),
-            "rule | learned lines, union mask": ([rule, line] if glyph else [line] if rescued else [],
+            "rule lines, union mask": ([rule, line] if glyph else [], rule.kind),
+            "rule + rescued lines, union mask": ([rule, line] if glyph else [line] if rescued else [],
                                                  "glyph" if glyph or rescued else rule.kind),
         }
         for method, (painted, kind) in choices.items():
@@ -180,13 +181,17 @@ def main(argv=None) -> int:
     rows = {m: [] for m in methods}
     kinds = {m: {} for m in methods}
 
-    def masks(rgb):
+    missed = []
+
+    def masks(rgb, scene=None):
         found = detect(rgb)
+        if scene is not None:
+            missed.extend(score(scene, found.boxes, np.zeros(rgb.shape[:2], np.uint8), 0).missed)
         _, rule_lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
         return combine(rgb.shape[:2], rule_lines, learned_masks(rgb, found.boxes, probs, point))
 
     for scene in scenes:
-        for m, (mask, line_kinds) in masks(scene.rgb).items():
+        for m, (mask, line_kinds) in masks(scene.rgb, scene).items():
             rows[m].append(measure(scene, mask))
             for k in line_kinds:
                 kinds[m][k] = kinds[m].get(k, 0) + 1
@@ -198,6 +203,7 @@ def main(argv=None) -> int:
             if mask.any():
                 free[m].append((name, float(mask.mean())))
     result = {"methods_described": METHODS, "operating_point": point, "checkpoint_step": state["step"], "scenes": len(scenes),
+              "detector_missed_lines": len(missed),
               "text_free_photos": len(photos), "minutes": round((time.time() - started) / 60, 1),
               "methods": {m: {**summarise(rows[m]), "box_kinds": kinds[m], "text_free_changed": free[m]}
                           for m in methods},
@@ -205,8 +211,32 @@ def main(argv=None) -> int:
                                 for r, s in zip(rows[m], scenes)] for m in methods}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps({k: v for k, v in result.items() if k != "per_scene"}, indent=1))
+    print("\n".join(render(result)))
     return 0
+
+
+def render(result: dict) -> list[str]:
+    """The comparison as markdown tables (docs/reports/glyph_segmenter.md quotes them)."""
+    point = result["operating_point"]
+    out = [f"Checkpoint step {result['checkpoint_step']}; operating point (validation shards): threshold "
+           f"{point['threshold']} (pixel F2 {point['f2']}, recall {point['recall']}, precision {point['precision']}), "
+           f"min_confidence {point['min_confidence']} (passes {point['val_ink_crops_passing_gate']:.1%} of "
+           f"{point['val_crops_with_ink']} validation crops with ink, 1 % of {point['val_text_free_crops']} boxes "
+           "on text-free photos).", "",
+           "| method | recall median | recall mean | recall pooled | area / true+2px median | area pooled | precision pooled "
+           "| TELEA PSNR median | TELEA PSNR pooled | lines ≥0.9 / 0.5-0.9 / <0.1 recall | boxes by kind | text-free changed |",
+           "|---" * 12 + "|"]
+    out[0] += f" The detector misses {result['detector_missed_lines']} lines outright (no method can paint them)."
+    for method, m in result["methods"].items():
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(m["box_kinds"].items()))
+        changed = len(m["text_free_changed"])
+        names = ", ".join(n for n, _ in m["text_free_changed"])
+        out.append(f"| {method} | {m['recall_median']:.4f} | {m['recall_mean']:.4f} | {m['recall_pooled']:.4f} "
+                   f"| {m['area_median']:.3f} | {m['area_pooled']:.3f} | {m['precision_pooled']:.4f} "
+                   f"| {m['psnr_median']:.2f} | {m['psnr_pooled']:.2f} | {m['lines_recall_ge_0.9']} / "
+                   f"{m['lines_recall_0.5_0.9']} / {m['lines_recall_lt_0.1']} of {m['lines']} | {kinds} "
+                   f"| {changed} of {result['text_free_photos']}{f' ({names})' if names else ''} |")
+    return out
 
 
 if __name__ == "__main__":
