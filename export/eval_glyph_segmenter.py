@@ -28,7 +28,8 @@ import torch
 
 from export.edit_data import caption_scenes, text_free_photos
 from export.eval_edits import SEED, grow, psnr
-from export.glyph_data import detector
+from export.glyph_data import detector, random_view, training_photos
+from export.inpaint_data import load_rgb
 from export.train_glyph_segmenter import GlyphNet, load_shards, pad_to
 from retouch.glyphs import GlyphSettings, LineMask, crop_input, ink_confidence, learned_line_mask, line_crop, text_masks
 from retouch.inpaint import opencv_fill
@@ -77,6 +78,23 @@ def operating_point(probs, val_crops: list[dict], max_negative_rate: float = 0.0
             "val_ink_crops_passing_gate": round(float((positives >= gate).mean()), 4)}
 
 
+def rescue_gate(detect, probs, threshold: float, views: int, seed: int = 2026) -> dict:
+    """The segmenter's confidence on the boxes the rule calls `uncertain` on text-free TRAINING
+    photos (random views, export/glyph_data.py): a rescue gate over all of them changes none."""
+    photos = training_photos()
+    seen = []
+    for k in range(views):
+        rng = np.random.default_rng([seed, k])
+        rgb = random_view(load_rgb(photos[int(rng.integers(len(photos)))]), rng)
+        found = detect(rgb)
+        _, lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
+        for (line, _), rule in zip(learned_masks(rgb, found.boxes, probs, {"threshold": threshold, "min_confidence": 1.0}), lines):
+            if rule.kind == "uncertain":
+                seen.append(line.figures.get("confidence", 0.0))
+    return {"views": views, "uncertain_boxes": len(seen),
+            "min_confidence": round(max(seen, default=0.0) + 1e-4, 4)}
+
+
 def learned_masks(rgb: np.ndarray, boxes: np.ndarray, probs, point: dict) -> list[tuple[LineMask, bool]]:
     """Per box: (its learned LineMask, ungated: the mask over the threshold whatever the box's fill;
     whether the segmenter's gate calls it text)."""
@@ -98,16 +116,16 @@ METHODS = {
     "learned": "the segmenter alone: its mask on the boxes its gate (min_confidence) calls text",
     "rule lines, learned mask": "the lines the rule paints (kind glyph), with the learned mask instead",
     "rule lines, union mask": "the lines the rule paints, with the union of both masks",
-    "rule + rescued lines, union mask": "the above, plus the rule's `uncertain` lines that the segmenter's gate calls text (rescued), with the learned mask",
+    "rule + rescued lines, union mask": "the above, plus the rule's `uncertain` lines where the segmenter's confidence passes the rescue gate (set on the rule's uncertain boxes on text-free training photos), with the learned mask",
 }
 
 
-def combine(shape, rule_lines: list, learned: list) -> dict:
+def combine(shape, rule_lines: list, learned: list, rescue_confidence: float) -> dict:
     """{method: (HxW bool mask, per-box kinds)} for METHODS: per box, which masks are painted."""
     out = {m: (np.zeros(shape, bool), []) for m in METHODS}
     for rule, (line, text) in zip(rule_lines, learned):
         glyph = rule.kind == "glyph"
-        rescued = rule.kind == "uncertain" and text
+        rescued = rule.kind == "uncertain" and line.figures.get("confidence", 0.0) >= rescue_confidence
         choices = {
             "rule": ([rule], rule.kind),
             "learned": ([line] if text else [], "glyph" if text else "texture"),
@@ -161,6 +179,8 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "export/checkpoints/glyph.pt")
     parser.add_argument("--data", type=Path, default=ROOT / "build/glyph-data")
     parser.add_argument("--photos", type=int, default=12)
+    parser.add_argument("--rescue-views", type=int, default=200,
+                        help="text-free training photo views the rescue gate is set on")
     parser.add_argument("--out", type=Path, default=ROOT / "build/glyph_segmenter_eval.json")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
@@ -174,6 +194,8 @@ def main(argv=None) -> int:
     point = operating_point(probs, load_shards([args.data / p for p in state["val_shards"]]))
     print("operating point", point, file=sys.stderr, flush=True)
     detect = detector()
+    rescue = rescue_gate(detect, probs, point["threshold"], args.rescue_views)
+    print("rescue gate", rescue, file=sys.stderr, flush=True)
     photos = text_free_photos()
     chosen = photos[:: max(1, len(photos) // args.photos)][:args.photos]
     scenes = caption_scenes(chosen, seed=SEED)
@@ -188,7 +210,8 @@ def main(argv=None) -> int:
         if scene is not None:
             missed.extend(score(scene, found.boxes, np.zeros(rgb.shape[:2], np.uint8), 0).missed)
         _, rule_lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
-        return combine(rgb.shape[:2], rule_lines, learned_masks(rgb, found.boxes, probs, point))
+        return combine(rgb.shape[:2], rule_lines, learned_masks(rgb, found.boxes, probs, point),
+                       rescue["min_confidence"])
 
     for scene in scenes:
         for m, (mask, line_kinds) in masks(scene.rgb, scene).items():
@@ -202,7 +225,7 @@ def main(argv=None) -> int:
         for m, (mask, _) in masks(rgb).items():
             if mask.any():
                 free[m].append((name, float(mask.mean())))
-    result = {"methods_described": METHODS, "operating_point": point, "checkpoint_step": state["step"], "scenes": len(scenes),
+    result = {"methods_described": METHODS, "operating_point": point, "rescue_gate": rescue, "checkpoint_step": state["step"], "scenes": len(scenes),
               "detector_missed_lines": len(missed),
               "text_free_photos": len(photos), "minutes": round((time.time() - started) / 60, 1),
               "methods": {m: {**summarise(rows[m]), "box_kinds": kinds[m], "text_free_changed": free[m]}
@@ -226,6 +249,9 @@ def render(result: dict) -> list[str]:
            "| method | recall median | recall mean | recall pooled | area / true+2px median | area pooled | precision pooled "
            "| TELEA PSNR median | TELEA PSNR pooled | lines ≥0.9 / 0.5-0.9 / <0.1 recall | boxes by kind | text-free changed |",
            "|---" * 12 + "|"]
+    rescue = result["rescue_gate"]
+    out[0] += (f" Rescue gate: confidence over {rescue['min_confidence']}, the highest the segmenter gave any of "
+               f"{rescue['uncertain_boxes']} `uncertain` boxes on {rescue['views']} text-free training photo views.")
     out[0] += f" The detector misses {result['detector_missed_lines']} lines outright (no method can paint them)."
     for method, m in result["methods"].items():
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(m["box_kinds"].items()))
