@@ -116,7 +116,8 @@ METHODS = {
     "learned": "the segmenter alone: its mask on the boxes its gate (min_confidence) calls text",
     "rule lines, learned mask": "the lines the rule paints (kind glyph), with the learned mask instead",
     "rule lines, union mask": "the lines the rule paints, with the union of both masks",
-    "rule + rescued lines, union mask": "the above, plus the rule's `uncertain` lines where the segmenter's confidence passes the rescue gate (set on the rule's uncertain boxes on text-free training photos), with the learned mask",
+    "rule + rescued lines": "the rule's masks, plus the rule's `uncertain` lines where the segmenter's confidence passes the rescue gate, with the learned mask",
+    "rule + rescued lines, union mask": "both: the union of both masks on the lines the rule paints, plus the rescued lines (rescue gate: set on the rule's uncertain boxes on text-free training photos)",
 }
 
 
@@ -131,6 +132,8 @@ def combine(shape, rule_lines: list, learned: list, rescue_confidence: float) ->
             "learned": ([line] if text else [], "glyph" if text else "texture"),
             "rule lines, learned mask": ([line] if glyph else [], rule.kind),
             "rule lines, union mask": ([rule, line] if glyph else [], rule.kind),
+            "rule + rescued lines": ([rule] if glyph else [line] if rescued else [],
+                                     "glyph" if glyph or rescued else rule.kind),
             "rule + rescued lines, union mask": ([rule, line] if glyph else [line] if rescued else [],
                                                  "glyph" if glyph or rescued else rule.kind),
         }
