@@ -24,12 +24,15 @@ Measured in docs/reports/edit_quality.md (export/eval_edits.py).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass
+from typing import Awaitable, Callable
 
 import cv2
 import numpy as np
 
+from retouch.batching import in_chunks
 from retouch.settings import in_range, one_of
 
 
@@ -354,3 +357,47 @@ def learned_line_mask(crop: LineCrop, prob: np.ndarray, threshold: float, min_co
     if confidence < min_confidence:
         return LineMask("texture", y0, x0, np.zeros(window.shape, bool), figures)
     return LineMask("glyph", y0, x0, window > threshold, figures)
+
+
+# The learned segmenter's operating point, chosen on its training data's validation shards
+# (export/eval_glyph_segmenter.py; docs/reports/glyph_segmenter.md).
+LEARNED_THRESHOLD = 0.10
+LEARNED_MIN_CONFIDENCE = 0.9075
+WIDTH_STEP = 64  # crop widths are padded up to a multiple of this, so alike lines share a batch
+
+# [N, 4, CROP_HEIGHT, W] float32 crops -> [N, 1, CROP_HEIGHT, W] float32 ink probability
+GlyphInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+async def learned_text_masks(rgb: np.ndarray, boxes: np.ndarray, infer: GlyphInfer,
+                             threshold: float = LEARNED_THRESHOLD, min_confidence: float = LEARNED_MIN_CONFIDENCE,
+                             max_batch: int = 8) -> tuple[np.ndarray, list[LineMask]]:
+    """text_masks with the learned segmenter: HxWx3 uint8 + detected quads -> (HxW uint8 mask,
+    255 = text; one LineMask per box). Crops of one padded width go out as one batch (in chunks of
+    max_batch, concurrently); the padding is zeros, box channel included, as in training."""
+    crops = [line_crop(q, rgb.shape[:2]) for q in boxes]
+    probs: dict[int, np.ndarray] = {}
+    by_width: dict[int, list[int]] = {}
+    for i, crop in enumerate(crops):
+        if crop is not None:
+            by_width.setdefault(-(-crop.width // WIDTH_STEP) * WIDTH_STEP, []).append(i)
+
+    async def run(width: int, members: list[int]) -> None:
+        batch = np.zeros((len(members), 4, CROP_HEIGHT, width), np.float32)
+        for row, i in enumerate(members):
+            batch[row, :, :, :crops[i].width] = crop_input(rgb, crops[i])
+        out = await in_chunks(infer, (batch,), max_batch)
+        probs.update({i: out[row, 0, :, :crops[i].width] for row, i in enumerate(members)})
+
+    await asyncio.gather(*(run(w, m) for w, m in by_width.items()))
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    lines = []
+    for i, crop in enumerate(crops):
+        if crop is None:
+            lines.append(LineMask("uncertain", 0, 0, np.zeros((0, 0), bool), {"reason": "too small to segment"}))
+            continue
+        line = learned_line_mask(crop, probs[i], threshold, min_confidence)
+        h, w = line.mask.shape
+        mask[line.y0:line.y0 + h, line.x0:line.x0 + w][line.mask] = 255
+        lines.append(line)
+    return mask, lines

@@ -38,3 +38,37 @@ def test_onnx_matches_torch_and_segments_text(tmp_path):
     region = cv2.dilate(ink.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
     assert (painted & ink).sum() / ink.sum() > 0.9
     assert (painted & region).sum() / painted.sum() > 0.85  # glyphs, not the box
+
+
+def test_learned_text_masks_batch_by_width_and_paint_the_glyphs(tmp_path):
+    import asyncio
+
+    from retouch.glyphs import WIDTH_STEP, learned_text_masks
+
+    export(tmp_path, force=True)
+    session = ort.InferenceSession(str(tmp_path / NAME / "1" / "model.onnx"))
+    shapes = []
+
+    async def infer(batch):
+        shapes.append(batch.shape)
+        return session.run(None, {"INPUT": batch})[0]
+
+    scene = make_scene("chelsea", data.chelsea(), seed=11, layout="sparse", sizes=(20, 34), contrasts=("high",),
+                       lines=3, styles=("plain", "outline"))
+    boxes = []
+    for line in scene.lines:
+        (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)
+        grow = 0.6 * min(w, h)
+        boxes.append(cv2.boxPoints(((cx, cy), (w + grow, h + grow), a)))
+    mask, lines = asyncio.run(learned_text_masks(scene.rgb, np.array(boxes, np.float32), infer, max_batch=2))
+    assert all(s[3] % WIDTH_STEP == 0 and s[0] <= 2 for s in shapes) and sum(s[0] for s in shapes) == len(boxes)
+    assert [line.kind for line in lines] == ["glyph"] * len(boxes)
+    ink = np.any([line.ink for line in scene.lines], axis=0)
+    painted = mask > 0
+    assert (painted & ink).sum() / ink.sum() > 0.9
+    region = cv2.dilate(ink.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
+    assert (painted & region).sum() / painted.sum() > 0.85
+    # a box on the photo without text: nothing painted
+    patch = np.array([[[10, 10], [120, 10], [120, 40], [10, 40]]], np.float32)
+    empty, kinds = asyncio.run(learned_text_masks(data.chelsea(), patch, infer))
+    assert kinds[0].kind == "texture" and not empty.any()
