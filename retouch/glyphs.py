@@ -24,6 +24,8 @@ Measured in docs/reports/edit_quality.md (export/eval_edits.py).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +33,7 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
+from retouch.batching import in_chunks
 from retouch.morphology import dilate, erode
 from retouch.settings import Float, Int, Settings, check_range
 
@@ -271,3 +274,135 @@ def text_masks(rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
         out[line.y0:line.y0 + hh, line.x0:line.x0 + ww][line.mask] = 255
         lines.append(line)
     return out, lines
+
+
+# -- line crops for the learned segmenter (glyph_segmenter) -----------------------------------------
+
+CROP_HEIGHT = 48  # px: every line crop is rectified to this height, so crops batch by width
+
+
+@dataclass(frozen=True)
+class LineCrop:
+    """A detected line rectified to CROP_HEIGHT: its long side horizontal, a margin of a quarter of
+    its height plus 4 px around it (outlines, shadows and the detector's slack). `to_image` maps
+    crop pixels to image pixels (2x3 affine)."""
+    to_image: np.ndarray
+    width: int
+    height: int
+    quad: np.ndarray  # the detector's quad, in crop pixels
+    shape: tuple[int, int]  # the image's
+
+    def cut(self, image: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+        return cv2.warpAffine(image, self.to_image, (self.width, self.height),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
+
+    def box(self) -> np.ndarray:
+        """CROP_HEIGHT x width uint8, 255 inside the detector's quad."""
+        out = np.zeros((self.height, self.width), np.uint8)
+        cv2.fillPoly(out, [np.round(self.quad * 16).astype(np.int32)], 255, shift=4)
+        return out
+
+    def paste(self, crop: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """A float crop-sized map -> (y0, x0, the map on the image window the crop covers)."""
+        h, w = self.shape
+        corners = np.array([[0, 0], [self.width, 0], [self.width, self.height], [0, self.height]], np.float64)
+        points = corners @ self.to_image[:, :2].T + self.to_image[:, 2]
+        x0, y0 = np.clip(np.floor(points.min(axis=0)).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + 1, 0, [w, h])
+        to_crop = cv2.invertAffineTransform(self.to_image)
+        to_crop[:, 2] += to_crop[:, :2] @ [x0, y0]  # window pixels, not image pixels
+        window = cv2.warpAffine(crop.astype(np.float32), to_crop, (max(x1 - x0, 1), max(y1 - y0, 1)),
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        return int(y0), int(x0), window[:y1 - y0, :x1 - x0]
+
+
+def line_crop(quad: np.ndarray, shape: tuple[int, int], height: int = CROP_HEIGHT) -> LineCrop | None:
+    """The rectified crop of one detected line ([4, 2] quad in image pixels); None if degenerate."""
+    (cx, cy), (w, h), angle = cv2.minAreaRect(np.asarray(quad, np.float32))
+    if w < h:
+        w, h, angle = h, w, angle + 90.0
+    if h < 2:
+        return None
+    margin = 0.25 * h + 4.0
+    scale = height / (h + 2 * margin)
+    width = max(int(np.ceil((w + 2 * margin) * scale)), 8)
+    a = np.radians(angle)
+    along, across = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
+    origin = np.array([cx, cy]) - along * width / (2 * scale) - across * height / (2 * scale)
+    to_image = np.column_stack([along / scale, across / scale, origin])
+    to_crop = cv2.invertAffineTransform(to_image)
+    inside = np.asarray(quad, np.float64) @ to_crop[:, :2].T + to_crop[:, 2]
+    return LineCrop(to_image, width, height, inside.astype(np.float32), tuple(shape[:2]))
+
+
+def crop_input(rgb: np.ndarray, crop: LineCrop) -> np.ndarray:
+    """The segmenter's input for one line: 4 x CROP_HEIGHT x width float32, RGB in [0, 1] and the
+    detector's box (1 inside)."""
+    image = crop.cut(rgb).astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.concatenate([image.transpose(2, 0, 1), (crop.box() > 127).astype(np.float32)[None]])
+
+
+def ink_confidence(prob: np.ndarray, box: np.ndarray) -> float:
+    """How sure the segmenter is of the ink it sees in a box: the mean probability of the box's
+    pixels over one half (0 when there are none). Texture leaves it unsure; letters do not."""
+    inside = prob[box]
+    ink = inside[inside > 0.5]
+    return float(ink.mean()) if ink.size else 0.0
+
+
+def learned_line_mask(crop: LineCrop, prob: np.ndarray, threshold: float, min_confidence: float) -> LineMask:
+    """One line's ink probability (crop-sized) -> its LineMask, pasted back on the image window
+    the crop covers: `glyph` (the pixels over `threshold` painted) when its ink_confidence is at
+    least `min_confidence`, else `texture` (nothing painted)."""
+    box = crop.box() > 127
+    confidence = ink_confidence(prob, box)
+    y0, x0, window = crop.paste(prob)
+    figures = {"glyph_fill": round(float((prob[box] > threshold).mean()) if box.any() else 0.0, 4),
+               "confidence": round(confidence, 4)}
+    if confidence < min_confidence:
+        return LineMask("texture", y0, x0, np.zeros(window.shape, bool), figures)
+    return LineMask("glyph", y0, x0, window > threshold, figures)
+
+
+# The learned segmenter's operating point, chosen on its training data's validation shards
+# (export/eval_glyph_segmenter.py; docs/reports/glyph_segmenter.md).
+LEARNED_THRESHOLD = 0.10
+LEARNED_MIN_CONFIDENCE = 0.9075
+WIDTH_STEP = 64  # crop widths are padded up to a multiple of this, so alike lines share a batch
+
+# [N, 4, CROP_HEIGHT, W] float32 crops -> [N, 1, CROP_HEIGHT, W] float32 ink probability
+GlyphInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
+
+
+async def learned_text_masks(rgb: np.ndarray, boxes: np.ndarray, infer: GlyphInfer,
+                             threshold: float = LEARNED_THRESHOLD, min_confidence: float = LEARNED_MIN_CONFIDENCE,
+                             max_batch: int = 8) -> tuple[np.ndarray, list[LineMask]]:
+    """text_masks with the learned segmenter: HxWx3 uint8 + detected quads -> (HxW uint8 mask,
+    255 = text; one LineMask per box). Crops of one padded width go out as one batch (in chunks of
+    max_batch, concurrently); the padding is zeros, box channel included, as in training."""
+    crops = [line_crop(q, rgb.shape[:2]) for q in boxes]
+    probs: dict[int, np.ndarray] = {}
+    by_width: dict[int, list[int]] = {}
+    for i, crop in enumerate(crops):
+        if crop is not None:
+            by_width.setdefault(-(-crop.width // WIDTH_STEP) * WIDTH_STEP, []).append(i)
+
+    async def run(width: int, members: list[int]) -> None:
+        batch = np.zeros((len(members), 4, CROP_HEIGHT, width), np.float32)
+        for row, i in enumerate(members):
+            batch[row, :, :, :crops[i].width] = crop_input(rgb, crops[i])
+        out = await in_chunks(infer, (batch,), max_batch)
+        probs.update({i: out[row, 0, :, :crops[i].width] for row, i in enumerate(members)})
+
+    await asyncio.gather(*(run(w, m) for w, m in by_width.items()))
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    lines = []
+    for i, crop in enumerate(crops):
+        if crop is None:
+            lines.append(LineMask("uncertain", 0, 0, np.zeros((0, 0), bool), {"reason": "too small to segment"}))
+            continue
+        line = learned_line_mask(crop, probs[i], threshold, min_confidence)
+        h, w = line.mask.shape
+        mask[line.y0:line.y0 + h, line.x0:line.x0 + w][line.mask] = 255
+        lines.append(line)
+    return mask, lines
