@@ -20,6 +20,7 @@ demo: serve
 # ruff, configured in pyproject.toml (`ruff format` is configured there too).
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 
 # Unit tests, then end-to-end tests against a real tritonserver the tests start themselves.
 test: setup

@@ -12,6 +12,7 @@ Install the photos once: apt-get install gnome-backgrounds plasma-workspace-wall
 fonts-liberation fonts-freefont-ttf fonts-noto-core (make eval does it). Debian's opencv-doc images
 are reserved for independent evaluation and never used here.
 """
+
 from __future__ import annotations
 
 import sys
@@ -31,24 +32,64 @@ MATE = Path("/usr/share/backgrounds/mate")
 GNOME = Path("/usr/share/backgrounds/gnome")
 # Photos with no text in them (kind in brackets), looked at one by one.
 TEXT_FREE = {
-    "plasma/Autumn": "tree, fog", "plasma/BytheWater": "jetty, water", "plasma/ColdRipple": "pier, fog",
-    "plasma/ColorfulCups": "cups, pattern", "plasma/DarkestHour": "lake at dusk", "plasma/EveningGlow": "boats, sunset",
-    "plasma/FallenLeaf": "leaf, bokeh", "plasma/Grey": "architecture, curves", "plasma/Kite": "sky, clouds",
-    "plasma/MilkyWay": "night sky", "plasma/OneStandsOut": "moss, texture", "plasma/Path": "forest",
-    "plasma/Volna": "beach, waves", "plasma/summer_1am": "lake, twilight",
-    "mate/abstract/Elephants": "painting, dense detail", "mate/nature/Aqua": "water drop", "mate/nature/Blinds": "leaf veins",
-    "mate/nature/Dune": "grass, sea", "mate/nature/FreshFlower": "flower", "mate/nature/Garden": "flowers",
-    "mate/nature/GreenMeadow": "grass", "mate/nature/LadyBird": "insect, foliage", "mate/nature/RainDrops": "leaves, drops",
-    "mate/nature/Storm": "storm, road", "mate/nature/TwoWings": "insect, flower", "mate/nature/Wood": "wood grain",
+    "plasma/Autumn": "tree, fog",
+    "plasma/BytheWater": "jetty, water",
+    "plasma/ColdRipple": "pier, fog",
+    "plasma/ColorfulCups": "cups, pattern",
+    "plasma/DarkestHour": "lake at dusk",
+    "plasma/EveningGlow": "boats, sunset",
+    "plasma/FallenLeaf": "leaf, bokeh",
+    "plasma/Grey": "architecture, curves",
+    "plasma/Kite": "sky, clouds",
+    "plasma/MilkyWay": "night sky",
+    "plasma/OneStandsOut": "moss, texture",
+    "plasma/Path": "forest",
+    "plasma/Volna": "beach, waves",
+    "plasma/summer_1am": "lake, twilight",
+    "mate/abstract/Elephants": "painting, dense detail",
+    "mate/nature/Aqua": "water drop",
+    "mate/nature/Blinds": "leaf veins",
+    "mate/nature/Dune": "grass, sea",
+    "mate/nature/FreshFlower": "flower",
+    "mate/nature/Garden": "flowers",
+    "mate/nature/GreenMeadow": "grass",
+    "mate/nature/LadyBird": "insect, foliage",
+    "mate/nature/RainDrops": "leaves, drops",
+    "mate/nature/Storm": "storm, road",
+    "mate/nature/TwoWings": "insect, flower",
+    "mate/nature/Wood": "wood grain",
     "mate/nature/YellowFlower": "flower",
-    "gnome/grid-l": "mosaic texture", "gnome/licorice-l": "pattern", "gnome/truchet-l": "pattern", "gnome/wood-l": "wood",
-    "skimage/coffee": "food", "skimage/chelsea": "animal, fur", "skimage/brick": "brick wall", "skimage/grass": "grass",
-    "skimage/gravel": "gravel", "skimage/hubble_deep_field": "galaxies",
+    "gnome/grid-l": "mosaic texture",
+    "gnome/licorice-l": "pattern",
+    "gnome/truchet-l": "pattern",
+    "gnome/wood-l": "wood",
+    "skimage/coffee": "food",
+    "skimage/chelsea": "animal, fur",
+    "skimage/brick": "brick wall",
+    "skimage/grass": "grass",
+    "skimage/gravel": "gravel",
+    "skimage/hubble_deep_field": "galaxies",
 }
-SCENE_FONTS = tuple(str(p) for d in ("liberation", "freefont", "noto") for p in sorted(
-    Path("/usr/share/fonts/truetype", d).glob("*.ttf")) if any(s in p.name for s in (
-        "Sans-Regular", "Serif-Bold", "SansNarrow-Bold", "Mono-Regular", "FreeSans.", "FreeSerifBold.",
-        "FreeMonoBold.", "NotoSans-Regular", "NotoSerif-Bold", "NotoSans-Black")))
+SCENE_FONTS = tuple(
+    str(p)
+    for d in ("liberation", "freefont", "noto")
+    for p in sorted(Path("/usr/share/fonts/truetype", d).glob("*.ttf"))
+    if any(
+        s in p.name
+        for s in (
+            "Sans-Regular",
+            "Serif-Bold",
+            "SansNarrow-Bold",
+            "Mono-Regular",
+            "FreeSans.",
+            "FreeSerifBold.",
+            "FreeMonoBold.",
+            "NotoSans-Regular",
+            "NotoSerif-Bold",
+            "NotoSans-Black",
+        )
+    )
+)
 SCENE_STYLES = ("plain", "outline", "shadow", "watermark")
 
 
@@ -72,6 +113,7 @@ def load_photo(key: str, long_side: int = 960) -> np.ndarray | None:
     """HxWx3 uint8, area-downscaled to `long_side` at most; None when the package is not installed."""
     if key.startswith("skimage/"):
         from skimage import data
+
         rgb = getattr(data, key.split("/", 1)[1])()
     else:
         path = _file(key)
@@ -100,6 +142,15 @@ def caption_scenes(photos: list[tuple[str, np.ndarray]], per_photo: int = 1, see
         for j in range(per_photo):
             k = i * per_photo + j
             layout = "dense" if k % 2 else "sparse"
-            scenes.append(make_scene(f"{name}#{j}-{layout}", rgb, seed=seed + k, layout=layout,
-                                     lines=int(3 + k % 6), styles=SCENE_STYLES, fonts=SCENE_FONTS or None))
+            scenes.append(
+                make_scene(
+                    f"{name}#{j}-{layout}",
+                    rgb,
+                    seed=seed + k,
+                    layout=layout,
+                    lines=int(3 + k % 6),
+                    styles=SCENE_STYLES,
+                    fonts=SCENE_FONTS or None,
+                )
+            )
     return scenes

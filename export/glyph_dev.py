@@ -7,6 +7,7 @@ captions get any pixel painted, the kinds of the lines, and the glyph recall per
 
     python -m export.glyph_dev '{"min_contrast": 7}' '{"min_contrast": 14}' [--photos 40] [--lines]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,15 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
         found, _ = asyncio.run(detect_text(rgb, DetectSettings(), models.detect))
         painted_free += bool(text_masks(rgb, found.boxes, found.scores, settings)[0].any())
         layout = "dense" if k % 2 else "sparse"
-        scene = make_scene(f"{image.key}-{layout}", rgb, seed=SEED + k, layout=layout, lines=3 + k % 6,
-                           styles=SCENE_STYLES, fonts=SCENE_FONTS)
+        scene = make_scene(
+            f"{image.key}-{layout}",
+            rgb,
+            seed=SEED + k,
+            layout=layout,
+            lines=3 + k % 6,
+            styles=SCENE_STYLES,
+            fonts=SCENE_FONTS,
+        )
         found, _ = asyncio.run(detect_text(scene.rgb, DetectSettings(), models.detect))
         mask, lines = text_masks(scene.rgb, found.boxes, found.scores, settings)
         for line in scene.lines:
@@ -57,10 +65,17 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
             kinds[kind] += 1
             recalls.append(recall)
             if show_lines and (kind != "glyph" or recall < 0.9):
-                print(f"  {scene.name} {line.style} {kind} recall {recall:.2f}",
-                      {} if kind == "missed" else lines[i].figures)
-    return {"text_free_painted": painted_free, "photos": len(images), "line_kinds": dict(kinds),
-            "recall_mean": round(float(np.mean(recalls)), 4), "recall_median": round(float(np.median(recalls)), 4)}
+                print(
+                    f"  {scene.name} {line.style} {kind} recall {recall:.2f}",
+                    {} if kind == "missed" else lines[i].figures,
+                )
+    return {
+        "text_free_painted": painted_free,
+        "photos": len(images),
+        "line_kinds": dict(kinds),
+        "recall_mean": round(float(np.mean(recalls)), 4),
+        "recall_median": round(float(np.median(recalls)), 4),
+    }
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,7 @@ docs/reports/glyph_segmenter.md). Parity with PyTorch is checked before writing.
 Not served yet: there is no model_repository/glyph_segmenter config nor a BLS call from text_remove,
 so the default output folder is under build/ (docs/reports/glyph_segmenter.md, "Left to do").
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,9 +62,17 @@ def to_onnx(module: nn.Module) -> onnx.ModelProto:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(1, 4, CROP_HEIGHT, 64),), buffer, input_names=["INPUT"],
-                          output_names=["OUTPUT"], dynamic_axes={"INPUT": {0: "N", 3: "W"}, "OUTPUT": {0: "N", 3: "W"}},
-                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            (torch.zeros(1, 4, CROP_HEIGHT, 64),),
+            buffer,
+            input_names=["INPUT"],
+            output_names=["OUTPUT"],
+            dynamic_axes={"INPUT": {0: "N", 3: "W"}, "OUTPUT": {0: "N", 3: "W"}},
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     model = onnx.load_from_string(buffer.getvalue())
     model.ir_version = IR_VERSION  # Triton 24.10's onnxruntime (1.19) loads IR <= 9
     return model
@@ -79,7 +88,9 @@ def parity_inputs(seed: int = 0) -> np.ndarray:
 
 
 def _exporter_sha256() -> str:
-    return hashlib.sha256(b"".join((HERE / f).read_bytes() for f in ("glyph_segmenters.py", "train_glyph_segmenter.py"))).hexdigest()
+    return hashlib.sha256(
+        b"".join((HERE / f).read_bytes() for f in ("glyph_segmenters.py", "train_glyph_segmenter.py"))
+    ).hexdigest()
 
 
 def export(out: Path, force: bool = False) -> dict:
@@ -97,10 +108,15 @@ def export(out: Path, force: bool = False) -> dict:
     if diff > PARITY_TOL:
         raise RuntimeError(f"{NAME}: onnxruntime differs from PyTorch by {diff:.2e} (> {PARITY_TOL})")
     data = model.SerializeToString()
-    meta = wanted | {"model": NAME, "onnx_sha256": hashlib.sha256(data).hexdigest(), "parity_max_abs_diff": diff,
-                     "io": "INPUT float32 [N,4,48,W] (RGB in [0,1], box in {0,1}); OUTPUT float32 [N,1,48,W] ink probability",
-                     "weights": str(WEIGHTS.relative_to(HERE.parent)), "report": "docs/reports/glyph_segmenter.md",
-                     "license": "project code and project-trained weights (retouch)"}
+    meta = wanted | {
+        "model": NAME,
+        "onnx_sha256": hashlib.sha256(data).hexdigest(),
+        "parity_max_abs_diff": diff,
+        "io": "INPUT float32 [N,4,48,W] (RGB in [0,1], box in {0,1}); OUTPUT float32 [N,1,48,W] ink probability",
+        "weights": str(WEIGHTS.relative_to(HERE.parent)),
+        "report": "docs/reports/glyph_segmenter.md",
+        "license": "project code and project-trained weights (retouch)",
+    }
     write_model(version_dir, data, meta)
     return meta
 

@@ -13,6 +13,7 @@ Sources (training only; the CI never retrains, so none of these is installed by 
 The held-out split is by image group (light/dark or multi-resolution variants of one picture are
 one group), never by crop: every fifth group of each source, in sha256 order of its key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,56 +35,88 @@ CACHE_DIR = Path("build/inpaint-images")
 
 @dataclass(frozen=True)
 class SourceImage:
-    key: str          # "<source>/<name>", unique
-    group: str        # variants of one picture share a group, so they share a split
+    key: str  # "<source>/<name>", unique
+    group: str  # variants of one picture share a group, so they share a split
     source: str
     license: str
-    origin: str       # where the file lives
+    origin: str  # where the file lives
     read: Callable[[], Image.Image]
 
 
 def _skimage_images() -> list[SourceImage]:
     from skimage import data
+
     # Photographs only (licences from each function's docstring); the stereo motorcycle
     # (Middlebury, no licence stated) and the moon (none stated) are left out.
     chosen = {
-        "astronaut": "public domain (NASA)", "coffee": "CC0 (Rachel Michetti)", "chelsea": "CC0 (Stefan van der Walt)",
-        "rocket": "public domain (SpaceX)", "hubble_deep_field": "public domain (NASA)",
-        "camera": "CC0 (Lav Varshney)", "coins": "no known copyright restrictions",
-        "brick": "CC0 (CC0Textures)", "grass": "CC0 (CC0Textures)", "gravel": "CC0 (CC0Textures)",
+        "astronaut": "public domain (NASA)",
+        "coffee": "CC0 (Rachel Michetti)",
+        "chelsea": "CC0 (Stefan van der Walt)",
+        "rocket": "public domain (SpaceX)",
+        "hubble_deep_field": "public domain (NASA)",
+        "camera": "CC0 (Lav Varshney)",
+        "coins": "no known copyright restrictions",
+        "brick": "CC0 (CC0Textures)",
+        "grass": "CC0 (CC0Textures)",
+        "gravel": "CC0 (CC0Textures)",
     }
-    return [SourceImage(f"skimage/{name}", f"skimage/{name}", "skimage", lic, f"skimage.data.{name}()",
-                        lambda name=name: Image.fromarray(getattr(data, name)()))
-            for name, lic in chosen.items()]
+    return [
+        SourceImage(
+            f"skimage/{name}",
+            f"skimage/{name}",
+            "skimage",
+            lic,
+            f"skimage.data.{name}()",
+            lambda name=name: Image.fromarray(getattr(data, name)()),
+        )
+        for name, lic in chosen.items()
+    ]
 
 
 def _wheel_images(wheel_dir: Path) -> list[SourceImage]:
     members = {  # wheel name prefix -> (member path, licence)
-        "scikit_learn-": [("sklearn/datasets/images/china.jpg", "CC-BY-2.0 (danielbuechele, Flickr)"),
-                          ("sklearn/datasets/images/flower.jpg", "CC-BY-2.0 (vultilion, Flickr)")],
-        "matplotlib-": [("matplotlib/mpl-data/sample_data/grace_hopper.jpg",
-                         "US Navy photograph, public domain (not stated in the wheel)")],
+        "scikit_learn-": [
+            ("sklearn/datasets/images/china.jpg", "CC-BY-2.0 (danielbuechele, Flickr)"),
+            ("sklearn/datasets/images/flower.jpg", "CC-BY-2.0 (vultilion, Flickr)"),
+        ],
+        "matplotlib-": [
+            (
+                "matplotlib/mpl-data/sample_data/grace_hopper.jpg",
+                "US Navy photograph, public domain (not stated in the wheel)",
+            )
+        ],
     }
     found = []
     for prefix, files in members.items():
         for wheel in sorted(wheel_dir.glob(prefix + "*.whl"))[:1]:
             for member, lic in files:
                 name = Path(member).stem
-                found.append(SourceImage(f"wheels/{name}", f"wheels/{name}", "wheels", lic, f"{wheel.name}:{member}",
-                                         lambda w=wheel, m=member: Image.open(io.BytesIO(zipfile.ZipFile(w).read(m)))))
+                found.append(
+                    SourceImage(
+                        f"wheels/{name}",
+                        f"wheels/{name}",
+                        "wheels",
+                        lic,
+                        f"{wheel.name}:{member}",
+                        lambda w=wheel, m=member: Image.open(io.BytesIO(zipfile.ZipFile(w).read(m))),
+                    )
+                )
     return found
 
 
 def _file_image(source: str, group: str, path: Path, root: Path, lic: str) -> SourceImage:
-    return SourceImage(f"{source}/{path.relative_to(root)}", f"{source}/{group}", source, lic, str(path),
-                       lambda: Image.open(path))
+    return SourceImage(
+        f"{source}/{path.relative_to(root)}", f"{source}/{group}", source, lic, str(path), lambda: Image.open(path)
+    )
 
 
 def _largest(paths: list[Path]) -> Path:
     """The highest resolution among variants of one wallpaper, from names like 3840x2160.png."""
+
     def pixels(p: Path) -> int:
         size = p.stem.rsplit("_", 1)[-1].split("x")
         return int(size[0]) * int(size[1]) if len(size) == 2 and all(v.isdigit() for v in size) else 0
+
     return max(paths, key=lambda p: (pixels(p), p.name))
 
 
@@ -91,10 +124,13 @@ def _plasma_images(root: Path = Path("/usr/share/wallpapers")) -> list[SourceIma
     # desktop-base links its themes in here too (DebianTheme, Joy, Lines...): those are left to
     # _desktop_base_images, so that installing desktop-base does not reshuffle plasma's split.
     lic = "GPL-2+ (KDE Visual Design Group; /usr/share/doc/plasma-workspace-wallpapers/copyright)"
-    return [_file_image("plasma", folder.name, _largest(list((folder / "contents" / "images").glob("*.[jp][pn]g"))),
-                        root, lic)
-            for folder in sorted(root.iterdir())
-            if not folder.is_symlink() and any((folder / "contents" / "images").glob("*.[jp][pn]g"))]
+    return [
+        _file_image(
+            "plasma", folder.name, _largest(list((folder / "contents" / "images").glob("*.[jp][pn]g"))), root, lic
+        )
+        for folder in sorted(root.iterdir())
+        if not folder.is_symlink() and any((folder / "contents" / "images").glob("*.[jp][pn]g"))
+    ]
 
 
 def _package_images(package: str, source: str, lic: str) -> list[SourceImage]:
@@ -121,8 +157,9 @@ def _ukui_images() -> list[SourceImage]:
 
 def _desktop_base_images(root: Path = Path("/usr/share/desktop-base")) -> list[SourceImage]:
     lic = "GPL-2+ / GPL-2 per theme (/usr/share/doc/desktop-base/copyright)"
-    return [_file_image("desktop-base", p.parts[-3], p, root, lic)
-            for p in sorted(root.glob("*-theme/grub/grub-16x9.png"))]
+    return [
+        _file_image("desktop-base", p.parts[-3], p, root, lic) for p in sorted(root.glob("*-theme/grub/grub-16x9.png"))
+    ]
 
 
 def _mate_images(root: Path = Path("/usr/share/backgrounds/mate")) -> list[SourceImage]:
@@ -134,8 +171,11 @@ def _mate_images(root: Path = Path("/usr/share/backgrounds/mate")) -> list[Sourc
         groups.setdefault(stem, []).append(path)
     images = []
     for stem, paths in sorted(groups.items()):
-        lic = ("CC-BY-SA-4.0 (Goce Mitevski)" if stem == "Ubuntu-Mate-" else
-               "GPL-2+ (/usr/share/doc/mate-backgrounds/copyright)")
+        lic = (
+            "CC-BY-SA-4.0 (Goce Mitevski)"
+            if stem == "Ubuntu-Mate-"
+            else "GPL-2+ (/usr/share/doc/mate-backgrounds/copyright)"
+        )
         chosen = paths if stem == "Ubuntu-Mate-" else [_largest(paths)]  # four colourings of one design
         images += [_file_image("mate", stem, p, root, lic) for p in chosen]
     return images
@@ -146,8 +186,11 @@ def _gnome_images(root: Path = Path("/usr/share/backgrounds/gnome")) -> list[Sou
     # GPL-2+ with pictures under CC-BY-SA-3.0. The SVGs are skipped (no rasteriser here) and vnc-*
     # are 1-pixel placeholders.
     lic = "CC-BY-SA-3.0 / GPL-2+ (/usr/share/doc/gnome-backgrounds/copyright; 43.x files not listed individually)"
-    return [_file_image("gnome", p.stem.rsplit("-", 1)[0], p, root, lic)
-            for p in sorted(root.glob("*.webp")) if not p.name.startswith("vnc-")]
+    return [
+        _file_image("gnome", p.stem.rsplit("-", 1)[0], p, root, lic)
+        for p in sorted(root.glob("*.webp"))
+        if not p.name.startswith("vnc-")
+    ]
 
 
 def catalog(wheel_dir: Path = WHEEL_DIR) -> list[SourceImage]:
@@ -200,15 +243,21 @@ def load_rgb(image: SourceImage, short_side: int = STORED_SHORT_SIDE, cache_dir:
     return rgb
 
 
-def random_crop(rgb: np.ndarray, size: int, rng: np.random.Generator,
-                scale: tuple[float, float] = (0.5, 2.0), flip: bool = True, jitter: bool = False) -> np.ndarray:
+def random_crop(
+    rgb: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.5, 2.0),
+    flip: bool = True,
+    jitter: bool = False,
+) -> np.ndarray:
     """A size x size float32 [0,1] crop of a region `size * s` wide (s in `scale`, clipped to the
     image), resized to size: s > 1 shrinks detail, s < 1 magnifies it like an upscaled crop.
     `jitter`: colour jitter (colour_jitter), drawn after the crop from the same rng."""
     h, w = rgb.shape[:2]
     side = int(np.clip(round(size * rng.uniform(*scale)), 8, min(h, w)))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    crop = rgb[y:y + side, x:x + side]
+    crop = rgb[y : y + side, x : x + side]
     if side != size:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_CUBIC)
     if flip and rng.random() < 0.5:
@@ -233,15 +282,17 @@ def colour_jitter(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # The mask mix the service sees in its fixed 256 px windows (see export/train_inpainter.py): text
 # strokes at native scale, rectangles of 5-25 % of the window, object-shaped blobs.
 
-def area_block_mask(height: int, width: int, rng: np.random.Generator,
-                    area: tuple[float, float] = (0.05, 0.25)) -> np.ndarray:
+
+def area_block_mask(
+    height: int, width: int, rng: np.random.Generator, area: tuple[float, float] = (0.05, 0.25)
+) -> np.ndarray:
     """One rectangle covering `area` of the window (uniform), aspect ratio 1:2 to 2:1."""
     a, aspect = rng.uniform(*area), float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
     bh = int(np.clip(round(np.sqrt(a * aspect) * height), 1, height))
     bw = int(np.clip(round(a * height * width / bh), 1, width))
     mask = np.zeros((height, width), np.float32)
     y, x = int(rng.integers(0, height - bh + 1)), int(rng.integers(0, width - bw + 1))
-    mask[y:y + bh, x:x + bw] = 1.0
+    mask[y : y + bh, x : x + bw] = 1.0
     return mask
 
 
@@ -250,10 +301,12 @@ def object_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray
     way a segmentation mask is dilated before removal."""
     from retouch.masks import blob_mask
     from retouch.morphology import dilate
+
     return dilate(blob_mask(height, width, rng, blobs=1), int(rng.integers(2, 7)))
 
 
 def service_masks() -> dict:
     """{kind: mask function} for training and evaluation: text, block, object."""
     from retouch.masks import text_stroke_mask
+
     return {"text": text_stroke_mask, "block": area_block_mask, "object": object_mask}

@@ -7,6 +7,7 @@ fill served alone and the fill inside the UNet cannot drift apart.
 
 Only pooling, bilinear resize, convolutions and arithmetic: ops that onnxruntime and TensorRT run.
 """
+
 from __future__ import annotations
 
 import torch
@@ -100,8 +101,9 @@ class InpaintUNet(nn.Module):
         self.enc1 = nn.Sequential(GatedConv(w0, w1, stride=2), GatedConv(w1, w1))
         self.enc2 = nn.Sequential(GatedConv(w1, w2, stride=2), GatedConv(w2, w2))
         self.enc3 = nn.Sequential(GatedConv(w2, w3, stride=2), GatedConv(w3, w3))
-        self.bottleneck = nn.Sequential(GatedConv(w3, w4, stride=2), GatedConv(w4, w4, dilation=2),
-                                        GatedConv(w4, w4, dilation=4))
+        self.bottleneck = nn.Sequential(
+            GatedConv(w3, w4, stride=2), GatedConv(w4, w4, dilation=2), GatedConv(w4, w4, dilation=4)
+        )
         self.dec3 = ConvAct(w4 + w3, w3)
         self.dec2 = ConvAct(w3 + w2, w2)
         self.dec1 = ConvAct(w2 + w1, w1)

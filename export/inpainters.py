@@ -12,6 +12,7 @@
 Every export is parity-checked against PyTorch with onnxruntime before it is written; a model is
 skipped when its model.json still matches the exporter code, the weights, torch and the .onnx file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ PARITY_TOL = {"inpaint_fast_fill": 1e-5, "inpaint_unet": 1e-4, "inpaint_custom":
 UINT8_HALF_STEP = 0.5 / 255
 GENERATOR = "export.inpainters"
 LICENSE = "project code and project-trained weights (retouch)"
-CANONICAL_IO = {"input": "IMAGE float32 [N,3,H,W] RGB in [0,1]; MASK float32 [N,1,H,W], 1 = hole, 0 = known, soft ok",
-                "output": "OUTPUT float32 [N,3,H,W] RGB in [0,1]; equals IMAGE exactly where MASK == 0"}
+CANONICAL_IO = {
+    "input": "IMAGE float32 [N,3,H,W] RGB in [0,1]; MASK float32 [N,1,H,W], 1 = hole, 0 = known, soft ok",
+    "output": "OUTPUT float32 [N,3,H,W] RGB in [0,1]; equals IMAGE exactly where MASK == 0",
+}
 
 
 def load_unet(weights: Path | None = None, sha256: str | None = "pinned") -> InpaintUNet:
@@ -86,13 +89,26 @@ class ForeignConvention(nn.Module):
         return out.permute(0, 2, 3, 1) if spec.layout == "NHWC" else out
 
 
-def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: tuple[str, str, str],
-            dynamic: dict[str, dict[int, str]]) -> onnx.ModelProto:
+def to_onnx(
+    module: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    names: tuple[str, str, str],
+    dynamic: dict[str, dict[int, str]],
+) -> onnx.ModelProto:
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the classic exporter's deprecation notice
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, example, buffer, input_names=list(names[:2]), output_names=[names[2]],
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            example,
+            buffer,
+            input_names=list(names[:2]),
+            output_names=[names[2]],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
+        )
     model = onnx.load_from_string(buffer.getvalue())
     model.ir_version = IR_VERSION  # Triton 24.10's onnxruntime (1.19) loads IR <= 9
     onnx.checker.check_model(model, full_check=True)
@@ -115,8 +131,10 @@ def foreign_model(net: nn.Module, spec: InpaintSpec) -> onnx.ModelProto:
     nhwc = spec.layout == "NHWC"
     shape = (batch, h, w, 3) if nhwc else (batch, 3, h, w)
     mask_shape = (batch, h, w, spec.mask_channels) if nhwc else (batch, spec.mask_channels, h, w)
-    example = tuple((torch.rand(s) * 255).to(torch.uint8) if dtype == "uint8" else torch.rand(s)
-                    for s, dtype in ((shape, spec.image_dtype), (mask_shape, spec.mask_dtype)))
+    example = tuple(
+        (torch.rand(s) * 255).to(torch.uint8) if dtype == "uint8" else torch.rand(s)
+        for s, dtype in ((shape, spec.image_dtype), (mask_shape, spec.mask_dtype))
+    )
     axes = {} if spec.batch else {0: "batch"}
     if not spec.size:
         axes |= {1: "height", 2: "width"} if nhwc else {2: "height", 3: "width"}
@@ -180,9 +198,16 @@ def _build(name: str, version_dir: Path) -> tuple[onnx.ModelProto, float, dict]:
     diff = float(np.abs(got - torch_reference(module, image, mask)).max())
     if spec.image_dtype == "uint8":  # its output is rounded to 8 bits: count only what lies beyond
         diff = max(0.0, diff - UINT8_HALF_STEP)
-    return model, diff, fields | {"spec": spec.to_dict(),
-                                  "parity": "adapter(ONNX in spec conventions) vs canonical PyTorch UNet"
-                                  + (", beyond 8-bit rounding" if spec.image_dtype == "uint8" else "")}
+    return (
+        model,
+        diff,
+        fields
+        | {
+            "spec": spec.to_dict(),
+            "parity": "adapter(ONNX in spec conventions) vs canonical PyTorch UNet"
+            + (", beyond 8-bit rounding" if spec.image_dtype == "uint8" else ""),
+        },
+    )
 
 
 def _is_ours(meta_path: Path) -> bool:
@@ -198,8 +223,11 @@ def export(name: str, out_dir, force: bool = False) -> dict:
     onnx_path, meta_path = version_dir / "model.onnx", version_dir / "model.json"
     if name == "inpaint_custom" and onnx_path.exists() and not _is_ours(meta_path):
         return {"name": name, "skipped": True, "reason": "a model.onnx brought by the user: left alone"}
-    key = {"exporter_sha256": _exporter_sha256(), "torch": torch.__version__,
-           "weights_sha256": None if name == "inpaint_fast_fill" else WEIGHTS_SHA256}
+    key = {
+        "exporter_sha256": _exporter_sha256(),
+        "torch": torch.__version__,
+        "weights_sha256": None if name == "inpaint_fast_fill" else WEIGHTS_SHA256,
+    }
     if name == "inpaint_custom":
         key["spec_sha256"] = sha256_file(version_dir / SPEC_FILENAME)
     current = current_export(version_dir, {"key": key})
@@ -209,8 +237,15 @@ def export(name: str, out_dir, force: bool = False) -> dict:
     if not diff < PARITY_TOL[name]:
         raise AssertionError(f"{name}: ONNX vs PyTorch max abs diff {diff} >= {PARITY_TOL[name]}")
     data = model.SerializeToString()
-    meta = {"name": name, "generated_by": GENERATOR, "license": LICENSE, **fields,
-            "onnx_sha256": hashlib.sha256(data).hexdigest(), "key": key, "parity_max_abs_diff": diff}
+    meta = {
+        "name": name,
+        "generated_by": GENERATOR,
+        "license": LICENSE,
+        **fields,
+        "onnx_sha256": hashlib.sha256(data).hexdigest(),
+        "key": key,
+        "parity_max_abs_diff": diff,
+    }
     write_model(version_dir, data, meta)
     return meta
 
@@ -226,14 +261,17 @@ def bench(name: str, out_dir, size: int, batch: int = 1, repeats: int = 20, thre
     rng = np.random.default_rng(0)
     image = rng.random((batch, 3, size, size), dtype=np.float32)
     mask = np.zeros((batch, 1, size, size), np.float32)
-    mask[..., size // 4:size // 2, size // 3:size * 2 // 3] = 1
+    mask[..., size // 4 : size // 2, size // 3 : size * 2 // 3] = 1
     if name == "inpaint_custom":
         spec = load_spec(version_dir / SPEC_FILENAME)
+
         def call():
             return inpaint_with_spec(lambda feeds: session.run([spec.output], feeds)[0], image, mask, spec)
     else:
+
         def call():
             return session.run(None, {"IMAGE": image, "MASK": mask})
+
     call()
     times = []
     for _ in range(repeats):

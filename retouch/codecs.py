@@ -42,13 +42,19 @@ class Metadata:
     """What an output should carry over from its input: colour profile, EXIF (orientation already
     applied to the pixels, so its tag is reset: removed, which reads as 1) and whether the source
     was grey (then the output is grey)."""
+
     icc: bytes = b""
     exif: bytes = b""
     grey: bool = False
 
     def to_bytes(self) -> bytes:
-        return json.dumps({"icc": base64.b64encode(self.icc).decode(), "exif": base64.b64encode(self.exif).decode(),
-                           "grey": self.grey}).encode()
+        return json.dumps(
+            {
+                "icc": base64.b64encode(self.icc).decode(),
+                "exif": base64.b64encode(self.exif).decode(),
+                "grey": self.grey,
+            }
+        ).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> Metadata:
@@ -72,9 +78,17 @@ class DecodedImage:
 
     def info(self) -> dict:
         h, w = self.rgb.shape[:2]
-        return {"width": w, "height": h, "format": self.source_format, "mode": self.source_mode,
-                "bits": self.bits, "alpha": self.alpha is not None, "grey": self.metadata.grey,
-                "icc_profile": bool(self.metadata.icc), "exif": bool(self.metadata.exif)}
+        return {
+            "width": w,
+            "height": h,
+            "format": self.source_format,
+            "mode": self.source_mode,
+            "bits": self.bits,
+            "alpha": self.alpha is not None,
+            "grey": self.metadata.grey,
+            "icc_profile": bool(self.metadata.icc),
+            "exif": bool(self.metadata.exif),
+        }
 
     def fidelity(self) -> np.ndarray:
         return pack_fidelity(self.deep, self.alpha)
@@ -92,8 +106,9 @@ def pack_fidelity(deep: np.ndarray | None, alpha: np.ndarray | None) -> np.ndarr
     return np.ascontiguousarray(np.concatenate(parts, axis=2).astype(np.uint16))
 
 
-def unpack_fidelity(fidelity: np.ndarray | None, shape: tuple[int, int] | None = None
-                    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+def unpack_fidelity(
+    fidelity: np.ndarray | None, shape: tuple[int, int] | None = None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """FIDELITY -> (deep HxWx3 or None, alpha HxW or None); checks it matches the pixels' HxW."""
     if fidelity is None or fidelity.size == 0:
         return None, None
@@ -133,9 +148,7 @@ GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 def check_size(w: int, h: int, max_pixels: int) -> None:
     if w * h > max_pixels:
-        raise InvalidInput(
-            f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}; downscale it first"
-        )
+        raise InvalidInput(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}; downscale it first")
     if w == 0 or h == 0:
         raise InvalidInput(f"image has no pixels ({w}x{h})")
 
@@ -156,8 +169,7 @@ def open_image(data: bytes, max_pixels: int, what: str = "image") -> tuple[Image
             img = Image.open(io.BytesIO(data), formats=INPUT_FORMATS)
         except UnidentifiedImageError:
             raise InvalidInput(
-                f"{what} bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, "
-                f"starting {data[:8]!r})"
+                f"{what} bytes are not a PNG, JPEG or WebP file ({len(data)} bytes, starting {data[:8]!r})"
             ) from None
     check_size(*img.size, max_pixels)
     source_format, source_mode = img.format or "", img.mode
@@ -184,7 +196,7 @@ def _deep_png_rgb(data: bytes, orientation: int) -> np.ndarray:
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
         raise InvalidInput("16-bit PNG data is corrupt or truncated")
-    arr = arr[..., [2, 1, 0, 3][:arr.shape[2]]]
+    arr = arr[..., [2, 1, 0, 3][: arr.shape[2]]]
     return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(arr))
 
 
@@ -221,9 +233,15 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
         rgb, alpha = arr[..., :3], arr[..., 3].astype(np.uint16) * 257
     else:
         rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return DecodedImage(rgb=np.ascontiguousarray(rgb), source_format=source_format, source_mode=source_mode,
-                        alpha=None if alpha is None else np.ascontiguousarray(alpha),
-                        deep=None if deep is None else np.ascontiguousarray(deep), metadata=metadata, bits=bits)
+    return DecodedImage(
+        rgb=np.ascontiguousarray(rgb),
+        source_format=source_format,
+        source_mode=source_mode,
+        alpha=None if alpha is None else np.ascontiguousarray(alpha),
+        deep=None if deep is None else np.ascontiguousarray(deep),
+        metadata=metadata,
+        bits=bits,
+    )
 
 
 def _png_bit_depth(data: bytes) -> int:
@@ -252,13 +270,15 @@ def decode_pixels(pixels: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> D
     return DecodedImage(rgb=np.ascontiguousarray(pixels), source_format="raw", source_mode="RGB")
 
 
-def decode_request(image: bytes | None, pixels: np.ndarray | None,
-                   max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def decode_request(
+    image: bytes | None, pixels: np.ndarray | None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> DecodedImage:
     """The request's image: encoded IMAGE bytes or raw PIXELS, exactly one of them."""
     if (image is None) == (pixels is None):
         sent = "both" if image is not None else "neither"
-        raise InvalidInput(f"send exactly one of IMAGE (encoded PNG, JPEG or WebP bytes) or PIXELS "
-                           f"(HxWx3 uint8 RGB); got {sent}")
+        raise InvalidInput(
+            f"send exactly one of IMAGE (encoded PNG, JPEG or WebP bytes) or PIXELS (HxWx3 uint8 RGB); got {sent}"
+        )
     return decode_image(image, max_pixels) if pixels is None else decode_pixels(pixels, max_pixels)
 
 
@@ -268,9 +288,16 @@ def encode_image(rgb: np.ndarray, fmt: str = "png", quality: int = 95, **fidelit
     return encode_with_info(rgb, fmt, quality, **fidelity)[0]
 
 
-def encode_with_info(rgb: np.ndarray, fmt: str, quality: int, *, deep: np.ndarray | None = None,
-                     alpha: np.ndarray | None = None, metadata: Metadata | None = None,
-                     keep_metadata: bool = True) -> tuple[bytes, dict]:
+def encode_with_info(
+    rgb: np.ndarray,
+    fmt: str,
+    quality: int,
+    *,
+    deep: np.ndarray | None = None,
+    alpha: np.ndarray | None = None,
+    metadata: Metadata | None = None,
+    keep_metadata: bool = True,
+) -> tuple[bytes, dict]:
     """Encode the result with what the input had: (bytes, what was written).
 
     deep: HxWx3 uint16 values of the input (or of an upscaled result) for a 16-bit PNG: pixels the
@@ -312,8 +339,13 @@ def encode_with_info(rgb: np.ndarray, fmt: str, quality: int, *, deep: np.ndarra
         buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(channels), mode).save(buf, format=pil_format, **options)
         data = buf.getvalue()
-    info = {"mode": mode, "bits": 16 if use_deep else 8, "alpha": use_alpha, "icc_profile": bool(icc),
-            "exif": bool(exif)}
+    info = {
+        "mode": mode,
+        "bits": 16 if use_deep else 8,
+        "alpha": use_alpha,
+        "icc_profile": bool(icc),
+        "exif": bool(exif),
+    }
     if alpha is not None and not use_alpha:
         info["alpha_dropped"] = f"{fmt} has no alpha channel; use png or webp to keep it"
     if deep is not None and not use_deep:
@@ -328,7 +360,7 @@ def _png_chunk(tag: bytes, body: bytes) -> bytes:
 def _png16(values: np.ndarray, icc: bytes, exif: bytes) -> bytes:
     """HxWx{1,3,4} uint16 (grey, RGB or RGBA) -> 16-bit PNG with iCCP and eXIf chunks (Pillow
     writes 16-bit grey only; OpenCV writes 16-bit colour but no metadata, so we add the chunks)."""
-    arr = values[..., 0] if values.shape[2] == 1 else values[..., [2, 1, 0, 3][:values.shape[2]]]
+    arr = values[..., 0] if values.shape[2] == 1 else values[..., [2, 1, 0, 3][: values.shape[2]]]
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL])
     if not ok:
         raise RuntimeError("OpenCV could not encode the 16-bit PNG")
@@ -347,8 +379,7 @@ def encode_response(rgb: np.ndarray, fmt: str = "png", quality: int = 95, **fide
     return encode_result(rgb, fmt, quality, **fidelity)[:2]
 
 
-def encode_result(rgb: np.ndarray, fmt: str, quality: int, **fidelity
-                  ) -> tuple[bytes, np.ndarray, dict]:
+def encode_result(rgb: np.ndarray, fmt: str, quality: int, **fidelity) -> tuple[bytes, np.ndarray, dict]:
     """(encoded bytes, raw pixels, what was written): format "raw" returns the 8-bit RGB pixels
     and no bytes, others the reverse."""
     if fmt == RAW_FORMAT:

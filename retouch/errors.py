@@ -25,8 +25,19 @@ MAX_JSON_BYTES = 64 * 1024
 # corrupt data), SyntaxError (bad headers), ValueError (e.g. an iCCP or text chunk that inflates past
 # its limit), EOFError, struct.error and zlib.error from the container parsers, and the odd
 # IndexError/TypeError/KeyError from a malformed table. DecompressionBombError is an Exception.
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError,
-                 TypeError, KeyError, RecursionError, MemoryError)
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    TypeError,
+    KeyError,
+    RecursionError,
+    MemoryError,
+)
 
 
 class InvalidInput(ValueError):
@@ -47,7 +58,7 @@ def short(message: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
     text = str(message)
     if len(text) <= limit:
         return text
-    return f"{text[:limit - 30]}... ({len(text)} characters)"
+    return f"{text[: limit - 30]}... ({len(text)} characters)"
 
 
 @contextmanager
@@ -59,8 +70,9 @@ def client_data(what: str) -> Iterator[None]:
         raise
     except DECODE_ERRORS as exc:
         detail = short(exc, 120) or type(exc).__name__
-        raise InvalidInput(f"{what} data is corrupt or truncated ({detail}); "
-                           f"send a complete PNG, JPEG or WebP file") from None
+        raise InvalidInput(
+            f"{what} data is corrupt or truncated ({detail}); send a complete PNG, JPEG or WebP file"
+        ) from None
 
 
 def json_depth_exceeds(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -90,8 +102,7 @@ def parse_json(raw: bytes | str, what: str = "SETTINGS") -> Any:
     UTF-8, integers over Python's digit limit, nesting deeper than MAX_JSON_DEPTH, NaN/Infinity
     (not JSON), and a payload over MAX_JSON_BYTES."""
     if len(raw) > MAX_JSON_BYTES:
-        raise InvalidInput(f"{what} is {len(raw)} bytes, over the limit of {MAX_JSON_BYTES}; "
-                           f"send a small JSON object")
+        raise InvalidInput(f"{what} is {len(raw)} bytes, over the limit of {MAX_JSON_BYTES}; send a small JSON object")
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
@@ -109,5 +120,4 @@ def parse_json(raw: bytes | str, what: str = "SETTINGS") -> Any:
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{what} must be a JSON object: {short(exc, 120)}") from None
     except (ValueError, RecursionError) as exc:  # e.g. an integer of 5000 digits
-        raise InvalidInput(f"{what} is not usable JSON ({short(exc, 120)}); send numbers of "
-                           f"ordinary size") from None
+        raise InvalidInput(f"{what} is not usable JSON ({short(exc, 120)}); send numbers of ordinary size") from None

@@ -40,39 +40,61 @@ from retouch.settings import Float, Int, Settings, check_range
 
 class GlyphSettings(Settings):
     """remove_text's `mask` section: which pixels of each detected line are painted."""
-    mode: Literal["glyph", "box"] = Field("glyph", description="glyph: glyph masks where the split is clean; box: "
-                                                               "always whole boxes")
+
+    mode: Literal["glyph", "box"] = Field(
+        "glyph", description="glyph: glyph masks where the split is clean; box: always whole boxes"
+    )
     unclean: Literal["review", "box"] = Field(
-        "review", description="a text-like line that does not split cleanly: review (leave it) or box (paint it)")
-    min_contrast: Float = Field(7.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, "
-                                                                "at least")
-    spread_factor: Float = Field(1.5, ge=0, le=10, description="glyphs stand off the background by this many times "
-                                                               "the background ring's own spread, at least")
-    min_enrichment: Float = Field(6.0, ge=0, le=1000, description="a colour this many times commoner in the box "
-                                                                  "than around it is text's")
+        "review", description="a text-like line that does not split cleanly: review (leave it) or box (paint it)"
+    )
+    min_contrast: Float = Field(
+        7.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, at least"
+    )
+    spread_factor: Float = Field(
+        1.5,
+        ge=0,
+        le=10,
+        description="glyphs stand off the background by this many times the background ring's own spread, at least",
+    )
+    min_enrichment: Float = Field(
+        6.0, ge=0, le=1000, description="a colour this many times commoner in the box than around it is text's"
+    )
     halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
     grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
-    min_separation: Float = Field(2.2, ge=0, le=20, description="glyph contrast over background spread for a clean "
-                                                                "split")
+    min_separation: Float = Field(
+        2.2, ge=0, le=20, description="glyph contrast over background spread for a clean split"
+    )
     min_fill: Float = Field(0.04, ge=0, le=1, description="glyph share of the box typical of writing: at least")
-    max_fill: Float = Field(0.75, ge=0, le=1, description="glyph share of the box typical of writing: at most "
-                                                          "(at least min_fill)")
-    max_stroke_cv: Float = Field(0.85, ge=0, le=10, description="stroke widths' coefficient of variation, at most "
-                                                                "(letters' are consistent)")
+    max_fill: Float = Field(
+        0.75, ge=0, le=1, description="glyph share of the box typical of writing: at most (at least min_fill)"
+    )
+    max_stroke_cv: Float = Field(
+        0.85, ge=0, le=10, description="stroke widths' coefficient of variation, at most (letters' are consistent)"
+    )
     min_score: Float = Field(0.6, ge=0, le=1, description="detector score from which a line is painted")
-    low_score: Float = Field(0.5, ge=0, le=1, description="a line under min_score is still painted from this score "
-                                                          "if it sits like letters and stands clear")
-    low_score_separation: Float = Field(4.0, ge=0, le=100, description="...by this many times the background "
-                                                                       "spread")
+    low_score: Float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a line under min_score is still painted from this score if it sits like letters and stands clear",
+    )
+    low_score_separation: Float = Field(4.0, ge=0, le=100, description="...by this many times the background spread")
     # Letters on a line: letter-sized components per line height of length, at least...
-    min_letters: Float = Field(1.2, ge=0, le=100, description="letters on a line: letter-sized components per line "
-                                                              "height of length, at least")
-    max_letter_height_cv: Float = Field(0.4, ge=0, le=10, description="letters on a line: their heights' "
-                                                                      "coefficient of variation, at most")
-    max_off_axis: Float = Field(0.15, ge=0, le=10, description="letters on a line: mean offset of their centres "
-                                                               "from the line's axis, in line heights, at most")
-    min_letter_separation: Float = Field(1.35, ge=0, le=20, description="letters on a line: glyph contrast over "
-                                                                        "background spread for a clean split")
+    min_letters: Float = Field(
+        1.2, ge=0, le=100, description="letters on a line: letter-sized components per line height of length, at least"
+    )
+    max_letter_height_cv: Float = Field(
+        0.4, ge=0, le=10, description="letters on a line: their heights' coefficient of variation, at most"
+    )
+    max_off_axis: Float = Field(
+        0.15,
+        ge=0,
+        le=10,
+        description="letters on a line: mean offset of their centres from the line's axis, in line heights, at most",
+    )
+    min_letter_separation: Float = Field(
+        1.35, ge=0, le=20, description="letters on a line: glyph contrast over background spread for a clean split"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> GlyphSettings:
@@ -118,7 +140,8 @@ def _lab_bins(colours: np.ndarray) -> np.ndarray:
 
 def _histogram(bins: np.ndarray) -> np.ndarray:
     from scipy.ndimage import uniform_filter
-    h = np.bincount(bins, minlength=LAB_BINS ** 3).astype(np.float32).reshape((LAB_BINS,) * 3)
+
+    h = np.bincount(bins, minlength=LAB_BINS**3).astype(np.float32).reshape((LAB_BINS,) * 3)
     return uniform_filter(h, size=3, mode="constant").reshape(-1) / max(len(bins), 1)
 
 
@@ -146,9 +169,11 @@ def glyph_layout(glyphs: np.ndarray, quad: np.ndarray, height: float) -> dict:
         return {"letters_per_height": 0.0, "letter_height_cv": None, "off_axis": None}
     offsets = (centres[big, 1] - cy) * np.cos(axis) - (centres[big, 0] - cx) * np.sin(axis)
     extents = np.abs(-stats[big, 2] * np.sin(axis)) + np.abs(stats[big, 3] * np.cos(axis))
-    return {"letters_per_height": round(float(big.size * height / max(length, 1.0)), 3),
-            "letter_height_cv": round(float(extents.std() / max(extents.mean(), 1e-6)), 3),
-            "off_axis": round(float(np.abs(offsets).mean() / height), 3)}
+    return {
+        "letters_per_height": round(float(big.size * height / max(length, 1.0)), 3),
+        "letter_height_cv": round(float(extents.std() / max(extents.mean(), 1e-6)), 3),
+        "off_axis": round(float(np.abs(offsets).mean() / height), 3),
+    }
 
 
 def stroke_widths(glyphs: np.ndarray) -> np.ndarray:
@@ -158,8 +183,13 @@ def stroke_widths(glyphs: np.ndarray) -> np.ndarray:
     return 2 * dist[ridge]
 
 
-def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings: GlyphSettings,
-                 boxes_per_pixel: np.ndarray | None = None) -> LineMask:
+def segment_line(
+    image_lab: np.ndarray,
+    quad: np.ndarray,
+    score: float,
+    settings: GlyphSettings,
+    boxes_per_pixel: np.ndarray | None = None,
+) -> LineMask:
     """One detected line ([4, 2] quad in image pixels) -> its LineMask. `boxes_per_pixel` (HxW
     counts of the detected boxes covering each pixel, this one included) marks the other lines'
     boxes, which never count as this line's background."""
@@ -224,20 +254,31 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
         halo, reach = nxt, step
     painted = dilate(halo, settings.grow_px) & grown  # anti-aliasing
 
-    figures.update(contrast=round(contrast, 2), background_spread=round(spread, 2),
-                   separation=round(separation, 2), glyph_fill=round(fill, 4),
-                   stroke_cv=round(stroke_cv, 3) if np.isfinite(stroke_cv) else None,
-                   halo_px=reach + 1, **layout)
-    letters = (layout["letters_per_height"] >= settings.min_letters and layout["letter_height_cv"] is not None
-               and layout["letter_height_cv"] <= settings.max_letter_height_cv
-               and layout["off_axis"] <= settings.max_off_axis)
+    figures.update(
+        contrast=round(contrast, 2),
+        background_spread=round(spread, 2),
+        separation=round(separation, 2),
+        glyph_fill=round(fill, 4),
+        stroke_cv=round(stroke_cv, 3) if np.isfinite(stroke_cv) else None,
+        halo_px=reach + 1,
+        **layout,
+    )
+    letters = (
+        layout["letters_per_height"] >= settings.min_letters
+        and layout["letter_height_cv"] is not None
+        and layout["letter_height_cv"] <= settings.max_letter_height_cv
+        and layout["off_axis"] <= settings.max_off_axis
+    )
     in_fill = settings.min_fill <= fill <= settings.max_fill
-    clean = in_fill and ((separation >= settings.min_separation and stroke_cv <= settings.max_stroke_cv)
-                         or (letters and separation >= settings.min_letter_separation))
+    clean = in_fill and (
+        (separation >= settings.min_separation and stroke_cv <= settings.max_stroke_cv)
+        or (letters and separation >= settings.min_letter_separation)
+    )
     textlike = letters or (separation >= 0.6 * settings.min_separation and stroke_cv <= 1.3 * settings.max_stroke_cv)
     # A low-scored line still counts when its letters stand far clear of the background.
     confident = score >= settings.min_score or (
-        score >= settings.low_score and letters and separation >= settings.low_score_separation)
+        score >= settings.low_score and letters and separation >= settings.low_score_separation
+    )
     whole_box = dilate(box, 2)
     if settings.mode == "box":
         return LineMask("box", y0, x0, whole_box, figures)
@@ -251,8 +292,9 @@ def segment_line(image_lab: np.ndarray, quad: np.ndarray, score: float, settings
     return LineMask("texture", y0, x0, empty, {**figures, "reason": "no letter-like glyphs"})
 
 
-def text_masks(rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
-               settings: GlyphSettings) -> tuple[np.ndarray, list[LineMask]]:
+def text_masks(
+    rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, settings: GlyphSettings
+) -> tuple[np.ndarray, list[LineMask]]:
     """HxWx3 uint8 + detected quads -> (HxW uint8 mask to paint, 255 = text; one LineMask per box)."""
     image_lab = lab(rgb)
     out = np.zeros(rgb.shape[:2], np.uint8)
@@ -266,12 +308,12 @@ def text_masks(rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray,
         if not own.size:
             continue
         cv2.fillPoly(own, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
-        boxes_per_pixel[y0:y0 + own.shape[0], x0:x0 + own.shape[1]] += own
+        boxes_per_pixel[y0 : y0 + own.shape[0], x0 : x0 + own.shape[1]] += own
     lines = []
     for quad, score in zip(boxes, scores):
         line = segment_line(image_lab, quad, float(score), settings, boxes_per_pixel)
         hh, ww = line.mask.shape
-        out[line.y0:line.y0 + hh, line.x0:line.x0 + ww][line.mask] = 255
+        out[line.y0 : line.y0 + hh, line.x0 : line.x0 + ww][line.mask] = 255
         lines.append(line)
     return out, lines
 
@@ -286,6 +328,7 @@ class LineCrop:
     """A detected line rectified to CROP_HEIGHT: its long side horizontal, a margin of a quarter of
     its height plus 4 px around it (outlines, shadows and the detector's slack). `to_image` maps
     crop pixels to image pixels (2x3 affine)."""
+
     to_image: np.ndarray
     width: int
     height: int
@@ -293,8 +336,13 @@ class LineCrop:
     shape: tuple[int, int]  # the image's
 
     def cut(self, image: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-        return cv2.warpAffine(image, self.to_image, (self.width, self.height),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
+        return cv2.warpAffine(
+            image,
+            self.to_image,
+            (self.width, self.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=border,
+        )
 
     def box(self) -> np.ndarray:
         """CROP_HEIGHT x width uint8, 255 inside the detector's quad."""
@@ -311,9 +359,14 @@ class LineCrop:
         x1, y1 = np.clip(np.ceil(points.max(axis=0)).astype(int) + 1, 0, [w, h])
         to_crop = cv2.invertAffineTransform(self.to_image)
         to_crop[:, 2] += to_crop[:, :2] @ [x0, y0]  # window pixels, not image pixels
-        window = cv2.warpAffine(crop.astype(np.float32), to_crop, (max(x1 - x0, 1), max(y1 - y0, 1)),
-                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-        return int(y0), int(x0), window[:y1 - y0, :x1 - x0]
+        window = cv2.warpAffine(
+            crop.astype(np.float32),
+            to_crop,
+            (max(x1 - x0, 1), max(y1 - y0, 1)),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
+        return int(y0), int(x0), window[: y1 - y0, : x1 - x0]
 
 
 def line_crop(quad: np.ndarray, shape: tuple[int, int], height: int = CROP_HEIGHT) -> LineCrop | None:
@@ -357,8 +410,10 @@ def learned_line_mask(crop: LineCrop, prob: np.ndarray, threshold: float, min_co
     box = crop.box() > 127
     confidence = ink_confidence(prob, box)
     y0, x0, window = crop.paste(prob)
-    figures = {"glyph_fill": round(float((prob[box] > threshold).mean()) if box.any() else 0.0, 4),
-               "confidence": round(confidence, 4)}
+    figures = {
+        "glyph_fill": round(float((prob[box] > threshold).mean()) if box.any() else 0.0, 4),
+        "confidence": round(confidence, 4),
+    }
     if confidence < min_confidence:
         return LineMask("texture", y0, x0, np.zeros(window.shape, bool), figures)
     return LineMask("glyph", y0, x0, window > threshold, figures)
@@ -374,9 +429,14 @@ WIDTH_STEP = 64  # crop widths are padded up to a multiple of this, so alike lin
 GlyphInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
-async def learned_text_masks(rgb: np.ndarray, boxes: np.ndarray, infer: GlyphInfer,
-                             threshold: float = LEARNED_THRESHOLD, min_confidence: float = LEARNED_MIN_CONFIDENCE,
-                             max_batch: int = 8) -> tuple[np.ndarray, list[LineMask]]:
+async def learned_text_masks(
+    rgb: np.ndarray,
+    boxes: np.ndarray,
+    infer: GlyphInfer,
+    threshold: float = LEARNED_THRESHOLD,
+    min_confidence: float = LEARNED_MIN_CONFIDENCE,
+    max_batch: int = 8,
+) -> tuple[np.ndarray, list[LineMask]]:
     """text_masks with the learned segmenter: HxWx3 uint8 + detected quads -> (HxW uint8 mask,
     255 = text; one LineMask per box). Crops of one padded width go out as one batch (in chunks of
     max_batch, concurrently); the padding is zeros, box channel included, as in training."""
@@ -390,9 +450,9 @@ async def learned_text_masks(rgb: np.ndarray, boxes: np.ndarray, infer: GlyphInf
     async def run(width: int, members: list[int]) -> None:
         batch = np.zeros((len(members), 4, CROP_HEIGHT, width), np.float32)
         for row, i in enumerate(members):
-            batch[row, :, :, :crops[i].width] = crop_input(rgb, crops[i])
+            batch[row, :, :, : crops[i].width] = crop_input(rgb, crops[i])
         out = await in_chunks(infer, (batch,), max_batch)
-        probs.update({i: out[row, 0, :, :crops[i].width] for row, i in enumerate(members)})
+        probs.update({i: out[row, 0, :, : crops[i].width] for row, i in enumerate(members)})
 
     await asyncio.gather(*(run(w, m) for w, m in by_width.items()))
     mask = np.zeros(rgb.shape[:2], np.uint8)
@@ -403,6 +463,6 @@ async def learned_text_masks(rgb: np.ndarray, boxes: np.ndarray, infer: GlyphInf
             continue
         line = learned_line_mask(crop, probs[i], threshold, min_confidence)
         h, w = line.mask.shape
-        mask[line.y0:line.y0 + h, line.x0:line.x0 + w][line.mask] = 255
+        mask[line.y0 : line.y0 + h, line.x0 : line.x0 + w][line.mask] = 255
         lines.append(line)
     return mask, lines

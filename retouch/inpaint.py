@@ -54,32 +54,60 @@ InpaintInfer = Callable[[str, np.ndarray, np.ndarray], Awaitable[np.ndarray]]
 
 class InpaintSettings(OutputSettings):
     """SETTINGS of `inpaint` (and remove_text's `inpaint` section)."""
-    route: Literal[ROUTES] = Field("auto", description="the fill: auto (per window, choose_route), fast, unet, "  # type: ignore[valid-type]
-                                                       "telea, fsr or patchmatch")
-    dilation: Int = Field(0, ge=0, le=64, description="pixels the mask grows before filling (halos of a tight "
-                                                      "mask); 0: as given")
-    feather_sigma: Float = Field(3.0, ge=0, le=32, description="Gaussian sigma of the edge of a fill pasted from "
-                                                               "reduced resolution")
-    context: Float = Field(0.5, ge=0, le=4, description="margin around each reduced-resolution hole's box, as a "
-                                                        "fraction of its side")
-    max_coverage: Float = Field(0.5, ge=0, le=HARD_MAX_COVERAGE,
-                                description="largest share of the image a mask may cover; larger masks are refused")
-    review_coverage: Float = Field(0.3, ge=0, le=1, description="share of the image over which a fill is flagged "
-                                                                "needs_review")
-    thin_stroke_px: Float = Field(24.0, ge=0, le=1000, description="auto route: strokes up to this wide (text) go "
-                                                                   "to fsr")
-    rectangular: Float = Field(0.9, ge=0, le=1.01, description="auto route: hole pixels over their boxes' area from "
-                                                               "which a hole counts as a rectangle (filled by patchmatch)")
-    textured_edges: Float = Field(0.12, ge=0, le=1, description="auto route: share of edges in the ring around a "
-                                                                "stroke from which telea fills it")
+
+    route: Literal[ROUTES] = Field(
+        "auto",
+        description="the fill: auto (per window, choose_route), fast, unet, "  # type: ignore[valid-type]
+        "telea, fsr or patchmatch",
+    )
+    dilation: Int = Field(
+        0, ge=0, le=64, description="pixels the mask grows before filling (halos of a tight mask); 0: as given"
+    )
+    feather_sigma: Float = Field(
+        3.0, ge=0, le=32, description="Gaussian sigma of the edge of a fill pasted from reduced resolution"
+    )
+    context: Float = Field(
+        0.5, ge=0, le=4, description="margin around each reduced-resolution hole's box, as a fraction of its side"
+    )
+    max_coverage: Float = Field(
+        0.5,
+        ge=0,
+        le=HARD_MAX_COVERAGE,
+        description="largest share of the image a mask may cover; larger masks are refused",
+    )
+    review_coverage: Float = Field(
+        0.3, ge=0, le=1, description="share of the image over which a fill is flagged needs_review"
+    )
+    thin_stroke_px: Float = Field(
+        24.0, ge=0, le=1000, description="auto route: strokes up to this wide (text) go to fsr"
+    )
+    rectangular: Float = Field(
+        0.9,
+        ge=0,
+        le=1.01,
+        description="auto route: hole pixels over their boxes' area from "
+        "which a hole counts as a rectangle (filled by patchmatch)",
+    )
+    textured_edges: Float = Field(
+        0.12, ge=0, le=1, description="auto route: share of edges in the ring around a stroke from which telea fills it"
+    )
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
-    gate_ring_error: Float = Field(0.10, ge=0, le=1, description="gate: largest mean abs error of the probe fill on "
-                                                                 "the ring of known pixels (0..1 units)")
-    gate_hf_low: Float = Field(0.0, ge=0, le=100, description="gate: lowest accepted high-frequency power of the "
-                                                              "hole over the ring's")
-    gate_hf_high: Float = Field(4.0, ge=0, le=1000, description="gate: highest accepted high-frequency power of the "
-                                                                "hole over the ring's (at least gate_hf_low)")
+    gate_ring_error: Float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="gate: largest mean abs error of the probe fill on the ring of known pixels (0..1 units)",
+    )
+    gate_hf_low: Float = Field(
+        0.0, ge=0, le=100, description="gate: lowest accepted high-frequency power of the hole over the ring's"
+    )
+    gate_hf_high: Float = Field(
+        4.0,
+        ge=0,
+        le=1000,
+        description="gate: highest accepted high-frequency power of the hole over the ring's (at least gate_hf_low)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> InpaintSettings:
@@ -92,8 +120,10 @@ def prepare_mask(mask: np.ndarray, image_shape: tuple[int, ...], dilation: int) 
     if mask.ndim == 3:
         mask = mask.max(axis=2)
     if mask.shape != tuple(image_shape[:2]):
-        raise InvalidInput(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                           f"{image_shape[1]}x{image_shape[0]}; send a mask of the image's size")
+        raise InvalidInput(
+            f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+            f"{image_shape[1]}x{image_shape[0]}; send a mask of the image's size"
+        )
     return dilate(mask > 127, dilation)
 
 
@@ -145,7 +175,7 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
 
     def native(cy0: int, cx0: int, owns_full: np.ndarray) -> None:
         box = _centred_box(cy0, cx0, cy0 + core, cx0 + core, side, (h, w))
-        owns = owns_full[box[0]:box[2], box[1]:box[3]]
+        owns = owns_full[box[0] : box[2], box[1] : box[3]]
         if owns.any():
             windows.append(Window(box, 1.0, owns.copy()))
 
@@ -157,8 +187,15 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
             continue
         x, y = int(stats[c, 0]), int(stats[c, 1])
         cy0, cx0 = min(y, max(h - core, 0)), min(x, max(w - core, 0))
-        members = [m for m in fits if m not in taken and stats[m, 0] >= cx0 and stats[m, 1] >= cy0
-                   and stats[m, 0] + stats[m, 2] <= cx0 + core and stats[m, 1] + stats[m, 3] <= cy0 + core]
+        members = [
+            m
+            for m in fits
+            if m not in taken
+            and stats[m, 0] >= cx0
+            and stats[m, 1] >= cy0
+            and stats[m, 0] + stats[m, 2] <= cx0 + core
+            and stats[m, 1] + stats[m, 3] <= cy0 + core
+        ]
         taken.update(members)
         native(cy0, cx0, np.isin(labels, members))
     for c in range(1, count):
@@ -166,17 +203,17 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
             continue
         x, y, bw, bh = (int(v) for v in stats[c, :4])
         component = labels == c
-        if _stroke_width(component[y:y + bh, x:x + bw]) <= settings.thin_stroke_px:
+        if _stroke_width(component[y : y + bh, x : x + bw]) <= settings.thin_stroke_px:
             for cy0 in range(y, y + bh, core):
                 for cx0 in range(x, x + bw, core):
                     cell = np.zeros_like(component)
-                    cell[cy0:cy0 + core, cx0:cx0 + core] = True
+                    cell[cy0 : cy0 + core, cx0 : cx0 + core] = True
                     native(cy0, cx0, component & cell)
         else:
             extent = int(round(max(bw, bh) * (1 + 2 * settings.context)))
             box = _centred_box(y, x, y + bh, x + bw, max(extent, side), (h, w))
             scale = side / max(box[2] - box[0], box[3] - box[1])
-            windows.append(Window(box, min(scale, 1.0), component[box[0]:box[2], box[1]:box[3]].copy()))
+            windows.append(Window(box, min(scale, 1.0), component[box[0] : box[2], box[1] : box[3]].copy()))
     return windows
 
 
@@ -190,8 +227,12 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
     ring = dilate(hole, 8) & ~hole
     edges = cv2.Canny(grey, 80, 160) > 0
     density = float(edges[ring].mean()) if ring.any() else 0.0
-    return {"area": float(hole.sum()) / (image_pixels or hole.size), "stroke_width_px": round(stroke, 2),
-            "rectangularity": round(float(hole.sum()) / max(boxes, 1.0), 4), "edge_density": round(density, 4)}
+    return {
+        "area": float(hole.sum()) / (image_pixels or hole.size),
+        "stroke_width_px": round(stroke, 2),
+        "rectangularity": round(float(hole.sum()) / max(boxes, 1.0), 4),
+        "edge_density": round(density, 4),
+    }
 
 
 def choose_route(features: dict, settings: InpaintSettings) -> str:
@@ -225,6 +266,7 @@ def classical_fill(algorithm: str, rgb: np.ndarray, hole: np.ndarray) -> np.ndar
     depends on it) and xphoto's mask is inverted (0 = missing)."""
     if algorithm == "PatchMatch":
         from patchmatch import patch_match  # loads its native library on first use
+
         return patch_match.inpaint(np.ascontiguousarray(rgb), hole.astype(np.uint8) * 255, patch_size=PATCH_MATCH_PATCH)
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     if algorithm in ("TELEA", "NS"):
@@ -260,14 +302,16 @@ def window_inputs(image: np.ndarray, hole: np.ndarray, window: Window, side: int
 async def fill_windows(route: str, crops: np.ndarray, holes: np.ndarray, infer: InpaintInfer) -> np.ndarray:
     """[N, S, S, 3] crops and [N, S, S] holes -> [N, S, S, 3] fills by the route."""
     if route in MODEL_ROUTES:
-        out = await infer(MODEL_ROUTES[route], np.ascontiguousarray(crops.transpose(0, 3, 1, 2)),
-                          np.ascontiguousarray(holes[:, None]))
+        out = await infer(
+            MODEL_ROUTES[route], np.ascontiguousarray(crops.transpose(0, 3, 1, 2)), np.ascontiguousarray(holes[:, None])
+        )
         return out.transpose(0, 2, 3, 1)
     return np.stack([route_fill(route, c, m > 0) for c, m in zip(crops, holes)])
 
 
-def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.ndarray,
-          feather_sigma: float) -> np.ndarray:
+def paste(
+    rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.ndarray, feather_sigma: float
+) -> np.ndarray:
     """The fills pasted into the image: a native window writes exactly the hole pixels it owns; a
     reduced one is resized back and blended over a feathered edge. Everything else is the input,
     bit for bit."""
@@ -278,7 +322,7 @@ def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.nd
         y0, x0, y1, x1 = window.box
         region = out[y0:y1, x0:x1]
         if window.scale >= 1.0:
-            back = fill[:y1 - y0, :x1 - x0]
+            back = fill[: y1 - y0, : x1 - x0]
             region[window.owns] = back[window.owns]
             touched[y0:y1, x0:x1] |= window.owns
             continue
@@ -291,17 +335,20 @@ def paste(rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.nd
     return result
 
 
-async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, infer: InpaintInfer,
-                  model_size: int = MODEL_SIDE):
+async def inpaint(
+    rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, infer: InpaintInfer, model_size: int = MODEL_SIDE
+):
     """HxWx3 uint8 image + HxW uint8 mask -> (HxWx3 uint8 result, figures: the report section's
     (retouch.reports.InpaintFigures) and the names of the models used)."""
     hole = prepare_mask(mask, rgb.shape, settings.dilation)
     coverage = float(hole.mean())
     figures = {"mask_sha256": mask_sha256(mask), "mask_coverage": round(coverage, 5)}
     if coverage > settings.max_coverage:
-        raise InvalidInput(f"the dilated mask covers {coverage:.1%} of the image, over the "
-                           f"{settings.max_coverage:.0%} limit (setting max_coverage, at most "
-                           f"{HARD_MAX_COVERAGE:.0%}); send a smaller mask")
+        raise InvalidInput(
+            f"the dilated mask covers {coverage:.1%} of the image, over the "
+            f"{settings.max_coverage:.0%} limit (setting max_coverage, at most "
+            f"{HARD_MAX_COVERAGE:.0%}); send a smaller mask"
+        )
     if not hole.any():
         return rgb.copy(), {**figures, "route": "none", "verdict": "unchanged", "windows": 0}
 
@@ -324,7 +371,9 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
     # (a classical fill of the probe would double its cost, seconds for FSR).
     probe_routes = [r if r in MODEL_ROUTES else "fast" for r in routes]
     for route in dict.fromkeys(routes + probe_routes):
-        idx = [i for i, r in enumerate(routes) if r == route] + [n + i for i, r in enumerate(probe_routes) if r == route]
+        idx = [i for i, r in enumerate(routes) if r == route] + [
+            n + i for i, r in enumerate(probe_routes) if r == route
+        ]
         filled_all[idx] = await fill_windows(route, all_crops[idx], both[idx], infer)
     ring = (probes > 0) & (holes == 0)
     ring_error = float(np.abs(filled_all[n:] - crops)[ring].mean()) if ring.any() else 0.0
@@ -333,7 +382,7 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
     known_ring = dilate(hole, 8) & ~hole
     hf_ring = high_frequency_power(grey, known_ring)
     hf_ratio = high_frequency_power(cv2.cvtColor(result, cv2.COLOR_RGB2GRAY), hole) / max(hf_ring, 1e-6)
-    gate_ok = (ring_error <= settings.gate_ring_error and settings.gate_hf_low <= hf_ratio <= settings.gate_hf_high)
+    gate_ok = ring_error <= settings.gate_ring_error and settings.gate_hf_low <= hf_ratio <= settings.gate_hf_high
     reasons = [] if gate_ok else ["quality_gate"]
     if coverage > settings.review_coverage:
         reasons.append("large_coverage")
@@ -343,10 +392,16 @@ async def inpaint(rgb: np.ndarray, mask: np.ndarray, settings: InpaintSettings, 
         result = paste(rgb, hole, windows, await fill_windows("fast", crops, holes, infer), settings.feather_sigma)
         models = list(dict.fromkeys([*models, FAST_FILL]))
     route_counts = {r: routes.count(r) for r in used}
-    figures.update(route=routes[0] if len(used) == 1 else "mixed", routes=route_counts,
-                  route_features=route_features(grey, hole), verdict="needs_review" if reasons else "accepted",
-                  review_reasons=reasons, fallback=None if gate_ok else "fast_fill",
-                  windows=n, native_windows=sum(w.scale >= 1.0 for w in windows),
-                  gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf_ratio, 4)},
-                  models=models)
+    figures.update(
+        route=routes[0] if len(used) == 1 else "mixed",
+        routes=route_counts,
+        route_features=route_features(grey, hole),
+        verdict="needs_review" if reasons else "accepted",
+        review_reasons=reasons,
+        fallback=None if gate_ok else "fast_fill",
+        windows=n,
+        native_windows=sum(w.scale >= 1.0 for w in windows),
+        gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf_ratio, 4)},
+        models=models,
+    )
     return result, figures

@@ -25,6 +25,7 @@ Fixed-size models see the whole image resized to `size` (bilinear; the mask too)
 resized back. Whatever the model does, the result is composited with the canonical mask, so pixels
 where MASK == 0 come back exactly as they went in.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,10 @@ class InpaintSpec:
             (self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}"),
             (self.channel_order in ("RGB", "BGR"), "channel_order must be RGB or BGR"),
             (self.image_range in RANGES and self.output_range in RANGES, f"ranges must be one of {sorted(RANGES)}"),
-            (self.image_dtype in ("float32", "uint8") and self.mask_dtype in ("float32", "uint8"),
-             "dtypes must be float32 or uint8"),
+            (
+                self.image_dtype in ("float32", "uint8") and self.mask_dtype in ("float32", "uint8"),
+                "dtypes must be float32 or uint8",
+            ),
             (self.image_dtype != "uint8" or self.image_range == "0..255", "a uint8 image must use range 0..255"),
             (self.mask_hole_value != self.mask_known_value, "mask_hole_value and mask_known_value must differ"),
             (self.mask_channels in (1, 3), "mask_channels must be 1 or 3"),
@@ -112,8 +115,10 @@ def _resize_nchw(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return x
     h, w = size
     interpolation = cv2.INTER_AREA if h < x.shape[2] and w < x.shape[3] else cv2.INTER_LINEAR
-    planes = [cv2.resize(np.ascontiguousarray(x[n].transpose(1, 2, 0)), (w, h), interpolation=interpolation)
-              for n in range(x.shape[0])]
+    planes = [
+        cv2.resize(np.ascontiguousarray(x[n].transpose(1, 2, 0)), (w, h), interpolation=interpolation)
+        for n in range(x.shape[0])
+    ]
     return np.stack([p.reshape(h, w, -1).transpose(2, 0, 1) for p in planes]).astype(np.float32)
 
 
@@ -165,8 +170,9 @@ def from_model(output: np.ndarray, image: np.ndarray, mask: np.ndarray, spec: In
     return (image * (1.0 - mask) + out * mask).astype(np.float32)
 
 
-def inpaint_with_spec(run: Callable[[dict[str, np.ndarray]], np.ndarray], image: np.ndarray, mask: np.ndarray,
-                      spec: InpaintSpec) -> np.ndarray:
+def inpaint_with_spec(
+    run: Callable[[dict[str, np.ndarray]], np.ndarray], image: np.ndarray, mask: np.ndarray, spec: InpaintSpec
+) -> np.ndarray:
     """Canonical in, canonical out, through a model run(feeds) -> output in the spec's conventions.
 
     Models exported with a fixed batch size get chunks of that size (the last one padded by
@@ -176,11 +182,11 @@ def inpaint_with_spec(run: Callable[[dict[str, np.ndarray]], np.ndarray], image:
     step = spec.batch or n
     results = []
     for start in range(0, n, step):
-        chunk_image, chunk_mask = image[start:start + step], mask[start:start + step]
+        chunk_image, chunk_mask = image[start : start + step], mask[start : start + step]
         short = step - chunk_image.shape[0]
         if short:
             chunk_image = np.concatenate([chunk_image, np.repeat(chunk_image[-1:], short, 0)])
             chunk_mask = np.concatenate([chunk_mask, np.repeat(chunk_mask[-1:], short, 0)])
         output = run(to_model(chunk_image, chunk_mask, spec))
-        results.append(from_model(output, chunk_image, chunk_mask, spec)[:step - short])
+        results.append(from_model(output, chunk_image, chunk_mask, spec)[: step - short])
     return np.concatenate(results)

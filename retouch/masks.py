@@ -33,8 +33,9 @@ def _font(path: str | None, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
 
 
-def text_stroke_mask(height: int, width: int, rng: np.random.Generator, lines: int | None = None,
-                     dilate: int | None = None) -> np.ndarray:
+def text_stroke_mask(
+    height: int, width: int, rng: np.random.Generator, lines: int | None = None, dilate: int | None = None
+) -> np.ndarray:
     """Random words in random fonts, sizes and slight rotations, dilated by a few pixels the way
     a text detector's mask is grown before removal (captions, watermarks, signs)."""
     fonts = font_files() or (None,)
@@ -45,8 +46,9 @@ def text_stroke_mask(height: int, width: int, rng: np.random.Generator, lines: i
         words = ["".join(rng.choice(list(TEXT_CHARS), int(rng.integers(2, 9)))) for _ in range(int(rng.integers(1, 4)))]
         layer = Image.new("L", (width, height), 0)
         x, y = int(rng.integers(-width // 8, width * 3 // 4)), int(rng.integers(0, max(1, height - size)))
-        ImageDraw.Draw(layer).text((x, y), " ".join(words).strip() or "Aa", fill=255, font=font,
-                                   stroke_width=int(rng.integers(0, 3)))
+        ImageDraw.Draw(layer).text(
+            (x, y), " ".join(words).strip() or "Aa", fill=255, font=font, stroke_width=int(rng.integers(0, 3))
+        )
         angle = float(rng.normal(0, 8))  # most text is near-horizontal
         layer = layer.rotate(angle, resample=Image.BILINEAR, center=(x, y + size / 2))
         canvas = Image.fromarray(np.maximum(np.asarray(canvas), np.asarray(layer)))
@@ -54,8 +56,15 @@ def text_stroke_mask(height: int, width: int, rng: np.random.Generator, lines: i
     return grow(mask, int(rng.integers(1, 4)) if dilate is None else dilate)
 
 
-def _polyline_mask(height: int, width: int, rng: np.random.Generator, strokes: int, vertices: int,
-                   thickness: tuple[int, int], step: tuple[float, float]) -> np.ndarray:
+def _polyline_mask(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    strokes: int,
+    vertices: int,
+    thickness: tuple[int, int],
+    step: tuple[float, float],
+) -> np.ndarray:
     """Random-walk polylines (DeepFill v2 style free-form strokes) with round joints."""
     mask = np.zeros((height, width), np.float32)
     scale = min(height, width)
@@ -76,15 +85,29 @@ def _polyline_mask(height: int, width: int, rng: np.random.Generator, strokes: i
 
 def line_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Thin lines 1-4 px wide: scratches, wires, underlines."""
-    return _polyline_mask(height, width, rng, strokes=int(rng.integers(1, 6)), vertices=int(rng.integers(1, 5)),
-                          thickness=(1, 4), step=(0.1, 0.5))
+    return _polyline_mask(
+        height,
+        width,
+        rng,
+        strokes=int(rng.integers(1, 6)),
+        vertices=int(rng.integers(1, 5)),
+        thickness=(1, 4),
+        step=(0.1, 0.5),
+    )
 
 
 def brush_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     """Thick free-form brush strokes, as a user paints over an object."""
     scale = min(height, width)
-    return _polyline_mask(height, width, rng, strokes=int(rng.integers(1, 4)), vertices=int(rng.integers(2, 7)),
-                          thickness=(max(3, scale // 40), max(4, scale // 10)), step=(0.05, 0.2))
+    return _polyline_mask(
+        height,
+        width,
+        rng,
+        strokes=int(rng.integers(1, 4)),
+        vertices=int(rng.integers(2, 7)),
+        thickness=(max(3, scale // 40), max(4, scale // 10)),
+        step=(0.05, 0.2),
+    )
 
 
 def blob_mask(height: int, width: int, rng: np.random.Generator, blobs: int | None = None) -> np.ndarray:
@@ -103,22 +126,23 @@ def blob_mask(height: int, width: int, rng: np.random.Generator, blobs: int | No
     return mask
 
 
-def block_mask(height: int, width: int, rng: np.random.Generator,
-               size: tuple[float, float] = (0.15, 0.4)) -> np.ndarray:
+def block_mask(
+    height: int, width: int, rng: np.random.Generator, size: tuple[float, float] = (0.15, 0.4)
+) -> np.ndarray:
     """One axis-aligned rectangle whose sides are a random fraction `size` of the image's."""
     mask = np.zeros((height, width), np.float32)
     bh, bw = (int(round(rng.uniform(*size) * n)) for n in (height, width))
     y, x = int(rng.integers(0, height - bh + 1)), int(rng.integers(0, width - bw + 1))
-    mask[y:y + bh, x:x + bw] = 1.0
+    mask[y : y + bh, x : x + bw] = 1.0
     return mask
 
 
-MASK_KINDS = {"text": text_stroke_mask, "line": line_mask, "brush": brush_mask, "blob": blob_mask,
-              "block": block_mask}
+MASK_KINDS = {"text": text_stroke_mask, "line": line_mask, "brush": brush_mask, "blob": blob_mask, "block": block_mask}
 
 
-def random_mask(height: int, width: int, rng: np.random.Generator,
-                weights: dict[str, float] | None = None) -> np.ndarray:
+def random_mask(
+    height: int, width: int, rng: np.random.Generator, weights: dict[str, float] | None = None
+) -> np.ndarray:
     """A mask of a random kind (weights per MASK_KINDS name; default: equal), never empty."""
     weights = weights or dict.fromkeys(MASK_KINDS, 1.0)
     names = sorted(weights)

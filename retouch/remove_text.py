@@ -32,20 +32,25 @@ MAX_PAINTED_COVERAGE = 0.6
 
 class RemoveTextSettings(OutputSettings):
     """SETTINGS of `remove_text` (and clean's `remove_text` part)."""
+
     detect: DetectSettings = Field(DetectSettings(), description="text detection (the detect_text settings)")
-    mask: GlyphSettings = Field(GlyphSettings(), description="glyph masks: which pixels of each detected line "
-                                                             "are painted")
+    mask: GlyphSettings = Field(
+        GlyphSettings(), description="glyph masks: which pixels of each detected line are painted"
+    )
     # The glyph masks already carry their measured halo; inpaint adds no dilation by default.
-    inpaint: InpaintSettings = Field(InpaintSettings(max_coverage=MAX_PAINTED_COVERAGE),
-                                     description="the fill (the inpaint settings; max_coverage defaults to "
-                                                 f"{MAX_PAINTED_COVERAGE})")
-    residual_overlap: Float = Field(0.5, ge=0, le=1, description="a re-detected box this much inside the mask is "
-                                                                 "residual text")
+    inpaint: InpaintSettings = Field(
+        InpaintSettings(max_coverage=MAX_PAINTED_COVERAGE),
+        description=f"the fill (the inpaint settings; max_coverage defaults to {MAX_PAINTED_COVERAGE})",
+    )
+    residual_overlap: Float = Field(
+        0.5, ge=0, le=1, description="a re-detected box this much inside the mask is residual text"
+    )
 
 
 class CleanSettings(Settings):
     """SETTINGS of `clean` (remove_text, then upscale): one part per step, each as its operation takes
     it (split_settings hands them on)."""
+
     remove_text: RemoveTextSettings = Field(RemoveTextSettings(), description="the remove_text step's settings")
     upscale: UpscaleSettings = Field(UpscaleSettings(), description="the upscale step's settings")
 
@@ -64,9 +69,15 @@ def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> int:
     return count
 
 
-async def remove_text(rgb: np.ndarray, settings: RemoveTextSettings, detect_infer: Infer,
-                      inpaint_infer: InpaintInfer, object_mask: np.ndarray | None = None,
-                      model_size: int = MODEL_SIDE, **detect_options):
+async def remove_text(
+    rgb: np.ndarray,
+    settings: RemoveTextSettings,
+    detect_infer: Infer,
+    inpaint_infer: InpaintInfer,
+    object_mask: np.ndarray | None = None,
+    model_size: int = MODEL_SIDE,
+    **detect_options,
+):
     """HxWx3 uint8 -> (result HxWx3 uint8, the mask painted HxW uint8, report figures).
 
     object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain);
@@ -78,23 +89,35 @@ async def remove_text(rgb: np.ndarray, settings: RemoveTextSettings, detect_infe
     kinds = [line.kind for line in lines]
     coverage = float(np.count_nonzero(mask)) / mask.size
     candidates = [i for i, k in enumerate(kinds) if k == "uncertain"]
-    figures = {"detection": detection, "boxes": np.round(found.boxes, 1).tolist(),
-               "scores": np.round(found.scores, 4).tolist(),
-               "lines": [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in lines],
-               "line_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
-               "candidates": candidates, "mask_sha256": mask_sha256(mask),
-               "mask_coverage": round(coverage, 6), "residual_lines": 0}
+    figures = {
+        "detection": detection,
+        "boxes": np.round(found.boxes, 1).tolist(),
+        "scores": np.round(found.scores, 4).tolist(),
+        "lines": [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in lines],
+        "line_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
+        "candidates": candidates,
+        "mask_sha256": mask_sha256(mask),
+        "mask_coverage": round(coverage, 6),
+        "residual_lines": 0,
+    }
     reasons = ["uncertain_lines"] if candidates else []
     if not mask.any() or coverage > MAX_PAINTED_COVERAGE:
         if mask.any():
             reasons.append("coverage_over_cap")
-        return rgb.copy(), np.zeros_like(mask), {
-            **figures, "outcome": "needs_review" if reasons else "no_text", "review_reasons": reasons}
+        return (
+            rgb.copy(),
+            np.zeros_like(mask),
+            {**figures, "outcome": "needs_review" if reasons else "no_text", "review_reasons": reasons},
+        )
 
     out, filled = await inpaint(rgb, mask, settings.inpaint, inpaint_infer, model_size)
     again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
     residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
     reasons += filled["review_reasons"] + (["residual_text"] if residual else [])
-    figures.update(inpaint=filled, residual_lines=residual, review_reasons=reasons,
-                   outcome="needs_review" if reasons else "accepted")
+    figures.update(
+        inpaint=filled,
+        residual_lines=residual,
+        review_reasons=reasons,
+        outcome="needs_review" if reasons else "accepted",
+    )
     return out, mask, figures

@@ -24,6 +24,7 @@ from retouch.text import DetectSettings
 
 class Figures(BaseModel):
     """Base of every report part: nothing undeclared."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -35,6 +36,7 @@ class ModelVersion(Figures):
 
 class Input(Figures):
     """What decode_image read."""
+
     width: int = Field(description="pixels, after EXIF orientation")
     height: int = Field(description="pixels, after EXIF orientation")
     format: str = Field(description="PNG, JPEG, WEBP, or raw (pixels sent as PIXELS)")
@@ -48,6 +50,7 @@ class Input(Figures):
 
 class Output(Figures):
     """What encode_image wrote, in the encoding the last step's settings asked for."""
+
     format: Literal[RESPONSE_FORMATS] = Field(description="the output encoding")  # type: ignore[valid-type]
     quality: int = Field(description="JPEG/WebP quality asked for")
     keep_metadata: bool = Field(description="whether the input's ICC profile and EXIF were asked for")
@@ -117,6 +120,7 @@ class DetectTextFigures(Step):
 
 class Line(Figures):
     """One detected line's glyph segmentation (retouch.glyphs.segment_line)."""
+
     kind: Literal["glyph", "box", "texture", "uncertain"]
     pixels: int = Field(description="pixels painted for the line")
     score: float = Field(description="detector score")
@@ -165,8 +169,12 @@ class RemoveTextSection(RemoveTextFigures):
     settings: RemoveTextSettings
 
 
-SECTIONS: dict[str, type[Step]] = {"upscale": UpscaleSection, "inpaint": InpaintSection,
-                                   "detect_text": DetectTextSection, "remove_text": RemoveTextSection}
+SECTIONS: dict[str, type[Step]] = {
+    "upscale": UpscaleSection,
+    "inpaint": InpaintSection,
+    "detect_text": DetectTextSection,
+    "remove_text": RemoveTextSection,
+}
 
 
 class Report(Figures):
@@ -208,17 +216,25 @@ class CleanReport(ImageReport):
 
 
 # operation -> its REPORT; an operation is known by its steps (Report.steps).
-REPORTS: dict[str, type[Report]] = {"upscale": UpscaleReport, "inpaint": InpaintReport,
-                                    "detect_text": DetectTextReport, "remove_text": RemoveTextReport,
-                                    "clean": CleanReport}
-OPERATION_OF_STEPS = {("upscale",): "upscale", ("inpaint",): "inpaint", ("detect_text",): "detect_text",
-                      ("remove_text",): "remove_text", ("remove_text", "upscale"): "clean"}
+REPORTS: dict[str, type[Report]] = {
+    "upscale": UpscaleReport,
+    "inpaint": InpaintReport,
+    "detect_text": DetectTextReport,
+    "remove_text": RemoveTextReport,
+    "clean": CleanReport,
+}
+OPERATION_OF_STEPS = {
+    ("upscale",): "upscale",
+    ("inpaint",): "inpaint",
+    ("detect_text",): "detect_text",
+    ("remove_text",): "remove_text",
+    ("remove_text", "upscale"): "clean",
+}
 
 
 def section(step: str, settings, figures: dict) -> dict:
     """A step's report section, validated: its settings and figures, as JSON values."""
-    return SECTIONS[step].model_validate({"settings": settings, **figures}).model_dump(
-        mode="json", exclude_unset=True)
+    return SECTIONS[step].model_validate({"settings": settings, **figures}).model_dump(mode="json", exclude_unset=True)
 
 
 def finished(report: dict) -> dict:

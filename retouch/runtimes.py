@@ -62,8 +62,7 @@ def onnxruntime_runner(version_dir, threads: int = 2) -> Runner:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(Path(version_dir) / "model.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(Path(version_dir) / "model.onnx"), options, providers=["CPUExecutionProvider"])
     return lambda feeds, outputs=None: session.run(outputs, feeds)
 
 
@@ -118,7 +117,7 @@ class NcnnRunner:
         out = np.array(out)
         (h, w), (oh, ow) = image.shape[1:], out.shape[1:]
         ch, cw = (oh - s * h) // 2, (ow - s * w) // 2
-        return out[:, ch:ch + s * h, cw:cw + s * w]
+        return out[:, ch : ch + s * h, cw : cw + s * w]
 
     def __call__(self, feeds: dict, outputs=None) -> list:
         (batch,) = feeds.values()

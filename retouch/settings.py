@@ -43,6 +43,7 @@ class SettingError(ValueError):
 class Settings(BaseModel):
     """Base of every operation's settings: frozen, unknown keys refused, and a nested section
     (remove_text.inpaint) given in part keeps its own defaults for the rest."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="before")
@@ -60,8 +61,10 @@ class Settings(BaseModel):
 
 class OutputSettings(Settings):
     """The output encoding every image-returning operation takes."""
+
     format: Literal[RESPONSE_FORMATS] = Field(  # type: ignore[valid-type]
-        "png", description="output encoding; raw returns the pixels in OUTPUT_PIXELS (shared memory)")
+        "png", description="output encoding; raw returns the pixels in OUTPUT_PIXELS (shared memory)"
+    )
     quality: Int = Field(95, ge=1, le=100, description="JPEG/WebP quality")
     keep_metadata: Bool = Field(True, description="write the input's ICC profile and EXIF into the output")
 
@@ -183,27 +186,49 @@ MODE_TILING = {"faithful": (256, 16, 0), "anime": (128, 24, 0), "photo": (160, 9
 
 class UpscaleSettings(OutputSettings):
     """SETTINGS of `upscale` (and clean's `upscale` part)."""
+
     scale: Annotated[Literal[2, 4], BeforeValidator(_whole_number)] = Field(
-        2, description="upscaling factor; outscale overrides it")
-    outscale: Float = Field(0.0, ge=0, le=8, description="any output factor from 1 to 8 (Real-ESRGAN's "
-                                                          "--outscale); 0: use scale")
+        2, description="upscaling factor; outscale overrides it"
+    )
+    outscale: Float = Field(
+        0.0, ge=0, le=8, description="any output factor from 1 to 8 (Real-ESRGAN's --outscale); 0: use scale"
+    )
     mode: Literal[UPSCALE_MODES + tuple(MODE_ALIASES)] = Field(  # type: ignore[valid-type]
-        "faithful", description="faithful: waifu2x photo; photo: RealESRGAN_x4plus; anime: realesr-animevideov3 "
-                                "(conservative, creative: aliases of faithful, anime)")
-    denoise: Int = Field(0, ge=0, le=3, description="faithful only: 0 off, 1-3 the waifu2x photo noise-reduction "
-                                                    "models (JPEG damage)")
-    tile: Int = Field(0, ge=0, le=512, description="input pixels per tile side (32-512); 0: the mode's default; "
-                                                   "all tiles share it so they batch")
-    overlap: Int = Field(-1, ge=-1, le=510, description="input pixels shared by neighbouring tiles (under half "
-                                                        "a tile, plus the margin); -1: the mode's default")
-    margin: Int = Field(-1, ge=-1, le=255, description="input pixels at each shared tile edge kept out of the "
-                                                       "blend; -1: the mode's default")
+        "faithful",
+        description="faithful: waifu2x photo; photo: RealESRGAN_x4plus; anime: realesr-animevideov3 "
+        "(conservative, creative: aliases of faithful, anime)",
+    )
+    denoise: Int = Field(
+        0, ge=0, le=3, description="faithful only: 0 off, 1-3 the waifu2x photo noise-reduction models (JPEG damage)"
+    )
+    tile: Int = Field(
+        0,
+        ge=0,
+        le=512,
+        description="input pixels per tile side (32-512); 0: the mode's default; all tiles share it so they batch",
+    )
+    overlap: Int = Field(
+        -1,
+        ge=-1,
+        le=510,
+        description="input pixels shared by neighbouring tiles (under half "
+        "a tile, plus the margin); -1: the mode's default",
+    )
+    margin: Int = Field(
+        -1,
+        ge=-1,
+        le=255,
+        description="input pixels at each shared tile edge kept out of the blend; -1: the mode's default",
+    )
     blend: Literal["cosine", "none"] = Field(
-        "cosine", description="cosine: raised-cosine weights over overlaps; none: hard cut at the midline")
+        "cosine", description="cosine: raised-cosine weights over overlaps; none: hard cut at the midline"
+    )
     alpha: Literal["model", "bicubic"] = Field(
-        "model", description="alpha upscaler: model (the mode's models; a flat alpha is resized) or bicubic")
-    seam_threshold: Float = Field(1.25, ge=1, le=100,
-                                  description="seam score above which the report flags visible seams")
+        "model", description="alpha upscaler: model (the mode's models; a flat alpha is resized) or bicubic"
+    )
+    seam_threshold: Float = Field(
+        1.25, ge=1, le=100, description="seam score above which the report flags visible seams"
+    )
 
     def resolved(self) -> UpscaleSettings:
         """Aliases and mode defaults replaced by what runs: the settings a report echoes."""
@@ -229,11 +254,15 @@ class UpscaleSettings(OutputSettings):
             raise SettingError("tile", f"must be between 32 and 512, or 0 (got {self.tile!r})")
         r = self.resolved()
         if self.denoise and r.mode != "faithful":
-            raise SettingError("denoise", f"applies to mode 'faithful' (the waifu2x photo noise-reduction models); "
-                                          f"mode {r.mode!r} has no denoise model: set denoise 0 or mode 'faithful'")
+            raise SettingError(
+                "denoise",
+                f"applies to mode 'faithful' (the waifu2x photo noise-reduction models); "
+                f"mode {r.mode!r} has no denoise model: set denoise 0 or mode 'faithful'",
+            )
         # Past half a tile, three tiles would share pixels; the margin's unweighted edges allow that much more.
         check_range("overlap", r.overlap, 0, r.tile // 2 - 1 + r.margin)
         if r.margin and not 2 * r.margin < r.overlap:
-            raise SettingError("margin", f"({r.margin}) must be under half the overlap ({r.overlap}); "
-                                         f"lower it or raise 'overlap'")
+            raise SettingError(
+                "margin", f"({r.margin}) must be under half the overlap ({r.overlap}); lower it or raise 'overlap'"
+            )
         return self

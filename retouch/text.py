@@ -41,6 +41,7 @@ CLIPPER_SCALE = 256  # pyclipper works in integers: 1/256 px keeps the unclip su
 class Preprocess:
     """How a detector was trained to see pixels: channel order, then (x / 255 - mean) / std,
     mean and std listed in that channel order."""
+
     channel_order: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -59,24 +60,30 @@ Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 class DetectSettings(Settings):
     """SETTINGS of `detect_text` (and remove_text's `detect` section)."""
+
     # DB post-processing; docs/text.md compares them with PaddleOCR's and RapidOCR's defaults.
     thresh: Float = Field(0.3, ge=0.01, le=0.99, description="probability over which a pixel is text")
     box_thresh: Float = Field(0.5, ge=0, le=1, description="boxes whose mean probability is lower are dropped")
-    unclip_ratio: Float = Field(1.5, ge=0.5, le=4, description="how far each shrunk text kernel grows back to the "
-                                                              "line's extent")
+    unclip_ratio: Float = Field(
+        1.5, ge=0.5, le=4, description="how far each shrunk text kernel grows back to the line's extent"
+    )
     max_candidates: Int = Field(1000, ge=1, le=10000, description="regions scored, largest first")
     min_size: Float = Field(3.0, ge=0, le=100, description="shortest box side kept, in model pixels")
     score_mode: Literal["fast", "slow"] = Field(
-        "fast", description="fast: mean probability over the box; slow: over the region's own contour")
+        "fast", description="fast: mean probability over the box; slow: over the region's own contour"
+    )
     # Geometry (plan_detection). max_side bounds the tile count of huge images.
-    max_upscale: Float = Field(2.0, ge=1, le=4, description="small images are upscaled to fill the largest "
-                                                            "bucket, by at most this much")
+    max_upscale: Float = Field(
+        2.0, ge=1, le=4, description="small images are upscaled to fill the largest bucket, by at most this much"
+    )
     max_side: Int = Field(4096, ge=64, le=16384, description="longer image sides are downscaled to this first")
-    tile_overlap: Int = Field(128, ge=0, le=320, description="model pixels shared by neighbouring tiles of a "
-                                                             "large image")
+    tile_overlap: Int = Field(
+        128, ge=0, le=320, description="model pixels shared by neighbouring tiles of a large image"
+    )
     # The mask an inpainter gets.
-    mask_dilation: Int = Field(3, ge=0, le=64, description="pixels the filled boxes grow by (anti-aliasing, "
-                                                           "outlines, shadows)")
+    mask_dilation: Int = Field(
+        3, ge=0, le=64, description="pixels the filled boxes grow by (anti-aliasing, outlines, shadows)"
+    )
     soft_mask_sigma: Float = Field(3.0, ge=0, le=32, description="Gaussian sigma of the soft mask's edge")
     soft_mask_strength: Float = Field(0.8, ge=0, le=1, description="the soft mask's value on the text")
 
@@ -90,6 +97,7 @@ class DetectionResult:
 
 
 # -- preprocessing --------------------------------------------------------------------------------
+
 
 def preprocess(rgb: np.ndarray, how: Preprocess) -> np.ndarray:
     """HxWx3 uint8 RGB -> 3xHxW float32, in the order of operations of PaddleOCR's NormalizeImage
@@ -114,8 +122,9 @@ class Plan:
         return self.grid.count
 
 
-def plan_detection(height: int, width: int, settings: DetectSettings,
-                   buckets: tuple[int, ...] = DEFAULT_BUCKETS) -> Plan:
+def plan_detection(
+    height: int, width: int, settings: DetectSettings, buckets: tuple[int, ...] = DEFAULT_BUCKETS
+) -> Plan:
     """Scale, bucket and tiles for an image.
 
     An image that fits the largest bucket is upscaled to fill it, by at most max_upscale: these
@@ -140,10 +149,9 @@ def model_inputs(rgb: np.ndarray, plan: Plan, how: Preprocess) -> np.ndarray:
     with black as the detectors' training crops were."""
     if plan.scale != 1.0:  # area averaging down: plain bilinear aliases fine strokes away
         shrink = plan.scale < 1.0
-        rgb = cv2.resize(rgb, (plan.width, plan.height),
-                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        rgb = cv2.resize(rgb, (plan.width, plan.height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     padded = np.zeros((plan.grid.height, plan.grid.width, 3), np.uint8)
-    padded[:plan.height, :plan.width] = rgb
+    padded[: plan.height, : plan.width] = rgb
     tiles = cut_tiles(padded, plan.grid)
     return np.stack([preprocess(tile, how) for tile in tiles])
 
@@ -154,17 +162,17 @@ def stitch(maps: np.ndarray, plan: Plan) -> np.ndarray:
     b = plan.bucket
     out = np.zeros((plan.grid.height, plan.grid.width), np.float32)
     for tile, (y, x) in zip(maps[:, 0], plan.grid.positions()):
-        np.maximum(out[y:y + b, x:x + b], tile, out=out[y:y + b, x:x + b])
-    return out[:plan.height, :plan.width]
+        np.maximum(out[y : y + b, x : x + b], tile, out=out[y : y + b, x : x + b])
+    return out[: plan.height, : plan.width]
 
 
-async def probability_map(rgb: np.ndarray, plan: Plan, infer: Infer, how: Preprocess,
-                          max_batch: int = 8) -> np.ndarray:
+async def probability_map(rgb: np.ndarray, plan: Plan, infer: Infer, how: Preprocess, max_batch: int = 8) -> np.ndarray:
     """The text probability of every pixel of the scaled image, HxW float32."""
     return stitch(await in_chunks(infer, (model_inputs(rgb, plan, how),), max_batch), plan)
 
 
 # -- DB post-processing ---------------------------------------------------------------------------
+
 
 def mean_in_polygon(prob: np.ndarray, polygon: np.ndarray) -> float:
     """Mean of prob over the pixels inside polygon ([K, 2] x, y), computed on its bounding box."""
@@ -173,7 +181,7 @@ def mean_in_polygon(prob: np.ndarray, polygon: np.ndarray) -> float:
     x1, y1 = np.clip(np.ceil(polygon.max(axis=0)).astype(int), 0, [w - 1, h - 1])
     inside = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
     cv2.fillPoly(inside, [np.round(polygon - [x0, y0]).astype(np.int32)], 1)
-    return cv2.mean(prob[y0:y1 + 1, x0:x1 + 1], inside)[0]
+    return cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], inside)[0]
 
 
 def unclip(quad: np.ndarray, ratio: float) -> np.ndarray | None:
@@ -181,8 +189,9 @@ def unclip(quad: np.ndarray, ratio: float) -> np.ndarray | None:
     offset does not give exactly one polygon."""
     distance = cv2.contourArea(quad) * ratio / cv2.arcLength(quad, True)
     offset = pyclipper.PyclipperOffset()
-    offset.AddPath(pyclipper.scale_to_clipper(quad.tolist(), CLIPPER_SCALE), pyclipper.JT_ROUND,
-                   pyclipper.ET_CLOSEDPOLYGON)
+    offset.AddPath(
+        pyclipper.scale_to_clipper(quad.tolist(), CLIPPER_SCALE), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON
+    )
     grown = offset.Execute(distance * CLIPPER_SCALE)
     if len(grown) != 1:
         return None
@@ -200,7 +209,7 @@ def db_boxes(prob: np.ndarray, settings: DetectSettings) -> tuple[np.ndarray, np
     """Probability map -> ([N, 4, 2] float32 quads in map pixels, [N] float32 scores)."""
     bitmap = (prob > settings.thresh).astype(np.uint8)
     contours, _ = cv2.findContours(bitmap, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    contours = sorted(contours, key=cv2.contourArea, reverse=True)[:settings.max_candidates]
+    contours = sorted(contours, key=cv2.contourArea, reverse=True)[: settings.max_candidates]
     boxes, scores = [], []
     for contour in contours:
         rect = cv2.minAreaRect(contour)
@@ -232,6 +241,7 @@ def to_image_pixels(boxes: np.ndarray, plan: Plan, height: int, width: int) -> n
 
 # -- masks ----------------------------------------------------------------------------------------
 
+
 def box_mask(boxes: np.ndarray, height: int, width: int, dilation: int = 0) -> np.ndarray:
     """HxW uint8, 255 inside the quads (sub-pixel corners), grown by `dilation` pixels."""
     mask = np.zeros((height, width), np.uint8)
@@ -248,9 +258,16 @@ def soften(mask: np.ndarray, settings: DetectSettings) -> np.ndarray:
 
 # -- the operation --------------------------------------------------------------------------------
 
-async def detect_text(rgb: np.ndarray, settings: DetectSettings, infer: Infer, *,
-                      detector: str = DEFAULT_DETECTOR, buckets: tuple[int, ...] = DEFAULT_BUCKETS,
-                      max_batch: int = 8) -> tuple[DetectionResult, dict]:
+
+async def detect_text(
+    rgb: np.ndarray,
+    settings: DetectSettings,
+    infer: Infer,
+    *,
+    detector: str = DEFAULT_DETECTOR,
+    buckets: tuple[int, ...] = DEFAULT_BUCKETS,
+    max_batch: int = 8,
+) -> tuple[DetectionResult, dict]:
     """HxWx3 uint8 RGB -> (DetectionResult, report figures)."""
     height, width = rgb.shape[:2]
     plan = plan_detection(height, width, settings, buckets)

@@ -51,8 +51,7 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int) -> TileGrid:
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap {overlap} must be in [0, tile={tile})")
     ph, pw = max(height, tile), max(width, tile)
-    return TileGrid(height, width, tile, tuple(axis_starts(ph, tile, overlap)),
-                    tuple(axis_starts(pw, tile, overlap)))
+    return TileGrid(height, width, tile, tuple(axis_starts(ph, tile, overlap)), tuple(axis_starts(pw, tile, overlap)))
 
 
 def fit_tile(height: int, width: int, tile: int, overlap: int, multiple: int = 16) -> int:
@@ -64,11 +63,13 @@ def fit_tile(height: int, width: int, tile: int, overlap: int, multiple: int = 1
     spreads the same count evenly (3x3 of 96: 1.27x). Rounding keeps the sizes few, so tiles of
     similar images still share batches.
     """
+
     def need(length: int) -> int:
         if length <= tile:
             return length
         n = -(-(length - overlap) // (tile - overlap))  # tiles this axis needs at the full side
         return -(-(length + (n - 1) * overlap) // n)
+
     side = -(-max(need(height), need(width)) // multiple) * multiple
     if max(height, width) <= tile:  # one tile: no neighbour to overlap (plan it with overlap 0)
         return min(tile, max(side, multiple))
@@ -82,7 +83,7 @@ def cut_tiles(image: np.ndarray, grid: TileGrid, start: int = 0, stop: int | Non
     if pad_h or pad_w:
         image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
     t = grid.tile
-    return np.stack([image[y:y + t, x:x + t] for y, x in grid.positions()[start:stop]])
+    return np.stack([image[y : y + t, x : x + t] for y, x in grid.positions()[start:stop]])
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -107,14 +108,14 @@ def axis_weights(starts: tuple[int, ...], tile: int, scale: int, blend: str, mar
         if blend == "cosine":
             if left:
                 w[:m] = 0
-                w[m:left - m] *= _ramp(left - 2 * m)
+                w[m : left - m] *= _ramp(left - 2 * m)
             if right:
-                w[size - right + m:size - m] *= _ramp(right - 2 * m)[::-1]
-                w[size - m:] = 0
+                w[size - right + m : size - m] *= _ramp(right - 2 * m)[::-1]
+                w[size - m :] = 0
         elif blend == "none":
-            w[:left // 2] = 0  # the previous tile owns up to the overlap's midline
+            w[: left // 2] = 0  # the previous tile owns up to the overlap's midline
             if right:
-                w[size - right + right // 2:] = 0
+                w[size - right + right // 2 :] = 0
         else:
             raise ValueError(f"blend must be one of {BLEND_MODES}, got {blend!r}")
         weights.append(w)

@@ -83,8 +83,7 @@ def check_output_size(height: int, width: int, settings: UpscaleSettings, max_ou
         )
 
 
-async def upscale_pass(image: np.ndarray, model: str, settings: UpscaleSettings, infer: Infer,
-                       max_batch: int):
+async def upscale_pass(image: np.ndarray, model: str, settings: UpscaleSettings, infer: Infer, max_batch: int):
     """One model over the image, tile by tile: HxWx3 float32 -> (sH)x(sW)x3 float32, grid.
 
     The tile side is fitted to the image (tiling.fit_tile): no more tiles than the full side needs,
@@ -106,8 +105,7 @@ async def upscale_pass(image: np.ndarray, model: str, settings: UpscaleSettings,
     return blender.result(), grid
 
 
-async def run_chain(image: np.ndarray, chain: tuple[str, ...], settings: UpscaleSettings, infer: Infer,
-                    max_batch: int):
+async def run_chain(image: np.ndarray, chain: tuple[str, ...], settings: UpscaleSettings, infer: Infer, max_batch: int):
     """HxWx3 float32 through every model of the chain: (image, seam rows, seam cols, tiles)."""
     rows: list[int] = []
     cols: list[int] = []
@@ -129,21 +127,33 @@ def resize(image: np.ndarray, height: int, width: int, resample=Image.Resampling
     if image.shape[:2] == (height, width):
         return image
     planes = image[..., None] if image.ndim == 2 else image
-    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]), "F")
-                               .resize((width, height), resample), np.float32)
-                    for c in range(planes.shape[2])], axis=2)
+    out = np.stack(
+        [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(planes[..., c]), "F").resize((width, height), resample), np.float32
+            )
+            for c in range(planes.shape[2])
+        ],
+        axis=2,
+    )
     return out[..., 0] if image.ndim == 2 else out
 
 
 def quantise(image: np.ndarray, levels: int, dtype) -> np.ndarray:
     q = np.clip(image, 0.0, 1.0)  # the one full-size temporary (at 4K each is 400 MB): scaled and
-    q *= levels                   # rounded in place, same values as rint(clip(image) * levels)
+    q *= levels  # rounded in place, same values as rint(clip(image) * levels)
     np.rint(q, out=q)
     return q.astype(dtype)
 
 
-async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_batch: int = 8,
-                  deep: np.ndarray | None = None, alpha: np.ndarray | None = None):
+async def upscale(
+    rgb: np.ndarray,
+    settings: UpscaleSettings,
+    infer: Infer,
+    max_batch: int = 8,
+    deep: np.ndarray | None = None,
+    alpha: np.ndarray | None = None,
+):
     """HxWx3 uint8 -> (HxWx3 uint8, figures (the report section's, retouch.reports.UpscaleFigures, and
     the models run), deep or None, alpha or None) at the output size.
 
@@ -174,8 +184,9 @@ async def upscale(rgb: np.ndarray, settings: UpscaleSettings, infer: Infer, max_
     if alpha is not None:
         a = alpha.astype(np.float32) / 65535.0
         if settings.alpha == "model" and alpha.min() != alpha.max():
-            up, _, _, alpha_tiles = await run_chain(np.repeat(a[..., None], 3, axis=2), chain, settings, infer,
-                                                    max_batch)
+            up, _, _, alpha_tiles = await run_chain(
+                np.repeat(a[..., None], 3, axis=2), chain, settings, infer, max_batch
+            )
             tiles += alpha_tiles
             a, alpha_how = resize(up.mean(axis=2), out_h, out_w), "model"
         else:

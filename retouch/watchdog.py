@@ -66,6 +66,7 @@ class StubTracker:
     """Remembers which model each live stub serves, so that when one turns into a zombie (its
     command line gone) the model can be named. A stub that disappears was reaped by the backend:
     a normal unload or reload, not a death."""
+
     known: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def observe(self, stubs: dict[int, Stub]) -> list[tuple[int, str, str]]:
@@ -84,7 +85,7 @@ class StubTracker:
         return died
 
 
-SAMPLE = re.compile(r'^(nv_inference_request_failure|retouch_edits_total)\{([^}]*)\}\s+(\S+)', re.M)
+SAMPLE = re.compile(r"^(nv_inference_request_failure|retouch_edits_total)\{([^}]*)\}\s+(\S+)", re.M)
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 

@@ -59,11 +59,9 @@ def main() -> None:
     dest = args.dest
     backend = dest / "backends" / "python"
     _copy(wheel / "backends" / "python" / "libtriton_python.so", backend / "libtriton_python.so")
-    _copy(wheel / "backends" / "python" / "triton_python_backend_utils.py",
-          backend / "triton_python_backend_utils.py")
+    _copy(wheel / "backends" / "python" / "triton_python_backend_utils.py", backend / "triton_python_backend_utils.py")
     _copy(stub, backend / "triton_python_backend_stub")
-    _copy(wheel / "caches" / "local" / "libtritoncache_local.so",
-          dest / "caches" / "local" / "libtritoncache_local.so")
+    _copy(wheel / "caches" / "local" / "libtritoncache_local.so", dest / "caches" / "local" / "libtritoncache_local.so")
     _link(wheel / "bin" / "tritonserver", dest / "bin" / "tritonserver")
     # perf_analyzer asks for these SONAMEs; the wheel's bundled copies carry hashed names.
     _link(_only(str(libs / "libb64-*.so.0d")), dest / "lib" / "libb64.so.0d")

@@ -112,9 +112,15 @@ def section_detect(url: str, rounds: int, n: int) -> dict:
         for p, f in paths.items():
             rates[p].append(f())
             print(f"  detect_text round {r + 1} {p}: {rates[p][-1]:.2f} req/s", file=sys.stderr, flush=True)
-    return {"rates": rates, "served_vs_limit": statistics.median(a / b for a, b in zip(rates["served"], rates["limit"])),
-            **({"served_vs_rapidocr": statistics.median(a / b for a, b in zip(rates["served"], rates["rapidocr"]))}
-               if det else {})}
+    return {
+        "rates": rates,
+        "served_vs_limit": statistics.median(a / b for a, b in zip(rates["served"], rates["limit"])),
+        **(
+            {"served_vs_rapidocr": statistics.median(a / b for a, b in zip(rates["served"], rates["rapidocr"]))}
+            if det
+            else {}
+        ),
+    }
 
 
 def reload(url: str, model: str, batching: bool) -> None:
@@ -130,8 +136,11 @@ def reload(url: str, model: str, batching: bool) -> None:
 def section_batching(url: str, rounds: int, n: int) -> dict:
     cases = {
         "text_detector": ("detect_text", [request("detect_text", 512, i) for i in range(n)], None),
-        "upscaler_waifu2x_photo_x2": ("upscale", [request("upscale", 256, i) for i in range(n)],
-                                      {"tile": 64, "overlap": 8}),
+        "upscaler_waifu2x_photo_x2": (
+            "upscale",
+            [request("upscale", 256, i) for i in range(n)],
+            {"tile": 64, "overlap": 8},
+        ),
     }
     out = {}
     for model, (op, reqs, settings) in cases.items():
@@ -143,8 +152,12 @@ def section_batching(url: str, rounds: int, n: int) -> dict:
                 res[mode].append(served(url, op, reqs, 8, settings))
                 after = batch_counts(url, model)
                 res[f"batch_{mode}"].append((after[0] - before[0]) / max(1, after[1] - before[1]))
-                print(f"  batching {model} {mode} round {r + 1}: {res[mode][-1]:.2f} req/s, "
-                      f"average batch {res[f'batch_{mode}'][-1]:.2f}", file=sys.stderr, flush=True)
+                print(
+                    f"  batching {model} {mode} round {r + 1}: {res[mode][-1]:.2f} req/s, "
+                    f"average batch {res[f'batch_{mode}'][-1]:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         reload(url, model, True)
         out[model] = res | {"on_vs_off": statistics.median(a / b for a, b in zip(res["on"], res["off"]))}
     return out
@@ -161,6 +174,7 @@ def section_codec(rounds: int) -> dict:
             buf = io.BytesIO()
             Image.fromarray(rgb).save(buf, format="PNG", compress_level=level)
             return buf.getvalue()
+
         return f
 
     def ocv(level):
@@ -174,9 +188,14 @@ def section_codec(rounds: int) -> dict:
             t0 = time.perf_counter()
             sizes[k] = len(f())
             times[k].append(time.perf_counter() - t0)
-    return {k: {"ms": round(statistics.median(v) * 1e3, 1), "mb": round(sizes[k] / 1e6, 3),
-                "vs_pillow_6": round(statistics.median(a / b for a, b in zip(v, times["pillow_6"])), 3)}
-            for k, v in times.items()}
+    return {
+        k: {
+            "ms": round(statistics.median(v) * 1e3, 1),
+            "mb": round(sizes[k] / 1e6, 3),
+            "vs_pillow_6": round(statistics.median(a / b for a, b in zip(v, times["pillow_6"])), 3),
+        }
+        for k, v in times.items()
+    }
 
 
 def processes(pid: int) -> list[int]:
@@ -233,11 +252,18 @@ def section_4k(url: str, pid: int) -> dict:
     done.set()
     sampler.join()
     gib = 1 << 30
-    return {"seconds": round(seconds, 1), "tiles": report["upscale"]["tiles"], "processes": idle[2],
-            "seam_score": report["upscale"]["seam_score"],
-            "idle_rss_gib": round(idle[0] / gib, 3), "peak_rss_gib": round(peak[0] / gib, 3),
-            "added_rss_gib": round((peak[0] - idle[0]) / gib, 3), "idle_pss_gib": round(idle[1] / gib, 3),
-            "peak_pss_gib": round(peak[1] / gib, 3), "added_pss_gib": round((peak[1] - idle[1]) / gib, 3)}
+    return {
+        "seconds": round(seconds, 1),
+        "tiles": report["upscale"]["tiles"],
+        "processes": idle[2],
+        "seam_score": report["upscale"]["seam_score"],
+        "idle_rss_gib": round(idle[0] / gib, 3),
+        "peak_rss_gib": round(peak[0] / gib, 3),
+        "added_rss_gib": round((peak[0] - idle[0]) / gib, 3),
+        "idle_pss_gib": round(idle[1] / gib, 3),
+        "peak_pss_gib": round(peak[1] / gib, 3),
+        "added_pss_gib": round((peak[1] - idle[1]) / gib, 3),
+    }
 
 
 def main() -> None:
@@ -256,15 +282,19 @@ def main() -> None:
         print("== detect_text: served vs in-process limit vs rapidocr (concurrency 8)", flush=True)
         d = results["detect"] = section_detect(args.url, args.rounds, args.requests)
         print("  " + ", ".join(f"{p} {statistics.median(v):.2f} req/s" for p, v in d["rates"].items()))
-        print(f"  served / limit {d['served_vs_limit']:.2f}x"
-              + (f", served / rapidocr {d['served_vs_rapidocr']:.2f}x" if "served_vs_rapidocr" in d else ""))
+        print(
+            f"  served / limit {d['served_vs_limit']:.2f}x"
+            + (f", served / rapidocr {d['served_vs_rapidocr']:.2f}x" if "served_vs_rapidocr" in d else "")
+        )
     if "batching" in sections:
         print("== dynamic batching on vs off (model reloaded with a config override), concurrency 8", flush=True)
         b = results["batching"] = section_batching(args.url, max(1, args.rounds - 1), args.requests)
         for model, res in b.items():
-            print(f"  {model}: on {statistics.median(res['on']):.2f} req/s (average batch "
-                  f"{statistics.median(res['batch_on']):.2f}), off {statistics.median(res['off']):.2f} req/s "
-                  f"(batch {statistics.median(res['batch_off']):.2f}); on / off {res['on_vs_off']:.2f}x")
+            print(
+                f"  {model}: on {statistics.median(res['on']):.2f} req/s (average batch "
+                f"{statistics.median(res['batch_on']):.2f}), off {statistics.median(res['off']):.2f} req/s "
+                f"(batch {statistics.median(res['batch_off']):.2f}); on / off {res['on_vs_off']:.2f}x"
+            )
     if "codec" in sections:
         print("== PNG encoder settings, 1024^2 photo", flush=True)
         c = results["codec"] = section_codec(args.rounds)
@@ -273,9 +303,11 @@ def main() -> None:
     if "4k" in sections:
         print("== 4K photo (3840x2160) through upscale x2: memory of tritonserver and its stubs", flush=True)
         k = results["4k"] = section_4k(args.url, pid)
-        print(f"  {k['seconds']} s, {k['tiles']} tiles (seam score {k['seam_score']}), {k['processes']} processes; RSS idle "
-              f"{k['idle_rss_gib']} GiB, peak {k['peak_rss_gib']} GiB (+{k['added_rss_gib']}); PSS idle "
-              f"{k['idle_pss_gib']} GiB, peak {k['peak_pss_gib']} GiB (+{k['added_pss_gib']})")
+        print(
+            f"  {k['seconds']} s, {k['tiles']} tiles (seam score {k['seam_score']}), {k['processes']} processes; RSS idle "
+            f"{k['idle_rss_gib']} GiB, peak {k['peak_rss_gib']} GiB (+{k['added_rss_gib']}); PSS idle "
+            f"{k['idle_pss_gib']} GiB, peak {k['peak_pss_gib']} GiB (+{k['added_pss_gib']})"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

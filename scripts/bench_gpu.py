@@ -15,6 +15,7 @@ Also the FP16 plan's max |diff| against ORT CUDA. The goal in issue 16 is TRT FP
 --write replaces the block between the gpu-bench markers of that file with the table and the GPU.
 Without a GPU it says so and exits 0 (nothing is written). Needs requirements/gpu.txt.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,8 +93,13 @@ def bench_model(config_path: Path, out: Path, runs: int) -> list[dict]:
     fp16 = PlanRunner(build_plan(onnx_path, config, out / "timing.cache", "FP16"))
     cuda = ort_session(onnx_path, [("CUDAExecutionProvider", {"device_id": 0})])
     (out / "ort_trt").mkdir(parents=True, exist_ok=True)
-    served = ort_session(onnx_path, [("TensorrtExecutionProvider", trt_provider_options(config_path, out / "ort_trt")),
-                                     ("CUDAExecutionProvider", {"device_id": 0})])
+    served = ort_session(
+        onnx_path,
+        [
+            ("TensorrtExecutionProvider", trt_provider_options(config_path, out / "ort_trt")),
+            ("CUDAExecutionProvider", {"device_id": 0}),
+        ],
+    )
     rows = []
     try:
         for label, shapes in warmup_shapes(config_path).items():
@@ -101,20 +107,26 @@ def bench_model(config_path: Path, out: Path, runs: int) -> list[dict]:
             cuda_run, cuda_outputs = ort_on_device(cuda, feeds)
             served_run, _ = ort_on_device(served, feeds)
             fp16.prepare(feeds)
-            row = {"model": config.name, "shape": label,
-                   "inputs": {k: list(v) for k, v in shapes.items()},
-                   "ort_cuda_ms": median_ms(cuda_run, runs),
-                   "trt_fp16_ms": median_ms(fp16.execute, runs),
-                   "ort_trt_ms": median_ms(served_run, runs),
-                   "ort_trt_precision": config.precision}
+            row = {
+                "model": config.name,
+                "shape": label,
+                "inputs": {k: list(v) for k, v in shapes.items()},
+                "ort_cuda_ms": median_ms(cuda_run, runs),
+                "trt_fp16_ms": median_ms(fp16.execute, runs),
+                "ort_trt_ms": median_ms(served_run, runs),
+                "ort_trt_precision": config.precision,
+            }
             cuda_run()
             (reference, *_), (got, *_) = cuda_outputs(), fp16.fetch()
             row["fp16_max_abs_diff"] = float(np.abs(got.astype(np.float64) - reference).max())
             row["speedup"] = row["ort_cuda_ms"] / row["trt_fp16_ms"]
             rows.append(row)
-            print(f"{config.name} {label}: ORT CUDA {row['ort_cuda_ms']:.3f} ms, TRT FP16 {row['trt_fp16_ms']:.3f} ms "
-                  f"({row['speedup']:.2f}x), ORT-TRT {row['ort_trt_ms']:.3f} ms; FP16 max |diff| "
-                  f"{row['fp16_max_abs_diff']:.2e}", flush=True)
+            print(
+                f"{config.name} {label}: ORT CUDA {row['ort_cuda_ms']:.3f} ms, TRT FP16 {row['trt_fp16_ms']:.3f} ms "
+                f"({row['speedup']:.2f}x), ORT-TRT {row['ort_trt_ms']:.3f} ms; FP16 max |diff| "
+                f"{row['fp16_max_abs_diff']:.2e}",
+                flush=True,
+            )
     finally:
         fp16.close()
     return rows
@@ -124,24 +136,35 @@ def versions() -> dict:
     import onnxruntime
     import tensorrt
 
-    return {"tensorrt": tensorrt.__version__, "onnxruntime": onnxruntime.__version__,
-            "python": platform.python_version()}
+    return {
+        "tensorrt": tensorrt.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def table(gpu: str, rows: list[dict], runs: int, env: dict) -> str:
-    lines = [f"GPU: **{gpu}**; TensorRT {env['tensorrt']}, onnxruntime {env['onnxruntime']}; median of {runs} "
-             f"runs on device buffers (`python scripts/bench_gpu.py --runs {runs} --write docs/gpu.md`, "
-             f"{time.strftime('%Y-%m-%d')}).", "",
-             "| model | shape | ORT CUDA FP32 ms | TRT FP16 ms | TRT FP16 vs ORT CUDA | ORT-TRT (served) ms | FP16 max abs diff |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"GPU: **{gpu}**; TensorRT {env['tensorrt']}, onnxruntime {env['onnxruntime']}; median of {runs} "
+        f"runs on device buffers (`python scripts/bench_gpu.py --runs {runs} --write docs/gpu.md`, "
+        f"{time.strftime('%Y-%m-%d')}).",
+        "",
+        "| model | shape | ORT CUDA FP32 ms | TRT FP16 ms | TRT FP16 vs ORT CUDA | ORT-TRT (served) ms | FP16 max abs diff |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         shape = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in r["inputs"].items())
-        lines.append(f"| {r['model']} | {r['shape']} ({shape}) | {r['ort_cuda_ms']:.3f} | {r['trt_fp16_ms']:.3f} | "
-                     f"{r['speedup']:.2f}x | {r['ort_trt_ms']:.3f} ({r['ort_trt_precision']}) | "
-                     f"{r['fp16_max_abs_diff']:.1e} |")
+        lines.append(
+            f"| {r['model']} | {r['shape']} ({shape}) | {r['ort_cuda_ms']:.3f} | {r['trt_fp16_ms']:.3f} | "
+            f"{r['speedup']:.2f}x | {r['ort_trt_ms']:.3f} ({r['ort_trt_precision']}) | "
+            f"{r['fp16_max_abs_diff']:.1e} |"
+        )
     speedups = [r["speedup"] for r in rows]
-    lines += ["", f"Median speed-up of TRT FP16 over ORT CUDA: {statistics.median(speedups):.2f}x "
-              f"(range {min(speedups):.2f}x to {max(speedups):.2f}x); goal 2x."]
+    lines += [
+        "",
+        f"Median speed-up of TRT FP16 over ORT CUDA: {statistics.median(speedups):.2f}x "
+        f"(range {min(speedups):.2f}x to {max(speedups):.2f}x); goal 2x.",
+    ]
     return "\n".join(lines)
 
 
@@ -172,8 +195,10 @@ def main(argv=None) -> int:
         env = versions()
         from cuda import cudart  # noqa: F401
     except ImportError as exc:
-        print(f"bench_gpu: a GPU is here ({gpu}) but {exc.name} is not installed: pip install -r requirements/gpu.txt",
-              file=sys.stderr)
+        print(
+            f"bench_gpu: a GPU is here ({gpu}) but {exc.name} is not installed: pip install -r requirements/gpu.txt",
+            file=sys.stderr,
+        )
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []

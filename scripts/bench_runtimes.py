@@ -43,8 +43,11 @@ def main() -> None:
         import openvino as ov
 
         for threads in (2, 1):
-            compiled = ov.Core().compile_model(str(version_dir / "model.onnx"), "CPU", {
-                "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+            compiled = ov.Core().compile_model(
+                str(version_dir / "model.onnx"),
+                "CPU",
+                {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
+            )
             req = compiled.create_infer_request()
             cands[f"openvino {threads}t batch 8"] = lambda req=req: req.infer({0: x})[0]
     except ImportError:

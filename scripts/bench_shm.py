@@ -70,7 +70,7 @@ instance_group [
 ]
 """
 
-ECHO_MODEL = '''\
+ECHO_MODEL = """\
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -84,7 +84,7 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse(output_tensors=[
                 pb_utils.Tensor("OUTPUT_PIXELS", pixels), pb_utils.Tensor("REPORT", report)]))
         return responses
-'''
+"""
 
 
 @contextmanager
@@ -103,8 +103,9 @@ def echo_server():
             sys.exit(f"bench_shm: {exc}")
 
 
-def timed_calls(clients: dict[str, RetouchClient], operation: Operation, pixels: np.ndarray, settings: dict,
-                runs: int, warmup: int) -> dict[str, list[float]]:
+def timed_calls(
+    clients: dict[str, RetouchClient], operation: Operation, pixels: np.ndarray, settings: dict, runs: int, warmup: int
+) -> dict[str, list[float]]:
     """Interleaved, so both paths see the same background load on a shared machine."""
     times: dict[str, list[float]] = {name: [] for name in clients}
     for i in range(warmup + runs):
@@ -122,25 +123,40 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=15, help="timed round trips per path (%(default)s)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed round trips per path first (%(default)s)")
     ap.add_argument("--url", help="a running server (started with RETOUCH_ALLOW_SHM=1); default: start one")
-    ap.add_argument("--operation", default=None,
-                    help="operation to time on --url (default echo_pixels on our own server, upscale on --url)")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=INT",
-                    help="integer settings for --operation, e.g. --set tile=256")
+    ap.add_argument(
+        "--operation",
+        default=None,
+        help="operation to time on --url (default echo_pixels on our own server, upscale on --url)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=INT",
+        help="integer settings for --operation, e.g. --set tile=256",
+    )
     args = ap.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
     pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     settings = {k: int(v) for k, v in (item.split("=", 1) for item in args.set)}
 
-    with (echo_server() if args.url is None else _given(args.url)) as url:
+    with echo_server() if args.url is None else _given(args.url) as url:
         if args.url is None:
-            operation, what = ECHO, ("echo_pixels, a Python-backend identity model: transfer only, no image "
-                                     "work (upscale at 12 MP would take minutes of CPU and drown the transfer)")
+            operation, what = (
+                ECHO,
+                (
+                    "echo_pixels, a Python-backend identity model: transfer only, no image "
+                    "work (upscale at 12 MP would take minutes of CPU and drown the transfer)"
+                ),
+            )
         else:
             name = args.operation or "upscale"
             operation = next((op for op in OPERATIONS if op.name == name), Operation(name))
             what = f"the {name} operation on {url}: its model time is in both numbers"
-        clients = {"grpc": RetouchClient(url, raw_pixels=True, timeout_s=600),
-                   "shm": RetouchClient(url, shared_memory=True, timeout_s=600)}
+        clients = {
+            "grpc": RetouchClient(url, raw_pixels=True, timeout_s=600),
+            "shm": RetouchClient(url, shared_memory=True, timeout_s=600),
+        }
         try:
             outputs = {name: c.call(operation, pixels, **settings).raw for name, c in clients.items()}
             assert outputs["grpc"].tobytes() == outputs["shm"].tobytes(), "the two paths disagree"
@@ -153,17 +169,22 @@ def main() -> int:
     spread = {name: (min(t) * 1e3, max(t) * 1e3) for name, t in times.items()}
     ratio = ms["grpc"] / ms["shm"]
     out_shape = outputs["shm"].shape
-    print(f"bench_shm: one RetouchClient call, {width}x{height}x3 uint8 raw pixels in "
-          f"({pixels.nbytes / 2**20:.1f} MiB) and {out_shape[1]}x{out_shape[0]}x3 out "
-          f"({outputs['shm'].nbytes / 2**20:.1f} MiB), same request on both paths")
+    print(
+        f"bench_shm: one RetouchClient call, {width}x{height}x3 uint8 raw pixels in "
+        f"({pixels.nbytes / 2**20:.1f} MiB) and {out_shape[1]}x{out_shape[0]}x3 out "
+        f"({outputs['shm'].nbytes / 2**20:.1f} MiB), same request on both paths"
+    )
     print(f"  server side: {what}")
     print(f"  median of {args.runs} round trips each (after {args.warmup} warm-up), interleaved:")
-    print(f"    plain gRPC, raw pixels in the messages  (raw_pixels=True):    {ms['grpc']:8.1f} ms "
-          f"(min {spread['grpc'][0]:.1f}, max {spread['grpc'][1]:.1f})")
-    print(f"    system shared memory, regions reused    (shared_memory=True): {ms['shm']:8.1f} ms "
-          f"(min {spread['shm'][0]:.1f}, max {spread['shm'][1]:.1f})")
-    print(f"  ratio gRPC / shared memory: {ratio:.1f}x (goal >= {GOAL:.0f}x: "
-          f"{'met' if ratio >= GOAL else 'NOT met'})")
+    print(
+        f"    plain gRPC, raw pixels in the messages  (raw_pixels=True):    {ms['grpc']:8.1f} ms "
+        f"(min {spread['grpc'][0]:.1f}, max {spread['grpc'][1]:.1f})"
+    )
+    print(
+        f"    system shared memory, regions reused    (shared_memory=True): {ms['shm']:8.1f} ms "
+        f"(min {spread['shm'][0]:.1f}, max {spread['shm'][1]:.1f})"
+    )
+    print(f"  ratio gRPC / shared memory: {ratio:.1f}x (goal >= {GOAL:.0f}x: {'met' if ratio >= GOAL else 'NOT met'})")
     return 0
 
 

@@ -66,7 +66,7 @@ def photos(n: int, size: int) -> list[bytes]:
         k = i // len(PHOTOS)
         y, x = (k * 37) % (h - size + 1), (k * 53) % (w - size + 1)
         buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(img[y:y + size, x:x + size, :3])).save(buf, format="PNG")
+        Image.fromarray(np.ascontiguousarray(img[y : y + size, x : x + size, :3])).save(buf, format="PNG")
         out.append(buf.getvalue())
         i += 1
     return out
@@ -79,8 +79,12 @@ def served(url: str, images: list[bytes], concurrency: int, settings: dict, seam
         inp.set_data_from_numpy(np.array([png], dtype=object))
         sett = grpcclient.InferInput("SETTINGS", [1], "BYTES")
         sett.set_data_from_numpy(np.array([json.dumps(settings).encode()], dtype=object))
-        out = client.infer("upscale", [inp, sett], client_timeout=600,
-                           outputs=[grpcclient.InferRequestedOutput(n) for n in ("OUTPUT_IMAGE", "REPORT")])
+        out = client.infer(
+            "upscale",
+            [inp, sett],
+            client_timeout=600,
+            outputs=[grpcclient.InferRequestedOutput(n) for n in ("OUTPUT_IMAGE", "REPORT")],
+        )
         client.close()
         report = json.loads(out.as_numpy("REPORT")[0])["upscale"]
         if report["seam_lines"] and seams is not None:
@@ -119,10 +123,15 @@ def tile_process(net: NcnnRunner, img: np.ndarray, tile: int = 128, tile_pad: in
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
-            py0, px0, py1, px1 = max(y0 - tile_pad, 0), max(x0 - tile_pad, 0), min(y1 + tile_pad, h), min(x1 + tile_pad, w)
+            py0, px0, py1, px1 = (
+                max(y0 - tile_pad, 0),
+                max(x0 - tile_pad, 0),
+                min(y1 + tile_pad, h),
+                min(x1 + tile_pad, w),
+            )
             up = net.one(np.ascontiguousarray(img[:, py0:py1, px0:px1]))
             oy, ox = (y0 - py0) * s, (x0 - px0) * s
-            out[:, y0 * s:y1 * s, x0 * s:x1 * s] = up[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
+            out[:, y0 * s : y1 * s, x0 * s : x1 * s] = up[:, oy : oy + (y1 - y0) * s, ox : ox + (x1 - x0) * s]
     return out
 
 
@@ -133,8 +142,8 @@ def naive_tiles(net: NcnnRunner, img: np.ndarray, tile: int = 128) -> np.ndarray
     out = np.zeros((c, h * s, w * s), np.float32)
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
-            t = np.ascontiguousarray(img[:, y0:y0 + tile, x0:x0 + tile])
-            out[:, y0 * s:(y0 + t.shape[1]) * s, x0 * s:(x0 + t.shape[2]) * s] = net.one(t)
+            t = np.ascontiguousarray(img[:, y0 : y0 + tile, x0 : x0 + tile])
+            out[:, y0 * s : (y0 + t.shape[1]) * s, x0 * s : (x0 + t.shape[2]) * s] = net.one(t)
     return out
 
 
@@ -212,13 +221,15 @@ def main() -> None:
     rates: dict[str, list[float]] = {p: [] for p in chosen}
     for r in range(args.rounds):
         # Alternate the order, so a neighbour's load that drifts during a round favours no path.
-        for p in (chosen if r % 2 == 0 else chosen[::-1]):
+        for p in chosen if r % 2 == 0 else chosen[::-1]:
             rates[p].append(paths[p]())
             print(f"round {r + 1}/{args.rounds} {p:11s} {rates[p][-1]:.3f} img/s", file=sys.stderr, flush=True)
 
     med = {p: statistics.median(v) for p, v in rates.items()}
-    print(f"\nupscale x2, {args.images} PNG photos of {args.size}^2, settings {json.dumps(user)}, "
-          f"server runtime {runtime}, medians of {args.rounds} rounds")
+    print(
+        f"\nupscale x2, {args.images} PNG photos of {args.size}^2, settings {json.dumps(user)}, "
+        f"server runtime {runtime}, medians of {args.rounds} rounds"
+    )
     peers = [p for p in ("ncnn_tiles", "ncnn_tiles_1t", "ncnn_tiles_2p") if p in rates]
     best = [max(rates[p][r] for p in peers) for r in range(args.rounds)] if peers else None
     print(f"{'path':13s} {'img/s':>7s}  {'vs ncnn_tiles':>13s}  {'vs best peer':>12s}  {'vs limit':>8s}")
@@ -228,6 +239,7 @@ def main() -> None:
             if ref not in rates:
                 return float("nan")
             return statistics.median(a / b for a, b in zip(rates[p], rates[ref]))
+
         vs_best = statistics.median(a / b for a, b in zip(rates[p], best)) if best else float("nan")
         print(f"{p:13s} {med[p]:7.3f}  {ratio('ncnn_tiles'):12.2f}x  {vs_best:11.2f}x  {ratio('limit'):7.2f}x")
     for p, v in seams.items():
@@ -237,8 +249,19 @@ def main() -> None:
             print("seam score served: no seams (each image fits one tile)")
     pool.close()
     if args.json:
-        args.json.write_text(json.dumps({"runtime": runtime, "best_peer": best, "settings": user, "rates": rates, "median": med,
-                                         "seams": {p: v for p, v in seams.items() if v}}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "runtime": runtime,
+                    "best_peer": best,
+                    "settings": user,
+                    "rates": rates,
+                    "median": med,
+                    "seams": {p: v for p, v in seams.items() if v},
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

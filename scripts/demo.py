@@ -34,9 +34,11 @@ def main() -> None:
     target.write_bytes(result.data)
     (args.out / f"demo_upscaled_x{args.scale}.json").write_text(json.dumps(result.report, indent=2, sort_keys=True))
     r = result.report
-    print(f"demo: {source} ({photo.shape[1]}x{photo.shape[0]}) -> {target} "
-          f"({r['output']['width']}x{r['output']['height']}) via {', '.join(m['name'] for m in r['models'])}; "
-          f"{r['upscale']['tiles']} tiles, seam score {r['upscale']['seam_score']}, timings {r['timings_ms']} ms")
+    print(
+        f"demo: {source} ({photo.shape[1]}x{photo.shape[0]}) -> {target} "
+        f"({r['output']['width']}x{r['output']['height']}) via {', '.join(m['name'] for m in r['models'])}; "
+        f"{r['upscale']['tiles']} tiles, seam score {r['upscale']['seam_score']}, timings {r['timings_ms']} ms"
+    )
 
 
 if __name__ == "__main__":

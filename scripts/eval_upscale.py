@@ -6,6 +6,7 @@ JPEG-damaged ones, and tiled vs untiled at each mode's default tiling. Writes do
 Runs the served ONNX files (model_repository/*/1/model.onnx) in-process with onnxruntime through
 retouch.upscale, the code upscale_tiles runs; no server needed. Figures are medians over photos.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,9 +94,11 @@ def chain_cost(chain: tuple[str, ...], costs: dict[str, float]) -> float:
 
 
 def quality_rows(costs: dict[str, float]) -> list[str]:
-    rows = ["| mode | scale | PSNR dB (bicubic / Lanczos / model) | SSIM (bicubic / Lanczos / model) | "
-            "gain over bicubic dB (median, min to max) | sharpness (model / bicubic, vs original) | s per input MP |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| mode | scale | PSNR dB (bicubic / Lanczos / model) | SSIM (bicubic / Lanczos / model) | "
+        "gain over bicubic dB (median, min to max) | sharpness (model / bicubic, vs original) | s per input MP |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for mode in ("faithful", "photo", "anime"):
         for scale in (2, 4):
             figs = {k: [] for k in ("pb", "pl", "pm", "sb", "sl", "sm", "gain", "em", "eb", "spm")}
@@ -116,10 +119,12 @@ def quality_rows(costs: dict[str, float]) -> list[str]:
                 figs["eb"].append(grad_energy(bic) / grad_energy(hr))
                 figs["spm"].append(chain_cost(tuple(report["models"]), costs))
             m = {k: statistics.median(v) for k, v in figs.items()}
-            rows.append(f"| {mode} | x{scale} | {m['pb']:.2f} / {m['pl']:.2f} / **{m['pm']:.2f}** | "
-                        f"{m['sb']:.4f} / {m['sl']:.4f} / **{m['sm']:.4f}** | {m['gain']:+.2f} "
-                        f"({min(figs['gain']):+.2f} to {max(figs['gain']):+.2f}) | {m['em']:.2f} / {m['eb']:.2f} | "
-                        f"{m['spm']:.0f} |")
+            rows.append(
+                f"| {mode} | x{scale} | {m['pb']:.2f} / {m['pl']:.2f} / **{m['pm']:.2f}** | "
+                f"{m['sb']:.4f} / {m['sl']:.4f} / **{m['sm']:.4f}** | {m['gain']:+.2f} "
+                f"({min(figs['gain']):+.2f} to {max(figs['gain']):+.2f}) | {m['em']:.2f} / {m['eb']:.2f} | "
+                f"{m['spm']:.0f} |"
+            )
             print(rows[-1], flush=True)
     return rows
 
@@ -138,30 +143,43 @@ def denoise_rows() -> list[str]:
                 out, _, _ = run(damaged, mode="faithful", scale=2, denoise=n, tile=64)
                 psnrs[n].append(psnr(hr, out))
         med = {n: statistics.median(v) for n, v in psnrs.items()}
-        rows.append(f"| {q} | {med[0]:.2f} | " + " | ".join(
-            f"{med[n]:.2f} ({statistics.median(np.subtract(psnrs[n], psnrs[0])):+.2f})" for n in (1, 2, 3)) + " |")
+        rows.append(
+            f"| {q} | {med[0]:.2f} | "
+            + " | ".join(f"{med[n]:.2f} ({statistics.median(np.subtract(psnrs[n], psnrs[0])):+.2f})" for n in (1, 2, 3))
+            + " |"
+        )
         print(rows[-1], flush=True)
     return rows
 
 
 # One model pass each, so the seam lines are this grid's: every served model once.
 # faithful's default tile is 256: its crops are larger than that, so they are tiled at all.
-TILING_CASES = [("faithful", 2, 0, 384), *[("faithful", 2, n, 384) for n in (1, 2, 3)], ("anime", 2, 0, 200),
-                ("anime", 4, 0, 200), ("photo", 4, 0, 224)]
+TILING_CASES = [
+    ("faithful", 2, 0, 384),
+    *[("faithful", 2, n, 384) for n in (1, 2, 3)],
+    ("anime", 2, 0, 200),
+    ("anime", 4, 0, 200),
+    ("photo", 4, 0, 224),
+]
 
 
 def tiling_rows() -> list[str]:
-    rows = ["| model | mode | image | default tile / overlap / margin | tiles | SSIM tiled vs untiled | "
-            "seam score tiled / untiled |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| model | mode | image | default tile / overlap / margin | tiles | SSIM tiled vs untiled | "
+        "seam score tiled / untiled |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for mode, scale, denoise, n in TILING_CASES:
         tile, overlap, margin = MODE_TILING[mode]
-        lr = np.ascontiguousarray(data.astronaut()[40:40 + n, 120:120 + n])
+        lr = np.ascontiguousarray(data.astronaut()[40 : 40 + n, 120 : 120 + n])
         tiled, report, _ = run(lr, mode=mode, scale=scale, denoise=denoise)
         untiled, _, _ = run(lr, mode=mode, scale=scale, denoise=denoise, tile=n, overlap=0, margin=0)
         rows_, cols_ = seam_lines(plan_tiles(n, n, fit_tile(n, n, tile, overlap), overlap), scale, "cosine", margin)
-        rows.append(f"| `{report['models'][0]}` | {mode} x{scale} | {n}x{n} | {tile} / {overlap} / {margin} | "
-                    f"{report['tiles']} | {ssim(tiled, untiled, channel_axis=2):.5f} | {report['seam_score']:.3f} / "
-                    f"{seam_score(untiled, rows_, cols_, scale):.3f} |")
+        rows.append(
+            f"| `{report['models'][0]}` | {mode} x{scale} | {n}x{n} | {tile} / {overlap} / {margin} | "
+            f"{report['tiles']} | {ssim(tiled, untiled, channel_axis=2):.5f} | {report['seam_score']:.3f} / "
+            f"{seam_score(untiled, rows_, cols_, scale):.3f} |"
+        )
         print(rows[-1], flush=True)
     return rows
 

@@ -102,8 +102,13 @@ def run(args) -> tuple[list[dict], float]:
     lock = threading.Lock()
     stop_at = time.monotonic() + args.duration
     limit = args.requests or float("inf")
-    bar = tqdm(total=args.requests or int(args.duration), unit="req" if args.requests else "s",
-               desc="loadtest", disable=args.quiet, mininterval=1.0)
+    bar = tqdm(
+        total=args.requests or int(args.duration),
+        unit="req" if args.requests else "s",
+        desc="loadtest",
+        disable=args.quiet,
+        mininterval=1.0,
+    )
     started = time.monotonic()
     issued = 0
 
@@ -118,9 +123,17 @@ def run(args) -> tuple[list[dict], float]:
             status = type(exc).__name__
         done = time.monotonic()
         with lock:
-            records.append({"op": op, "size": size, "start_s": round(scheduled - started, 4),
-                            "latency_s": round(done - scheduled, 4), "status": status,
-                            "seam_over_threshold": flag, "seam_score": score})
+            records.append(
+                {
+                    "op": op,
+                    "size": size,
+                    "start_s": round(scheduled - started, 4),
+                    "latency_s": round(done - scheduled, 4),
+                    "status": status,
+                    "seam_over_threshold": flag,
+                    "seam_score": score,
+                }
+            )
             if args.requests:
                 bar.update(1)
 
@@ -176,8 +189,12 @@ def summarize(records: list[dict], elapsed: float) -> dict:
     def stats(rows: list[dict]) -> dict:
         ok = [r["latency_s"] for r in rows if r["status"] == "OK"]
         flags = [r["seam_over_threshold"] for r in rows if r["seam_over_threshold"] is not None]
-        out = {"requests": len(rows), "ok": len(ok), "throughput_rps": round(len(ok) / elapsed, 3) if elapsed else 0.0,
-               "errors_by_status": dict(Counter(r["status"] for r in rows if r["status"] != "OK"))}
+        out = {
+            "requests": len(rows),
+            "ok": len(ok),
+            "throughput_rps": round(len(ok) / elapsed, 3) if elapsed else 0.0,
+            "errors_by_status": dict(Counter(r["status"] for r in rows if r["status"] != "OK")),
+        }
         if ok:
             out["latency_s"] = {f"p{p}": round(float(np.percentile(ok, p)), 4) for p in PERCENTILES}
             out["latency_s"]["max"] = round(max(ok), 4)
@@ -190,27 +207,34 @@ def summarize(records: list[dict], elapsed: float) -> dict:
     by_op = defaultdict(list)
     for r in records:
         by_op[r["op"]].append(r)
-    return {"elapsed_s": round(elapsed, 3), "total": stats(records),
-            "operations": {op: stats(rows) for op, rows in sorted(by_op.items())}}
+    return {
+        "elapsed_s": round(elapsed, 3),
+        "total": stats(records),
+        "operations": {op: stats(rows) for op, rows in sorted(by_op.items())},
+    }
 
 
 def markdown(summary: dict, args) -> str:
     mode = f"open loop at {args.rate} req/s" if args.rate else f"closed loop, concurrency {args.concurrency}"
-    lines = [f"# Load test: {mode}", "",
-             f"Server {args.url}; mix `{args.mix}`; sizes `{args.sizes}`; {summary['elapsed_s']} s; "
-             f"seed {args.seed}.", "",
-             "| operation | requests | ok | req/s | p50 s | p90 s | p95 s | p99 s | max s | errors | seam-rate |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Load test: {mode}",
+        "",
+        f"Server {args.url}; mix `{args.mix}`; sizes `{args.sizes}`; {summary['elapsed_s']} s; seed {args.seed}.",
+        "",
+        "| operation | requests | ok | req/s | p50 s | p90 s | p95 s | p99 s | max s | errors | seam-rate |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     rows = list(summary["operations"].items()) + [("**all**", summary["total"])]
     for op, s in rows:
         lat = s.get("latency_s", {})
         errs = ", ".join(f"{k} {v}" for k, v in s["errors_by_status"].items()) or "0"
         seam = f"{s['seam_rate']:.1%} of {s['seam_checked']}" if "seam_rate" in s else "–"
-        lines.append(f"| {op} | {s['requests']} | {s['ok']} | {s['throughput_rps']} | "
-                     + " | ".join(str(lat.get(k, "–")) for k in ("p50", "p90", "p95", "p99", "max"))
-                     + f" | {errs} | {seam} |")
-    lines += ["", "![latency over time](latency_over_time.png)", "",
-              "![latency histogram](latency_histogram.png)", ""]
+        lines.append(
+            f"| {op} | {s['requests']} | {s['ok']} | {s['throughput_rps']} | "
+            + " | ".join(str(lat.get(k, "–")) for k in ("p50", "p90", "p95", "p99", "max"))
+            + f" | {errs} | {seam} |"
+        )
+    lines += ["", "![latency over time](latency_over_time.png)", "", "![latency histogram](latency_histogram.png)", ""]
     return "\n".join(lines)
 
 
@@ -229,8 +253,9 @@ def plots(records: list[dict], out: Path) -> None:
         bad = [r for r in rows if r["status"] != "OK"]
         ax.scatter([r["start_s"] for r in ok], [r["latency_s"] for r in ok], s=10, label=op)
         if bad:
-            ax.scatter([r["start_s"] for r in bad], [r["latency_s"] for r in bad], s=18, marker="x",
-                       label=f"{op} errors")
+            ax.scatter(
+                [r["start_s"] for r in bad], [r["latency_s"] for r in bad], s=18, marker="x", label=f"{op} errors"
+            )
     ax.set_xlabel("request start (s into the run)")
     ax.set_ylabel("latency (s)")
     ax.set_title("latency over time")
@@ -263,8 +288,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-in-flight", type=int, default=32, help="open loop: cap on outstanding requests")
     ap.add_argument("--duration", type=float, default=30.0, help="seconds (upper bound)")
     ap.add_argument("--requests", type=int, help="requests (upper bound)")
-    ap.add_argument("--mix", default="upscale:4,detect_text:2,inpaint:2,remove_text:1,clean:1",
-                    help="operation:weight,...")
+    ap.add_argument(
+        "--mix", default="upscale:4,detect_text:2,inpaint:2,remove_text:1,clean:1", help="operation:weight,..."
+    )
     ap.add_argument("--sizes", default="256:3,512:1", help="image side:weight,...")
     ap.add_argument("--settings", default="{}", help='per-operation settings JSON, e.g. {"upscale": {"scale": 4}}')
     ap.add_argument("--timeout", type=float, default=300.0, help="per request, seconds")

@@ -39,9 +39,11 @@ def local_server(run_dir: Path, **settings: str | None) -> Iterator[dict]:
     if started.returncode != 0:
         raise RuntimeError(f"tritonserver did not start:\n{started.stdout}\n{started.stderr}")
     try:
-        yield {"grpc": f"127.0.0.1:{ports['RETOUCH_GRPC_PORT']}",
-               "http": f"http://127.0.0.1:{ports['RETOUCH_HTTP_PORT']}",
-               "metrics": f"http://127.0.0.1:{ports['RETOUCH_METRICS_PORT']}/metrics",
-               "log": Path(run_dir) / "tritonserver.log"}
+        yield {
+            "grpc": f"127.0.0.1:{ports['RETOUCH_GRPC_PORT']}",
+            "http": f"http://127.0.0.1:{ports['RETOUCH_HTTP_PORT']}",
+            "metrics": f"http://127.0.0.1:{ports['RETOUCH_METRICS_PORT']}/metrics",
+            "log": Path(run_dir) / "tritonserver.log",
+        }
     finally:
         subprocess.run([SERVE, "stop"], env=env, capture_output=True)

@@ -41,8 +41,11 @@ SIDE = 96  # small images: the point is many requests over time, not big ones
 
 
 def images() -> dict[str, np.ndarray]:
-    crops = [data.astronaut()[40:40 + SIDE, 180:180 + SIDE], data.coffee()[150:150 + SIDE, 200:200 + SIDE],
-             data.chelsea()[60:60 + SIDE, 150:150 + SIDE]]
+    crops = [
+        data.astronaut()[40 : 40 + SIDE, 180 : 180 + SIDE],
+        data.coffee()[150 : 150 + SIDE, 200 : 200 + SIDE],
+        data.chelsea()[60 : 60 + SIDE, 150 : 150 + SIDE],
+    ]
     return {f"photo{i}": np.ascontiguousarray(c) for i, c in enumerate(crops)}
 
 
@@ -151,41 +154,64 @@ def soak(url: str, server_pid: int, duration: float, warmup: float, concurrency:
     load.join()  # the requests in flight when the time was up still count
     with load.lock:
         statuses = {k: dict(v) for k, v in load.statuses.items()}
-        latency = {k: {"median_s": round(statistics.median(v), 3),
-                       "p95_s": round(float(np.percentile(v, 95)), 3), "n": len(v)}
-                   for k, v in load.latency.items() if v}
+        latency = {
+            k: {"median_s": round(statistics.median(v), 3), "p95_s": round(float(np.percentile(v, 95)), 3), "n": len(v)}
+            for k, v in load.latency.items()
+            if v
+        }
         messages = dict(load.messages.most_common(10))
     total = sum(sum(v.values()) for v in statuses.values())
-    unexplained = sum(n for name, v in statuses.items() for s, n in v.items()
-                      if s != "OK" and not (name.endswith("(malformed)") and s == "INVALID_ARGUMENT"))
-    growth = {k: round(100.0 * (end_mem[k] - start_mem[k]) / start_mem[k], 2)
-              for k in start_mem if k in end_mem and start_mem[k]}
+    unexplained = sum(
+        n
+        for name, v in statuses.items()
+        for s, n in v.items()
+        if s != "OK" and not (name.endswith("(malformed)") and s == "INVALID_ARGUMENT")
+    )
+    growth = {
+        k: round(100.0 * (end_mem[k] - start_mem[k]) / start_mem[k], 2)
+        for k in start_mem
+        if k in end_mem and start_mem[k]
+    }
     total_start = sum(start_mem.values())
     total_end = sum(v for k, v in end_mem.items() if k in start_mem)
-    return {"duration_s": round(elapsed, 1), "warmup_s": warmup, "concurrency": concurrency,
-            "requests": total, "requests_per_s": round(total / elapsed, 2), "statuses": statuses,
-            "unexplained_failures": unexplained, "failure_messages": messages, "latency": latency,
-            "rss_kib": {"start": start_mem, "end": end_mem},
-            "rss_growth_percent": growth,
-            "rss_growth_percent_total": round(100.0 * (total_end - total_start) / total_start, 2),
-            "rss_growth_percent_max": max(growth.values(), default=0.0)}
+    return {
+        "duration_s": round(elapsed, 1),
+        "warmup_s": warmup,
+        "concurrency": concurrency,
+        "requests": total,
+        "requests_per_s": round(total / elapsed, 2),
+        "statuses": statuses,
+        "unexplained_failures": unexplained,
+        "failure_messages": messages,
+        "latency": latency,
+        "rss_kib": {"start": start_mem, "end": end_mem},
+        "rss_growth_percent": growth,
+        "rss_growth_percent_total": round(100.0 * (total_end - total_start) / total_start, 2),
+        "rss_growth_percent_max": max(growth.values(), default=0.0),
+    }
 
 
 def summary(report: dict) -> str:
-    lines = [f"soak: {report['requests']} requests in {report['duration_s']} s after a {report['warmup_s']} s "
-             f"warm-up, concurrency {report['concurrency']} ({report['requests_per_s']}/s)",
-             f"  unexplained failures: {report['unexplained_failures']}"]
+    lines = [
+        f"soak: {report['requests']} requests in {report['duration_s']} s after a {report['warmup_s']} s "
+        f"warm-up, concurrency {report['concurrency']} ({report['requests_per_s']}/s)",
+        f"  unexplained failures: {report['unexplained_failures']}",
+    ]
     for name, statuses in sorted(report["statuses"].items()):
         lat = report["latency"].get(name, {})
         lines.append(f"  {name:22s} {statuses}  median {lat.get('median_s')} s, p95 {lat.get('p95_s')} s")
     start, end = report["rss_kib"]["start"], report["rss_kib"]["end"]
-    lines.append(f"  RSS total {sum(start.values()) / 1024:.0f} -> {sum(end.values()) / 1024:.0f} MiB "
-                 f"({report['rss_growth_percent_total']:+.2f}%), worst process "
-                 f"{report['rss_growth_percent_max']:+.2f}%")
+    lines.append(
+        f"  RSS total {sum(start.values()) / 1024:.0f} -> {sum(end.values()) / 1024:.0f} MiB "
+        f"({report['rss_growth_percent_total']:+.2f}%), worst process "
+        f"{report['rss_growth_percent_max']:+.2f}%"
+    )
     for name in sorted(start):
         if name in end:
-            lines.append(f"    {name:32s} {start[name] / 1024:8.1f} -> {end[name] / 1024:8.1f} MiB "
-                         f"({report['rss_growth_percent'][name]:+.2f}%)")
+            lines.append(
+                f"    {name:32s} {start[name] / 1024:8.1f} -> {end[name] / 1024:8.1f} MiB "
+                f"({report['rss_growth_percent'][name]:+.2f}%)"
+            )
     return "\n".join(lines)
 
 

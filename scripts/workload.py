@@ -42,7 +42,7 @@ def image(size: int, index: int = 0, text: bool = True) -> np.ndarray:
         h, w = img.shape[:2]
     k = index // len(PHOTOS)
     y, x = (k * 37) % (h - size + 1), (k * 53) % (w - size + 1)
-    crop = Image.fromarray(np.ascontiguousarray(img[y:y + size, x:x + size]))
+    crop = Image.fromarray(np.ascontiguousarray(img[y : y + size, x : x + size]))
     if text:
         draw = ImageDraw.Draw(crop)
         px = max(12, size // 12)
@@ -50,8 +50,14 @@ def image(size: int, index: int = 0, text: bool = True) -> np.ndarray:
             font = ImageFont.truetype(FONT, px)
         except OSError:
             font = ImageFont.load_default(px)
-        draw.text((size // 10, size // 6), "SALE 50% OFF", font=font, fill=(255, 255, 255),
-                  stroke_width=max(1, px // 12), stroke_fill=(0, 0, 0))
+        draw.text(
+            (size // 10, size // 6),
+            "SALE 50% OFF",
+            font=font,
+            fill=(255, 255, 255),
+            stroke_width=max(1, px // 12),
+            stroke_fill=(0, 0, 0),
+        )
     return np.asarray(crop)
 
 
@@ -59,8 +65,8 @@ def mask(size: int) -> np.ndarray:
     """Two small rectangles to fill, as a greyscale mask (255 = remove)."""
     m = np.zeros((size, size), np.uint8)
     a, b = size // 8, size // 5
-    m[a:a + b // 2, a:a + b] = 255
-    m[size - a - b:size - a, size // 2:size // 2 + b // 2] = 255
+    m[a : a + b // 2, a : a + b] = 255
+    m[size - a - b : size - a, size // 2 : size // 2 + b // 2] = 255
     return m
 
 

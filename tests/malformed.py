@@ -40,8 +40,8 @@ def chunk(kind: bytes, data: bytes) -> bytes:
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     chunks, at = [], 8
     while at < len(data):
-        (length,) = struct.unpack(">I", data[at:at + 4])
-        chunks.append((data[at + 4:at + 8], data[at + 8:at + 8 + length]))
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + length]))
         at += 12 + length
     return chunks
 
@@ -70,33 +70,36 @@ def bad_images() -> dict[str, bytes]:
     bad_depth = png_from([(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, 7, 2, 0, 0, 0)), *chunks[1:]])
     ztxt = (b"zTXt", b"comment\x00\x00" + zlib.compress(b"x" * 4_000_000))
     sof = jpeg.find(b"\xff\xc0")
-    jpeg_bomb = jpeg[:sof + 5] + struct.pack(">HH", 65000, 65000) + jpeg[sof + 9:]
+    jpeg_bomb = jpeg[: sof + 5] + struct.pack(">HH", 65000, 65000) + jpeg[sof + 9 :]
     idat_garbage = png_from([ihdr, (b"IDAT", b"\x78\x9c" + b"\xff" * 200), (b"IEND", b"")])
     return {
         "empty payload": b"",
         "plain text": b"this is not an image at all",
         "png signature only": png[:8],
         "png cut inside IHDR": png[:20],
-        "png cut inside a chunk before IDAT": with_text[:33 + 100],
-        "png cut inside IDAT": png[:len(png) // 2],
+        "png cut inside a chunk before IDAT": with_text[: 33 + 100],
+        "png cut inside IDAT": png[: len(png) // 2],
         "png with a bad IHDR crc": bytes(bad_crc),
         "png with iCCP inflating to 4 MB": png_from([ihdr, iccp, *chunks[1:]]),
         "png header of 60000x60000 (bomb)": png_from([huge_ihdr, *chunks[1:]]),
         "png of zero width": png_from([zero_ihdr, *chunks[1:]]),
         "png with bit depth 7": bad_depth,
-        "png with a chunk longer than the file": png_from([ihdr]) + struct.pack(">I", 0x7FFFFFF0) + b"IDAT"
+        "png with a chunk longer than the file": png_from([ihdr])
+        + struct.pack(">I", 0x7FFFFFF0)
+        + b"IDAT"
         + b"\0" * 64,
-        "png with colour type 5": png_from([(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, 8, 5, 0, 0, 0)),
-                                            *chunks[1:]]),
+        "png with colour type 5": png_from(
+            [(b"IHDR", struct.pack(">IIBBBBB", SIDE, SIDE, 8, 5, 0, 0, 0)), *chunks[1:]]
+        ),
         "png with zTXt inflating to 4 MB": png_from([ihdr, ztxt, *chunks[1:]]),
         "jpeg header of 65000x65000 (bomb)": jpeg_bomb,
         "webp RIFF header only": b"RIFF\x24\x00\x00\x00WEBPVP8 ",
         "tiff (not accepted)": encode(rgb, "TIFF"),
         "png with garbage IDAT": idat_garbage,
         "jpeg cut at 100 bytes": jpeg[:100],
-        "jpeg cut in half": jpeg[:len(jpeg) // 2],
+        "jpeg cut in half": jpeg[: len(jpeg) // 2],
         "jpeg SOI then garbage": b"\xff\xd8" + bytes(range(256)) * 4,
-        "webp cut in half": webp[:len(webp) // 2],
+        "webp cut in half": webp[: len(webp) // 2],
         "gif (not accepted)": encode(rgb, "GIF"),
         "bmp (not accepted)": encode(rgb, "BMP"),
         "random bytes": np.random.default_rng(3).integers(0, 256, 10_000, dtype=np.uint8).tobytes(),
@@ -109,7 +112,7 @@ def bytes_input(name: str, value: bytes) -> tuple:
 
 def mask(shape: tuple[int, int], fill: int = 0) -> bytes:
     m = np.full(shape, fill, np.uint8)
-    m[shape[0] // 4: shape[0] // 4 + 4, shape[1] // 4: shape[1] // 4 + 4] = 255
+    m[shape[0] // 4 : shape[0] // 4 + 4, shape[1] // 4 : shape[1] // 4 + 4] = 255
     return encode(m, "PNG")
 
 
@@ -130,8 +133,14 @@ def with_input(operation: str, name: str, value, datatype: str = "BYTES") -> lis
 def settings_cases(operation: str) -> dict[str, bytes]:
     def wrap(value):  # clean's settings come in parts
         return {"upscale": value} if operation == "clean" else value
-    key = {"upscale": "scale", "detect_text": "box_thresh", "inpaint": "feather_sigma",
-           "remove_text": "min_confidence", "clean": "scale"}[operation]
+
+    key = {
+        "upscale": "scale",
+        "detect_text": "box_thresh",
+        "inpaint": "feather_sigma",
+        "remove_text": "min_confidence",
+        "clean": "scale",
+    }[operation]
     return {
         "settings not JSON": b"{scale: 2",
         "settings a JSON array": b"[1, 2, 3]",
@@ -154,25 +163,49 @@ def settings_cases(operation: str) -> dict[str, bytes]:
 
 # Settings each operation must refuse (out of range, unknown choice, wrong shape), by operation.
 OPERATION_SETTINGS = {
-    "upscale": {"scale 3": {"scale": 3}, "mode unknown": {"mode": "sharp"}, "tile 8": {"tile": 8},
-                "tile 4096": {"tile": 4096}, "overlap over half the tile": {"tile": 64, "overlap": 40},
-                "blend unknown": {"blend": "linear"}, "format gif": {"format": "gif"},
-                "quality 0": {"quality": 0}, "quality 101": {"quality": 101},
-                "seam_threshold under 1": {"seam_threshold": 0.5}},
-    "detect_text": {"thresh over 1": {"thresh": 1.5}, "box_thresh negative": {"box_thresh": -0.1},
-                    "unclip_ratio negative": {"unclip_ratio": -1.0}, "max_candidates 0": {"max_candidates": 0},
-                    "max_side 10": {"max_side": 10}, "score_mode unknown": {"score_mode": "median"},
-                    "mask_dilation negative": {"mask_dilation": -1}},
-    "inpaint": {"route unknown": {"route": "lama"}, "dilation negative": {"dilation": -5},
-                "feather_sigma negative": {"feather_sigma": -1.0}, "max_coverage over 1": {"max_coverage": 2.0},
-                "context negative": {"context": -1.0}, "format bmp": {"format": "bmp"}},
-    "remove_text": {"min_confidence over 1": {"min_confidence": 2.0}, "detect not an object": {"detect": 5},
-                    "inpaint route unknown": {"inpaint": {"route": "x"}}, "blur_sigma negative": {"blur_sigma": -1.0},
-                    "detect setting unknown": {"detect": {"nope": 1}}},
-    "clean": {"remove_text part not an object": {"remove_text": 5}, "upscale scale 3": {"upscale": {"scale": 3}},
-              "unknown part": {"paint": {}},
-              "remove_text min_confidence negative": {"remove_text": {"min_confidence": -1.0}},
-              "upscale part with jpeg quality 0": {"upscale": {"format": "jpeg", "quality": 0}}},
+    "upscale": {
+        "scale 3": {"scale": 3},
+        "mode unknown": {"mode": "sharp"},
+        "tile 8": {"tile": 8},
+        "tile 4096": {"tile": 4096},
+        "overlap over half the tile": {"tile": 64, "overlap": 40},
+        "blend unknown": {"blend": "linear"},
+        "format gif": {"format": "gif"},
+        "quality 0": {"quality": 0},
+        "quality 101": {"quality": 101},
+        "seam_threshold under 1": {"seam_threshold": 0.5},
+    },
+    "detect_text": {
+        "thresh over 1": {"thresh": 1.5},
+        "box_thresh negative": {"box_thresh": -0.1},
+        "unclip_ratio negative": {"unclip_ratio": -1.0},
+        "max_candidates 0": {"max_candidates": 0},
+        "max_side 10": {"max_side": 10},
+        "score_mode unknown": {"score_mode": "median"},
+        "mask_dilation negative": {"mask_dilation": -1},
+    },
+    "inpaint": {
+        "route unknown": {"route": "lama"},
+        "dilation negative": {"dilation": -5},
+        "feather_sigma negative": {"feather_sigma": -1.0},
+        "max_coverage over 1": {"max_coverage": 2.0},
+        "context negative": {"context": -1.0},
+        "format bmp": {"format": "bmp"},
+    },
+    "remove_text": {
+        "min_confidence over 1": {"min_confidence": 2.0},
+        "detect not an object": {"detect": 5},
+        "inpaint route unknown": {"inpaint": {"route": "x"}},
+        "blur_sigma negative": {"blur_sigma": -1.0},
+        "detect setting unknown": {"detect": {"nope": 1}},
+    },
+    "clean": {
+        "remove_text part not an object": {"remove_text": 5},
+        "upscale scale 3": {"upscale": {"scale": 3}},
+        "unknown part": {"paint": {}},
+        "remove_text min_confidence negative": {"remove_text": {"min_confidence": -1.0}},
+        "upscale part with jpeg quality 0": {"upscale": {"format": "jpeg", "quality": 0}},
+    },
 }
 
 
@@ -184,8 +217,13 @@ def corpus() -> list[Case]:
         for kind, payload in settings_cases(operation).items():
             cases.append(Case(kind, operation, with_input(operation, "SETTINGS", payload)))
         for kind, settings in OPERATION_SETTINGS[operation].items():
-            cases.append(Case(f"{operation} settings: {kind}", operation,
-                              with_input(operation, "SETTINGS", json.dumps(settings).encode())))
+            cases.append(
+                Case(
+                    f"{operation} settings: {kind}",
+                    operation,
+                    with_input(operation, "SETTINGS", json.dumps(settings).encode()),
+                )
+            )
         tensor_cases = {
             "IMAGE as FP32": with_input(operation, "IMAGE", np.zeros(1, np.float32), "FP32"),
             "IMAGE with two elements": [i for i in good_inputs(operation) if i[0] != "IMAGE"]
@@ -220,6 +258,11 @@ def corpus() -> list[Case]:
         }
         cases += [Case(kind, op, with_input(op, "MASK", payload)) for kind, payload in mask_cases.items()]
     cases.append(Case("MASK missing", "inpaint", [bytes_input("IMAGE", encode(image(), "PNG"))]))
-    cases.append(Case("MASK covering the whole image", "inpaint",
-                      with_input("inpaint", "MASK", encode(np.full((SIDE, SIDE), 255, np.uint8), "PNG"))))
+    cases.append(
+        Case(
+            "MASK covering the whole image",
+            "inpaint",
+            with_input("inpaint", "MASK", encode(np.full((SIDE, SIDE), 255, np.uint8), "PNG")),
+        )
+    )
     return cases

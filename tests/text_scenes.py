@@ -22,11 +22,43 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansCondensed-Oblique.ttf",
-         "DejaVuSerif-Bold.ttf")
-WORDS = ("sale", "open", "daily", "photo", "retouch", "coffee", "street", "market", "summer", "2024",
-         "call", "now", "free", "delivery", "garden", "hotel", "station", "north", "limited", "offer",
-         "www.example.com", "No. 42", "EXIT", "Menu", "fresh", "bread", "copyright", "studio")
+FONTS = (
+    "DejaVuSans.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "DejaVuSansCondensed-Oblique.ttf",
+    "DejaVuSerif-Bold.ttf",
+)
+WORDS = (
+    "sale",
+    "open",
+    "daily",
+    "photo",
+    "retouch",
+    "coffee",
+    "street",
+    "market",
+    "summer",
+    "2024",
+    "call",
+    "now",
+    "free",
+    "delivery",
+    "garden",
+    "hotel",
+    "station",
+    "north",
+    "limited",
+    "offer",
+    "www.example.com",
+    "No. 42",
+    "EXIT",
+    "Menu",
+    "fresh",
+    "bread",
+    "copyright",
+    "studio",
+)
 FOUND_COVERAGE = 0.5
 DENSE_MAX_SIZE = 28  # px; six larger lines rarely fit a photo of a few hundred pixels
 # Luminance difference between text and the background under it, per contrast level.
@@ -101,8 +133,13 @@ def _place(layer: Image.Image, canvas: Image.Image, centre: tuple[float, float])
     placed.paste(layer, (left, top))  # clips whatever falls outside
     alpha = np.asarray(placed)
     ys, xs = np.nonzero(alpha)
-    if int(alpha.sum()) != int(np.asarray(layer).sum(dtype=np.int64)) or not len(ys) \
-            or min(ys.min(), xs.min()) < 2 or ys.max() >= canvas.height - 2 or xs.max() >= canvas.width - 2:
+    if (
+        int(alpha.sum()) != int(np.asarray(layer).sum(dtype=np.int64))
+        or not len(ys)
+        or min(ys.min(), xs.min()) < 2
+        or ys.max() >= canvas.height - 2
+        or xs.max() >= canvas.width - 2
+    ):
         return None
     return alpha
 
@@ -136,9 +173,17 @@ STYLES = ("plain", "outline", "shadow", "watermark")
 WATERMARK_OPACITY = 0.55
 
 
-def render_line(canvas: Image.Image, text: str, font_name: str, size: int, angle: float,
-                centre: tuple[float, float], contrast: str, rng: np.random.Generator,
-                style: str = "plain") -> Line | None:
+def render_line(
+    canvas: Image.Image,
+    text: str,
+    font_name: str,
+    size: int,
+    angle: float,
+    centre: tuple[float, float],
+    contrast: str,
+    rng: np.random.Generator,
+    style: str = "plain",
+) -> Line | None:
     """Draw one line centred at `centre`; None if it would leave the image or could not keep its
     contrast against the photo all along (see text_colour).
 
@@ -163,8 +208,9 @@ def render_line(canvas: Image.Image, text: str, font_name: str, size: int, angle
         canvas.paste(Image.new("RGB", canvas.size, under), (0, 0), Image.fromarray(placed["under"]))
         ink = ink | (placed["under"] > 24)
     opacity = WATERMARK_OPACITY if style == "watermark" else 1.0
-    canvas.paste(Image.new("RGB", canvas.size, colour), (0, 0),
-                 Image.fromarray(np.round(alpha * opacity).astype(np.uint8)))
+    canvas.paste(
+        Image.new("RGB", canvas.size, colour), (0, 0), Image.fromarray(np.round(alpha * opacity).astype(np.uint8))
+    )
     points = np.column_stack(np.nonzero(ink)[::-1]).astype(np.float32)
     quad = cv2.boxPoints(cv2.minAreaRect(points)).astype(np.float32)
     return Line(text, font_name, size, angle, contrast, ink, quad, style)
@@ -174,9 +220,18 @@ def random_text(rng: np.random.Generator, words: int) -> str:
     return " ".join(rng.choice(WORDS, words))
 
 
-def make_scene(name: str, photo: np.ndarray, seed: int, layout: str, sizes: tuple[int, int] = (12, 48),
-               contrasts: tuple[str, ...] = ("high", "medium", "low"), max_angle: float = 30.0,
-               lines: int = 6, styles: tuple[str, ...] = ("plain",), fonts: tuple[str, ...] = FONTS) -> Scene:
+def make_scene(
+    name: str,
+    photo: np.ndarray,
+    seed: int,
+    layout: str,
+    sizes: tuple[int, int] = (12, 48),
+    contrasts: tuple[str, ...] = ("high", "medium", "low"),
+    max_angle: float = 30.0,
+    lines: int = 6,
+    styles: tuple[str, ...] = ("plain",),
+    fonts: tuple[str, ...] = FONTS,
+) -> Scene:
     """Lines of text on `photo`. layout: sparse (scattered lines, half of them at random angles) or
     dense (a paragraph of body text: one font, size and angle, lines 1.6 sizes apart). Each line
     (each paragraph, when dense) takes one of `styles` (see render_line) and `fonts` (file names
@@ -185,6 +240,7 @@ def make_scene(name: str, photo: np.ndarray, seed: int, layout: str, sizes: tupl
 
     def pick_style() -> str:  # a single style draws nothing, so plain scenes stay as they were
         return styles[0] if len(styles) == 1 else str(rng.choice(styles))
+
     canvas = Image.fromarray(photo).convert("RGB")
     h, w = photo.shape[:2]
     scene = Scene(name, photo, photo=photo)
@@ -201,10 +257,15 @@ def make_scene(name: str, photo: np.ndarray, seed: int, layout: str, sizes: tupl
         best: tuple[list, Image.Image] = ([], canvas)
         for _ in range(20):  # paragraph positions, until every line fits and stays visible
             trial = canvas.copy()
-            start = np.array([rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h]) \
-                - direction * step * (lines - 1) / 2
-            drawn = [render_line(trial, text, font_name, size, angle, tuple(start + direction * step * i),
-                                 contrast, rng, style) for i, text in enumerate(texts)]
+            start = (
+                np.array([rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h]) - direction * step * (lines - 1) / 2
+            )
+            drawn = [
+                render_line(
+                    trial, text, font_name, size, angle, tuple(start + direction * step * i), contrast, rng, style
+                )
+                for i, text in enumerate(texts)
+            ]
             drawn = [line for line in drawn if line is not None]
             if len(drawn) > len(best[0]):
                 best = (drawn, trial)
@@ -218,9 +279,17 @@ def make_scene(name: str, photo: np.ndarray, seed: int, layout: str, sizes: tupl
             size = int(rng.integers(sizes[0], sizes[1] + 1))
             angle = float(rng.uniform(-max_angle, max_angle)) if rng.random() < 0.5 else 0.0
             trial = canvas.copy()
-            line = render_line(trial, random_text(rng, int(rng.integers(1, 4))), fonts[int(rng.integers(len(fonts)))],
-                               size, angle, (rng.uniform(0, w), rng.uniform(0, h)), str(rng.choice(contrasts)), rng,
-                               pick_style())
+            line = render_line(
+                trial,
+                random_text(rng, int(rng.integers(1, 4))),
+                fonts[int(rng.integers(len(fonts)))],
+                size,
+                angle,
+                (rng.uniform(0, w), rng.uniform(0, h)),
+                str(rng.choice(contrasts)),
+                rng,
+                pick_style(),
+            )
             if line is None:
                 continue
             zone = cv2.dilate(line.ink.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
@@ -265,6 +334,10 @@ def score(scene: Scene, boxes: np.ndarray, mask: np.ndarray, mask_dilation: int)
         allowance |= quad_mask([line.quad], shape, grow=0.5 * line.height + mask_dilation)
         ink |= line.ink
     served = mask > 0
-    return Score(len(scene.lines), len(scene.lines) - len(missed), missed,
-                 float((served & ~allowance).sum()) / served.size,
-                 float((served & ink).sum()) / max(int(ink.sum()), 1))
+    return Score(
+        len(scene.lines),
+        len(scene.lines) - len(missed),
+        missed,
+        float((served & ~allowance).sum()) / served.size,
+        float((served & ink).sum()) / max(int(ink.sum()), 1),
+    )

@@ -48,8 +48,10 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
     UPSCALE: [
         ("--scale", dict(type=int, help="2 or 4 (server default 2)")),
         ("--outscale", dict(type=float, help="any output factor from 1 to 8 (overrides --scale)")),
-        ("--mode", dict(help="faithful (default), photo (RealESRGAN_x4plus) or anime; "
-                             "conservative/creative are aliases")),
+        (
+            "--mode",
+            dict(help="faithful (default), photo (RealESRGAN_x4plus) or anime; conservative/creative are aliases"),
+        ),
         ("--denoise", dict(type=int, help="0 (default) to 3: JPEG noise reduction, mode faithful")),
         ("--tile", dict(type=int, help="input pixels per tile side")),
         ("--overlap", dict(type=int, help="input pixels shared by neighbouring tiles")),
@@ -57,7 +59,10 @@ OPERATION_OPTIONS: dict[Operation, list[tuple[str, dict]]] = {
         ("--seam-threshold", dict(type=float, help="seam score above which the report flags seams")),
     ],
     REMOVE_TEXT: [
-        ("--residual-overlap", dict(type=float, help="share of a re-detected box inside the mask that counts as residual text")),
+        (
+            "--residual-overlap",
+            dict(type=float, help="share of a re-detected box inside the mask that counts as residual text"),
+        ),
     ],
     INPAINT: [
         ("--route", dict(help="auto (default), fast, unet, telea, fsr or patchmatch")),
@@ -105,16 +110,24 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
         elif path.is_file():
             found = [path]
         else:
-            found = sorted(Path(p) for p in glob.glob(pattern, recursive=True)
-                           if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(
+                Path(p)
+                for p in glob.glob(pattern, recursive=True)
+                if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES
+            )
         if not found:
             raise UsageError(f"{pattern}: no such file, and no images in a folder or glob by that name")
         files += found
     return list(dict.fromkeys(files))
 
 
-def plan_outputs(inputs: list[Path], output: Path, fmt: Optional[str], format_suffixes: dict = FORMAT_SUFFIXES,
-                 suffix_formats: dict = SUFFIX_FORMATS) -> tuple[list[tuple[Path, Path]], str]:
+def plan_outputs(
+    inputs: list[Path],
+    output: Path,
+    fmt: Optional[str],
+    format_suffixes: dict = FORMAT_SUFFIXES,
+    suffix_formats: dict = SUFFIX_FORMATS,
+) -> tuple[list[tuple[Path, Path]], str]:
     """(input, output path) pairs and the output format. -o names a file for one input with an
     image suffix; otherwise it is a folder that gets <stem>.<format suffix> per input."""
     if len(inputs) == 1 and output.suffix.lower() in suffix_formats and not output.is_dir():
@@ -183,24 +196,36 @@ class Progress:
         if self.live:
             width = 30
             filled = width * self.done // self.total
-            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                              f"{self.done}/{self.total}, {self.failed} failed")
+            self.stream.write(
+                f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.done}/{self.total}, {self.failed} failed"
+            )
             self.stream.flush()
 
     def finish(self) -> None:
         self._clear()
         if not self.quiet:
-            print(f"{self.label}: {self.done - self.failed} written, {self.failed} failed "
-                  f"in {time.monotonic() - self.started:.1f}s", file=self.stream)
+            print(
+                f"{self.label}: {self.done - self.failed} written, {self.failed} failed "
+                f"in {time.monotonic() - self.started:.1f}s",
+                file=self.stream,
+            )
 
     def _clear(self) -> None:
         if self.live:
             self.stream.write("\r\033[K")
 
 
-async def run_operation(client: AsyncRetouchClient, operation: Operation, pairs: list[tuple[Path, Path]],
-                        settings: dict, jobs: int, progress: Progress, as_json: bool,
-                        masks: Optional[dict[Path, Path]] = None) -> list[Outcome]:
+async def run_operation(
+    client: AsyncRetouchClient,
+    operation: Operation,
+    pairs: list[tuple[Path, Path]],
+    settings: dict,
+    jobs: int,
+    progress: Progress,
+    as_json: bool,
+    masks: Optional[dict[Path, Path]] = None,
+) -> list[Outcome]:
     limit = asyncio.Semaphore(jobs)
 
     async def one(source: Path, target: Path) -> Outcome:
@@ -213,8 +238,11 @@ async def run_operation(client: AsyncRetouchClient, operation: Operation, pairs:
                 if operation.returns_image:
                     target.write_bytes(result.data)
                 else:  # the operation's own outputs, less its image-sized masks
-                    found = {name.lower(): value.tolist() for name, value in result.outputs.items()
-                             if value.dtype != np.uint8}
+                    found = {
+                        name.lower(): value.tolist()
+                        for name, value in result.outputs.items()
+                        if value.dtype != np.uint8
+                    }
                     target.write_text(json.dumps({**found, "report": result.report}) + "\n")
                 outcome.report = result.report
             except RetouchError as exc:
@@ -236,8 +264,18 @@ async def health(client: AsyncRetouchClient, as_json: bool) -> int:
         print(f"retouch: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     if as_json:
-        print(json.dumps({"url": state.url, "live": state.live, "ready": state.ready,
-                          "operations": state.operations, "ok": state.ok}, sort_keys=True))
+        print(
+            json.dumps(
+                {
+                    "url": state.url,
+                    "live": state.live,
+                    "ready": state.ready,
+                    "operations": state.operations,
+                    "ok": state.ok,
+                },
+                sort_keys=True,
+            )
+        )
     else:
         ops = ", ".join(f"{name} {'ready' if ready else 'NOT READY'}" for name, ready in state.operations.items())
         print(f"{state.url}: {'live' if state.live else 'NOT LIVE'}, {'ready' if state.ready else 'NOT READY'}; {ops}")
@@ -247,11 +285,20 @@ async def health(client: AsyncRetouchClient, as_json: bool) -> int:
 def build_parser() -> argparse.ArgumentParser:
     connection = argparse.ArgumentParser(add_help=False)
     group = connection.add_argument_group("connection")
-    group.add_argument("--url", default=default_url(),
-                       help="Triton gRPC address, or several separated by commas (env RETOUCH_URL; %(default)s)")
-    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline per call in seconds (%(default)s)")
-    group.add_argument("--retries", type=int, default=3,
-                       help="retries on UNAVAILABLE or RESOURCE_EXHAUSTED, with backoff (%(default)s)")
+    group.add_argument(
+        "--url",
+        default=default_url(),
+        help="Triton gRPC address, or several separated by commas (env RETOUCH_URL; %(default)s)",
+    )
+    group.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="deadline per call in seconds (%(default)s)"
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries on UNAVAILABLE or RESOURCE_EXHAUSTED, with backoff (%(default)s)",
+    )
     group.add_argument("--ssl", action="store_true", help="use TLS")
     group.add_argument("--root-certificates", help="PEM file of root certificates (TLS)")
     group.add_argument("--private-key", help="PEM file of the client's private key (mutual TLS)")
@@ -259,38 +306,61 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--json", action="store_true", help="print results as JSON lines on stdout")
     group.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
 
-    parser = argparse.ArgumentParser(prog="retouch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="retouch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("health", parents=[connection], help="is the server up, and each operation ready?")
     for operation, options in OPERATION_OPTIONS.items():
-        sub = commands.add_parser(operation.name.replace("_", "-"), parents=[connection],
-                                  help=f"run {operation.name} on files, folders or globs")
+        sub = commands.add_parser(
+            operation.name.replace("_", "-"),
+            parents=[connection],
+            help=f"run {operation.name} on files, folders or globs",
+        )
         sub.set_defaults(operation=operation)
         sub.add_argument("inputs", nargs="+", help="image files, folders of images, or globs")
-        sub.add_argument("-o", "--output", type=Path, required=True,
-                         help="output file (one input) or folder (written as <stem>.<format>)")
+        sub.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            required=True,
+            help="output file (one input) or folder (written as <stem>.<format>)",
+        )
         if operation in MASKED:
-            sub.add_argument("--mask", type=Path, required=MASKED[operation],
-                             help="mask image (bright = fill) for every input, or a folder of <input stem>.png")
+            sub.add_argument(
+                "--mask",
+                type=Path,
+                required=MASKED[operation],
+                help="mask image (bright = fill) for every input, or a folder of <input stem>.png",
+            )
         settings = sub.add_argument_group("settings (sent to the server, which validates them)")
         for flag, kwargs in options:
             settings.add_argument(flag, **kwargs)
         if operation.returns_image:
             settings.add_argument("--format", help="png, jpeg or webp (default: from -o's suffix, else png)")
             settings.add_argument("--quality", type=int, help="JPEG/WebP quality")
-        settings.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                              help="any other setting; VALUE is read as JSON when it parses")
+        settings.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="any other setting; VALUE is read as JSON when it parses",
+        )
         sub.add_argument("-j", "--jobs", type=int, default=4, help="calls in flight at once (%(default)s)")
     return parser
 
 
 def make_client(args) -> AsyncRetouchClient:
     return AsyncRetouchClient(
-        args.url, timeout_s=args.timeout, retry=RetryPolicy(attempts=args.retries + 1),
+        args.url,
+        timeout_s=args.timeout,
+        retry=RetryPolicy(attempts=args.retries + 1),
         registry=CollectorRegistry(),  # a CLI run has no one to scrape its metrics
-        ssl=args.ssl, root_certificates=args.root_certificates, private_key=args.private_key,
-        certificate_chain=args.certificate_chain)
+        ssl=args.ssl,
+        root_certificates=args.root_certificates,
+        private_key=args.private_key,
+        certificate_chain=args.certificate_chain,
+    )
 
 
 async def main_async(args) -> int:

@@ -21,8 +21,9 @@ class RetouchClient(ClientCore):
         # One channel per endpoint; calls pick one (core.Endpoints).
         self._tritons = [grpcclient.InferenceServerClient(url, **self._tls) for url in self.urls]
 
-    def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None,
-             **settings: Any) -> Result:
+    def call(
+        self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any
+    ) -> Result:
         """Run `operation` on `image` (PIL image, HxWx3 uint8 array, or encoded bytes)."""
         return self._run(self._call_steps(operation, image, mask, settings))
 

@@ -105,6 +105,7 @@ Steps = Generator[Any, Any, Any]
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded retries with exponential backoff and jitter, only on retryable statuses."""
+
     attempts: int = 4  # in all, the first one included
     backoff_s: float = 0.2  # before the second attempt; doubles after each
     max_backoff_s: float = 5.0
@@ -118,6 +119,7 @@ class RetryPolicy:
 class Result:
     """What an operation returned: the output image (encoded by the server, or raw pixels when the
     call went through shared memory or raw_pixels), the report, and the operation's own outputs."""
+
     report: dict
     encoded: Optional[bytes] = None
     raw: Optional[np.ndarray] = None
@@ -177,12 +179,22 @@ class ClientCore(Operations):
     ssl, root_certificates, private_key, certificate_chain: TLS, passed to tritonclient as is.
     """
 
-    def __init__(self, url: Optional[Urls] = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 retry: RetryPolicy = RetryPolicy(), shared_memory: bool = False, raw_pixels: bool = False,
-                 registry: Optional[CollectorRegistry] = None, headers: Optional[dict] = None,
-                 ssl: bool = False, root_certificates: Optional[str] = None,
-                 private_key: Optional[str] = None, certificate_chain: Optional[str] = None,
-                 failover_cooldown_s: float = 5.0):
+    def __init__(
+        self,
+        url: Optional[Urls] = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy = RetryPolicy(),
+        shared_memory: bool = False,
+        raw_pixels: bool = False,
+        registry: Optional[CollectorRegistry] = None,
+        headers: Optional[dict] = None,
+        ssl: bool = False,
+        root_certificates: Optional[str] = None,
+        private_key: Optional[str] = None,
+        certificate_chain: Optional[str] = None,
+        failover_cooldown_s: float = 5.0,
+    ):
         self.urls = parse_urls(url or default_url())
         self.url = ",".join(self.urls)
         if shared_memory and len(self.urls) > 1:
@@ -194,14 +206,14 @@ class ClientCore(Operations):
         self.raw_pixels = raw_pixels or shared_memory
         self.headers = headers
         self.metrics = metrics_for(registry)
-        self._tls = dict(ssl=ssl, root_certificates=root_certificates, private_key=private_key,
-                         certificate_chain=certificate_chain)
+        self._tls = dict(
+            ssl=ssl, root_certificates=root_certificates, private_key=private_key, certificate_chain=certificate_chain
+        )
         self._shm = SharedMemoryPool()
 
     # -- the call path ---------------------------------------------------------------------------
 
-    def _call_steps(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput],
-                    settings: dict) -> Steps:
+    def _call_steps(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput], settings: dict) -> Steps:
         started = time.monotonic()
         error_code = None
         slot = None
@@ -252,8 +264,10 @@ class ClientCore(Operations):
         # The output encoding sits in the settings part of the step that returns the image.
         part = settings.get(operation.output_part, {}) if operation.output_part else settings
         if part.get("format", RAW_FORMAT) != RAW_FORMAT:
-            raise ValueError(f"format={part['format']!r} asks for encoded output, but this client "
-                             f"moves raw pixels (shared_memory/raw_pixels); encode Result.image yourself")
+            raise ValueError(
+                f"format={part['format']!r} asks for encoded output, but this client "
+                f"moves raw pixels (shared_memory/raw_pixels); encode Result.image yourself"
+            )
         part = {**part, "format": RAW_FORMAT}
         return {**settings, operation.output_part: part} if operation.output_part else part
 
@@ -266,13 +280,23 @@ class ClientCore(Operations):
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:  # preparing the request (or backing off) took it all
-                raise DeadlineExceededError(self._deadline_message(operation, sent),
-                                            "StatusCode.DEADLINE_EXCEEDED", sent)
+                raise DeadlineExceededError(
+                    self._deadline_message(operation, sent), "StatusCode.DEADLINE_EXCEEDED", sent
+                )
             index = self.endpoints.pick(tried) if len(self.urls) > 1 else 0
             sent += 1
             try:
-                response = yield Rpc("infer", dict(model_name=operation.name, inputs=inputs, outputs=outputs,
-                                                   client_timeout=remaining, headers=self.headers), index)
+                response = yield Rpc(
+                    "infer",
+                    dict(
+                        model_name=operation.name,
+                        inputs=inputs,
+                        outputs=outputs,
+                        client_timeout=remaining,
+                        headers=self.headers,
+                    ),
+                    index,
+                )
                 self.endpoints.up(index)
                 return response
             except InferenceServerException as exc:
@@ -293,8 +317,9 @@ class ClientCore(Operations):
             tried = set()
             yield Sleep(delay)
 
-    def _error(self, operation: Operation, exc: InferenceServerException, attempt: int,
-               url: Optional[str] = None) -> RetouchError:
+    def _error(
+        self, operation: Operation, exc: InferenceServerException, attempt: int, url: Optional[str] = None
+    ) -> RetouchError:
         status, message = exc.status(), exc.message()
         code = (status or "").rsplit(".", 1)[-1]
         if code == "DEADLINE_EXCEEDED":
@@ -326,9 +351,16 @@ class ClientCore(Operations):
         try:
             for region in slot.regions:
                 if not region.registered:
-                    yield Rpc("register_system_shared_memory", dict(
-                        name=region.name, key=region.key, byte_size=region.size, headers=self.headers,
-                        client_timeout=self.timeout_s))
+                    yield Rpc(
+                        "register_system_shared_memory",
+                        dict(
+                            name=region.name,
+                            key=region.key,
+                            byte_size=region.size,
+                            headers=self.headers,
+                            client_timeout=self.timeout_s,
+                        ),
+                    )
                     region.registered = True
         except InferenceServerException as exc:
             self._shm.checkin(slot)  # unregistered regions are registered again on the next call
@@ -337,7 +369,8 @@ class ClientCore(Operations):
             raise SharedMemoryError(
                 f"the server at {self.url} refused to register shared memory ({exc.message()}); it "
                 f"must run on this host with client shared memory allowed (RETOUCH_ALLOW_SHM=1)",
-                status) from None
+                status,
+            ) from None
         return slot
 
     def _release_regions(self, regions: list) -> Steps:
@@ -348,8 +381,10 @@ class ClientCore(Operations):
                 if not region.registered:
                     break
                 try:
-                    yield Rpc("unregister_system_shared_memory", dict(
-                        name=region.name, headers=self.headers, client_timeout=self.timeout_s))
+                    yield Rpc(
+                        "unregister_system_shared_memory",
+                        dict(name=region.name, headers=self.headers, client_timeout=self.timeout_s),
+                    )
                     region.registered = False
                 except InferenceServerException as exc:
                     if "in use" not in str(exc.message()) or wait is None:
@@ -372,7 +407,8 @@ class ClientCore(Operations):
                 operations = {}
                 for operation in OPERATIONS:
                     operations[operation.name] = yield Rpc(
-                        "is_model_ready", dict(model_name=operation.name, **timeout), index)
+                        "is_model_ready", dict(model_name=operation.name, **timeout), index
+                    )
             except InferenceServerException as exc:
                 error = error_from_status(f"{url}: {exc.message()}", exc.status())
                 if index == len(self.urls) - 1:

@@ -39,9 +39,11 @@ def to_pixels(image: ImageInput) -> np.ndarray:
             image.load()
         except (OSError, SyntaxError, ValueError) as exc:  # what Pillow raises for unreadable data
             # Raw pixels are decoded here, so the server never sees these bytes: refuse them alike.
-            raise InvalidInputError(f"image bytes are not a readable PNG, JPEG or WebP file ({exc}); "
-                                    f"raw pixels (shared memory) are decoded on the client",
-                                    "StatusCode.INVALID_ARGUMENT") from None
+            raise InvalidInputError(
+                f"image bytes are not a readable PNG, JPEG or WebP file ({exc}); "
+                f"raw pixels (shared memory) are decoded on the client",
+                "StatusCode.INVALID_ARGUMENT",
+            ) from None
     elif isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)

@@ -16,14 +16,22 @@ class ClientMetrics:
         self.latency = Histogram(
             "retouch_client_request_duration_seconds",
             "Time of each call as the caller saw it, retries and backoff included, by operation",
-            ["operation"], buckets=LATENCY_BUCKETS, registry=registry)
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.errors = Counter(
-            "retouch_client_errors_total", "Calls that failed, by operation and gRPC status code",
-            ["operation", "code"], registry=registry)
+            "retouch_client_errors_total",
+            "Calls that failed, by operation and gRPC status code",
+            ["operation", "code"],
+            registry=registry,
+        )
         self.retries = Counter(
             "retouch_client_retries_total",
             "Calls sent again after a retryable status, by operation and that status code",
-            ["operation", "code"], registry=registry)
+            ["operation", "code"],
+            registry=registry,
+        )
 
     def observe(self, operation: str, seconds: float, error_code: str | None) -> None:
         self.latency.labels(operation).observe(seconds)

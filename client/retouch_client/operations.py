@@ -54,8 +54,7 @@ class Operations:
     """One method per operation, shared by RetouchClient and AsyncRetouchClient (whose `call` is a
     coroutine, so there they return awaitables)."""
 
-    def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None,
-             **settings: Any):
+    def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any):
         raise NotImplementedError
 
     def upscale(self, image: ImageInput, **settings: Any):

@@ -28,7 +28,8 @@ class Region:
     def __init__(self, size: int):
         # The name is also the region's name on the server, so it must be unique there.
         self._shm = shared_memory.SharedMemory(
-            name=f"retouch_{os.getpid()}_{secrets.token_hex(6)}", create=True, size=size)
+            name=f"retouch_{os.getpid()}_{secrets.token_hex(6)}", create=True, size=size
+        )
         self.name = self._shm.name
         self.key = "/" + self._shm.name  # what shm_open (and Triton) calls it
         self.size = size

@@ -61,8 +61,10 @@ def decode_image_mask(data: bytes, image_shape: tuple[int, ...], max_pixels: int
     image's size, as inpaint refuses one (a 1x1 or 320x1 mask would otherwise broadcast)."""
     mask = decode_mask(data, max_pixels)
     if mask.shape != tuple(image_shape[:2]):
-        raise InvalidInput(f"MASK is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                           f"{image_shape[1]}x{image_shape[0]}; send a mask of the image's size")
+        raise InvalidInput(
+            f"MASK is {mask.shape[1]}x{mask.shape[0]} but the image is "
+            f"{image_shape[1]}x{image_shape[0]}; send a mask of the image's size"
+        )
     return mask
 
 
@@ -91,8 +93,10 @@ def read_report(request) -> dict:
 def carried_error(outcome: str, message: str, **outputs) -> list:
     """A decode step's response for a request it could not decode: empty outputs and a report that
     carries the error on to the operation's step (read_report raises it there)."""
-    return [*(pb_utils.Tensor(name, value) for name, value in outputs.items()),
-            json_tensor("REPORT", {"error": {"outcome": outcome, "message": message}})]
+    return [
+        *(pb_utils.Tensor(name, value) for name, value in outputs.items()),
+        json_tensor("REPORT", {"error": {"outcome": outcome, "message": message}}),
+    ]
 
 
 def add_step(report: dict, step: str, settings, figures: dict, models: list[dict]) -> None:
@@ -105,8 +109,11 @@ def add_step(report: dict, step: str, settings, figures: dict, models: list[dict
     report[step] = reports.section(step, settings.to_dict(), figures)
     report.setdefault("models", []).extend(models)
     if isinstance(settings, OutputSettings):  # steps that return no image (detect_text) have no encoding
-        report["output"] = {"format": settings.format, "quality": settings.quality,
-                            "keep_metadata": settings.keep_metadata}
+        report["output"] = {
+            "format": settings.format,
+            "quality": settings.quality,
+            "keep_metadata": settings.keep_metadata,
+        }
     report["retouch_version"] = __version__
 
 
@@ -136,9 +143,12 @@ def check_cancelled() -> None:
         raise Cancelled("the client cancelled the request or its deadline passed; work stopped")
 
 
-def respond_each(requests: Iterable, handle: Callable,
-                 on_error: Callable[[str], None] | None = None,
-                 carry: Callable[[str, str], list] | None = None) -> list:
+def respond_each(
+    requests: Iterable,
+    handle: Callable,
+    on_error: Callable[[str], None] | None = None,
+    carry: Callable[[str, str], list] | None = None,
+) -> list:
     """Run handle(request) -> list of output tensors for each request.
 
     A request's InvalidInput becomes INVALID_ARGUMENT with its message; Cancelled becomes CANCELLED;
@@ -210,8 +220,9 @@ def downstream_error(model: str, error) -> Exception:
 async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT") -> np.ndarray:
     """Call another model of this server (async BLS) and return one output."""
     check_cancelled()
-    request = pb_utils.InferenceRequest(model_name=model, requested_output_names=[output],
-                                        inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()])
+    request = pb_utils.InferenceRequest(
+        model_name=model, requested_output_names=[output], inputs=[pb_utils.Tensor(k, v) for k, v in inputs.items()]
+    )
     response = await request.async_exec()
     if response.has_error():
         raise downstream_error(model, response.error())
@@ -221,10 +232,13 @@ async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT")
 def fill_infer(max_batch: int, served: dict[str, str]):
     """Inference for the inpainting models: (model, images, masks) -> filled images, sent in
     chunks the models accept, to the model `served` puts behind each name retouch.inpaint uses."""
+
     async def infer(model: str, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
         async def call(i, m):
             return await bls(served[model], {"IMAGE": i, "MASK": m})
+
         return await in_chunks(call, (images, masks), max_batch)
+
     return infer
 
 

@@ -38,34 +38,53 @@ HF_RATIO_BUCKETS = [0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0, 4.0]
 COUNTER, HISTOGRAM = "COUNTER", "HISTOGRAM"
 FAMILIES = {
     "retouch_edits_total": (
-        COUNTER, "Edit requests by operation and outcome (accepted, needs_review, fallback, rejected, "
-                 "failed)", None),
+        COUNTER,
+        "Edit requests by operation and outcome (accepted, needs_review, fallback, rejected, failed)",
+        None,
+    ),
     "retouch_stub_deaths_total": (
-        COUNTER, "Python-backend stub processes found dead (the watchdog reloads their model)", None),
+        COUNTER,
+        "Python-backend stub processes found dead (the watchdog reloads their model)",
+        None,
+    ),
     "retouch_model_reloads_total": (
-        COUNTER, "Reloads of a model by the watchdog after a stub died, by outcome (ok, failed)", None),
-    "retouch_seam_score": (
-        HISTOGRAM, "Seam score of each tiled response (about 1 = invisible)", SEAM_SCORE_BUCKETS),
+        COUNTER,
+        "Reloads of a model by the watchdog after a stub died, by outcome (ok, failed)",
+        None,
+    ),
+    "retouch_seam_score": (HISTOGRAM, "Seam score of each tiled response (about 1 = invisible)", SEAM_SCORE_BUCKETS),
     "retouch_seam_checks_total": (
-        COUNTER, "Tiled responses, by whether the seam score exceeded the request's threshold", None),
-    "retouch_tiles_per_request": (
-        HISTOGRAM, "Tiles sent to the upscaler models per request", TILES_BUCKETS),
+        COUNTER,
+        "Tiled responses, by whether the seam score exceeded the request's threshold",
+        None,
+    ),
+    "retouch_tiles_per_request": (HISTOGRAM, "Tiles sent to the upscaler models per request", TILES_BUCKETS),
     "retouch_mask_coverage_ratio": (
-        HISTOGRAM, "Fraction of the image's pixels inside the edit mask", MASK_COVERAGE_BUCKETS),
+        HISTOGRAM,
+        "Fraction of the image's pixels inside the edit mask",
+        MASK_COVERAGE_BUCKETS,
+    ),
     "retouch_gate_reconstruction_error": (
-        HISTOGRAM, "Quality gate input: mean absolute error predicting known pixels in a ring around the hole, "
-                   "pixels in [0, 1]",
-        RECONSTRUCTION_ERROR_BUCKETS),
+        HISTOGRAM,
+        "Quality gate input: mean absolute error predicting known pixels in a ring around the hole, pixels in [0, 1]",
+        RECONSTRUCTION_ERROR_BUCKETS,
+    ),
     "retouch_gate_high_frequency_ratio": (
-        HISTOGRAM, "Quality gate input: high-frequency power of the filled region over its surroundings'",
-        HF_RATIO_BUCKETS),
+        HISTOGRAM,
+        "Quality gate input: high-frequency power of the filled region over its surroundings'",
+        HF_RATIO_BUCKETS,
+    ),
 }
 
 
 # The series each kind of operation reports, beyond edits (labels other than operation).
 SERIES_BY_KIND = {
-    "tiled": [("retouch_seam_score", {}), ("retouch_seam_checks_total", {"over_threshold": "true"}),
-              ("retouch_seam_checks_total", {"over_threshold": "false"}), ("retouch_tiles_per_request", {})],
+    "tiled": [
+        ("retouch_seam_score", {}),
+        ("retouch_seam_checks_total", {"over_threshold": "true"}),
+        ("retouch_seam_checks_total", {"over_threshold": "false"}),
+        ("retouch_tiles_per_request", {}),
+    ],
     "masked": [("retouch_mask_coverage_ratio", {})],
     "gated": [("retouch_gate_reconstruction_error", {}), ("retouch_gate_high_frequency_ratio", {})],
 }
@@ -80,12 +99,12 @@ class PipelineMetrics:
     operation does (tiled, masked, gated: see SERIES_BY_KIND).
     """
 
-    def __init__(self, operations: Iterable[str], tiled: bool = False, masked: bool = False,
-                 gated: bool = False):
+    def __init__(self, operations: Iterable[str], tiled: bool = False, masked: bool = False, gated: bool = False):
         # A Metric is only valid while its family lives: both are kept on self.
-        self._families = {name: pb_utils.MetricFamily(name=name, description=description,
-                                                      kind=getattr(pb_utils.MetricFamily, kind))
-                          for name, (kind, description, _) in FAMILIES.items()}
+        self._families = {
+            name: pb_utils.MetricFamily(name=name, description=description, kind=getattr(pb_utils.MetricFamily, kind))
+            for name, (kind, description, _) in FAMILIES.items()
+        }
         self._series: dict[tuple, object] = {}
         kinds = [kind for kind, wanted in (("tiled", tiled), ("masked", masked), ("gated", gated)) if wanted]
         for operation in operations:
@@ -100,8 +119,9 @@ class PipelineMetrics:
         if key not in self._series:
             buckets = FAMILIES[name][2]
             family = self._families[name]
-            self._series[key] = (family.Metric(labels=labels, buckets=buckets) if buckets
-                                 else family.Metric(labels=labels))
+            self._series[key] = (
+                family.Metric(labels=labels, buckets=buckets) if buckets else family.Metric(labels=labels)
+            )
         return self._series[key]
 
     def edit(self, operation: str, outcome: str, n: int = 1) -> None:
@@ -123,8 +143,7 @@ class PipelineMetrics:
 
     def seam(self, operation: str, score: float, over: bool) -> None:
         self._get("retouch_seam_score", operation=operation).observe(score)
-        self._get("retouch_seam_checks_total", operation=operation,
-                  over_threshold=str(bool(over)).lower()).increment(1)
+        self._get("retouch_seam_checks_total", operation=operation, over_threshold=str(bool(over)).lower()).increment(1)
 
     def tiles(self, operation: str, n: int) -> None:
         self._get("retouch_tiles_per_request", operation=operation).observe(n)

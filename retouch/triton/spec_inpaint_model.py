@@ -27,8 +27,9 @@ class SpecInpaintModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("intra_op_threads", "2"))
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(os.path.join(version_dir, "model.onnx"), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            os.path.join(version_dir, "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
         name = json.loads(args["model_config"])["name"]
         pb_utils.Logger.log_info(f"{name}: serving with spec {json.dumps(self.spec.to_dict())}")
 

@@ -45,6 +45,7 @@ class DeploymentError(ValueError):
 
 # -- parameter types: each parses a config value and says in its docstring what it accepts ----------
 
+
 def positive_int(text: str) -> int:
     """a positive integer"""
     value = int(text)
@@ -77,15 +78,18 @@ def deployment_parameters(args: dict, declared: dict[str, Callable[[str], Any]])
     raw = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
     missing = sorted(set(declared) - set(raw))
     if missing:
-        raise DeploymentError(f"{config_file}: parameters {missing} missing; this step needs "
-                              + "; ".join(f"{k!r}: {declared[k].__doc__}" for k in missing))
+        raise DeploymentError(
+            f"{config_file}: parameters {missing} missing; this step needs "
+            + "; ".join(f"{k!r}: {declared[k].__doc__}" for k in missing)
+        )
     values = {}
     for key, parse in declared.items():
         try:
             values[key] = parse(raw[key])
         except ValueError:
-            raise DeploymentError(f"{config_file}: parameter {key!r} is {raw[key]!r}; it must be "
-                                  f"{parse.__doc__}") from None
+            raise DeploymentError(
+                f"{config_file}: parameter {key!r} is {raw[key]!r}; it must be {parse.__doc__}"
+            ) from None
     return values
 
 
@@ -97,21 +101,29 @@ DETECTOR_PARAMETERS = {"buckets": sizes, "tiles_per_request_batch": positive_int
 # The fill models: their input side, the windows one request sends at once, and the model served
 # behind each name retouch.inpaint routes to (a deployment may put a bring-your-own model that
 # answers the same contract, such as inpaint_custom, behind "unet").
-FILL_PARAMETERS = {"model_size": positive_int, "crops_per_request_batch": positive_int,
-                   "fast_fill_model": model_name, "unet_model": model_name}
+FILL_PARAMETERS = {
+    "model_size": positive_int,
+    "crops_per_request_batch": positive_int,
+    "fast_fill_model": model_name,
+    "unet_model": model_name,
+}
 
 
 def detector_options(args: dict, params: dict) -> dict:
     """retouch.text.detect_text's options: the detector export put in the slot (it decides the
     normalisation, so it is read from the slot's model.json), the buckets and the chunk size."""
     model_json = Path(args["model_repository"]).parent / TEXT_DETECTOR / "1" / "model.json"
-    return {"detector": json.loads(model_json.read_text())["detector"], "buckets": params["buckets"],
-            "max_batch": params["tiles_per_request_batch"]}
+    return {
+        "detector": json.loads(model_json.read_text())["detector"],
+        "buckets": params["buckets"],
+        "max_batch": params["tiles_per_request_batch"],
+    }
 
 
 @dataclass
 class StepResult:
     """What a step's run() hands back to the base, which writes the report and counts it."""
+
     outputs: dict[str, np.ndarray]  # output tensors other than REPORT
     figures: dict  # the step's section of the report
     models: list[str]  # models used, by the name run() called them (their manifests go in the report)
@@ -176,11 +188,18 @@ class OperationStep:
         settings = parse_settings(self.SETTINGS, input_bytes(request, "SETTINGS"))
         with timed(report, self.OPERATION):
             result = self.loop.run_until_complete(self.run(request, settings))
-        add_step(report, self.OPERATION, result.settings or settings, result.figures,
-                 [self.manifests[m] for m in result.models])
+        add_step(
+            report,
+            self.OPERATION,
+            result.settings or settings,
+            result.figures,
+            [self.manifests[m] for m in result.models],
+        )
         self.observe(result)
-        return [*(pb_utils.Tensor(name, np.ascontiguousarray(value)) for name, value in result.outputs.items()),
-                report_tensor(report) if self.FINAL else json_tensor("REPORT", report)]
+        return [
+            *(pb_utils.Tensor(name, np.ascontiguousarray(value)) for name, value in result.outputs.items()),
+            report_tensor(report) if self.FINAL else json_tensor("REPORT", report),
+        ]
 
     def observe(self, result: StepResult) -> None:
         """The request's metrics: its observations, then its outcome."""

@@ -52,6 +52,7 @@ class Watchdog:
             with self.lock:
                 status = json.dumps(self.status, sort_keys=True).encode()
             return [pb_utils.Tensor("STATUS", np.array([status], dtype=np.object_))]
+
         return respond_each(requests, answer)
 
     def finalize(self):
@@ -74,12 +75,13 @@ class Watchdog:
         for pid, model, instance in died:
             if model == self.name:
                 continue
-            pb_utils.Logger.log_error(f"watchdog: the stub of {instance} (pid {pid}) died; "
-                                      f"requests routed to it fail until {model} is reloaded")
+            pb_utils.Logger.log_error(
+                f"watchdog: the stub of {instance} (pid {pid}) died; "
+                f"requests routed to it fail until {model} is reloaded"
+            )
             self.metrics.stub_died(model)
             with self.lock:
-                self.status["deaths"].append({"model": model, "instance": instance, "pid": pid,
-                                              "time": time.time()})
+                self.status["deaths"].append({"model": model, "instance": instance, "pid": pid, "time": time.time()})
                 self.status["down"][model] = time.time()
             self.down.setdefault(model, time.monotonic())
         # Requests that failed since the last look, while a model was down: Triton failed them
@@ -101,21 +103,22 @@ class Watchdog:
             config.setdefault("parameters", {})["watchdog_reloaded_at"] = {"string_value": f"{time.time():.3f}"}
             pb_utils.load_model(model_name=model, config=json.dumps(config))
         except Exception as exc:  # noqa: BLE001 - logged, counted, retried
-            pb_utils.Logger.log_error(f"watchdog: reloading {model} failed: {short(exc)}; "
-                                      f"retrying in {RETRY_S:.0f} s")
+            pb_utils.Logger.log_error(f"watchdog: reloading {model} failed: {short(exc)}; retrying in {RETRY_S:.0f} s")
             self.metrics.reloaded(model, ok=False)
             return
         took = time.monotonic() - start
         down_for = time.monotonic() - self.down.pop(model)
         self.count_failures(True)
         self.count_until = time.monotonic() + 3 * self.interval
-        pb_utils.Logger.log_warn(f"watchdog: reloaded {model} in {took:.1f} s "
-                                 f"({down_for:.1f} s after its stub's death was noticed)")
+        pb_utils.Logger.log_warn(
+            f"watchdog: reloaded {model} in {took:.1f} s ({down_for:.1f} s after its stub's death was noticed)"
+        )
         self.metrics.reloaded(model, ok=True)
         with self.lock:
             self.status["down"].pop(model, None)
-            self.status["reloads"].append({"model": model, "reload_s": round(took, 2),
-                                           "down_s": round(down_for, 2), "time": time.time()})
+            self.status["reloads"].append(
+                {"model": model, "reload_s": round(took, 2), "down_s": round(down_for, 2), "time": time.time()}
+            )
 
     def read_failures(self) -> dict[str, float]:
         if not self.metrics_url:

@@ -40,8 +40,9 @@ def server(tmp_path_factory):
     extra = f"--model-repository={byo_repository(tmp_path_factory.mktemp('byo'))}"
     try:
         # The client's shared-memory tests register regions, so this server allows them.
-        with local_server(tmp_path_factory.mktemp("tritonserver"), RETOUCH_ALLOW_SHM="1",
-                          RETOUCH_SERVER_ARGS=extra) as endpoints:
+        with local_server(
+            tmp_path_factory.mktemp("tritonserver"), RETOUCH_ALLOW_SHM="1", RETOUCH_SERVER_ARGS=extra
+        ) as endpoints:
             yield endpoints
     except RuntimeError as exc:
         pytest.fail(str(exc))

@@ -36,8 +36,9 @@ def deployment(root: Path) -> Path:
     """A third model repository, everything the step reads in it: the custom slot as a fixed-size
     model, the fast fill, and the inpaint step with those models behind its unet and fast routes."""
     config = copy_model("inpaint_custom", root, FIXED_MODEL)
-    config = config.replace("dims: [ 3, -1, -1 ]", "dims: [ 3, 512, 512 ]").replace("dims: [ 1, -1, -1 ]",
-                                                                                    "dims: [ 1, 512, 512 ]")
+    config = config.replace("dims: [ 3, -1, -1 ]", "dims: [ 3, 512, 512 ]").replace(
+        "dims: [ 1, -1, -1 ]", "dims: [ 1, 512, 512 ]"
+    )
     assert config.count("512, 512") == 3
     (root / FIXED_MODEL / "config.pbtxt").write_text(config)
     (root / FAST_MODEL / "config.pbtxt").write_text(copy_model("inpaint_fast_fill", root, FAST_MODEL))
@@ -53,20 +54,28 @@ def deployment(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     repository = deployment(tmp_path_factory.mktemp("byo-step"))
-    with local_server(tmp_path_factory.mktemp("tritonserver"), RETOUCH_SERVER_ARGS=f"--model-repository={repository}",
-                      RETOUCH_LOAD_MODELS=f"{FAST_MODEL} {FIXED_MODEL} {STEP}") as endpoints:
+    with local_server(
+        tmp_path_factory.mktemp("tritonserver"),
+        RETOUCH_SERVER_ARGS=f"--model-repository={repository}",
+        RETOUCH_LOAD_MODELS=f"{FAST_MODEL} {FIXED_MODEL} {STEP}",
+    ) as endpoints:
         yield endpoints
 
 
 def inpaint(server, route: str):
     """The step called directly, as the inpaint ensemble calls it: pixels, a mask, settings."""
     ramp = np.linspace(0, 255, 128, dtype=np.float32)
-    pixels = np.stack([np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2,
-                       np.broadcast_to(ramp, (128, 128))], axis=2).astype(np.uint8)
+    pixels = np.stack(
+        [np.add.outer(ramp, ramp) / 2, np.add.outer(ramp, 255 - ramp) / 2, np.broadcast_to(ramp, (128, 128))], axis=2
+    ).astype(np.uint8)
     mask = np.zeros((128, 128), np.uint8)
     mask[40:80, 50:70] = 255
-    tensors = {"PIXELS": pixels, "MASK": mask, "SETTINGS": np.array([json.dumps({"route": route}).encode()], object),
-               "REPORT": np.array([b"{}"], object)}
+    tensors = {
+        "PIXELS": pixels,
+        "MASK": mask,
+        "SETTINGS": np.array([json.dumps({"route": route}).encode()], object),
+        "REPORT": np.array([b"{}"], object),
+    }
     inputs = []
     for name, value in tensors.items():
         inputs.append(grpcclient.InferInput(name, list(value.shape), "BYTES" if value.dtype == object else "UINT8"))
@@ -78,8 +87,9 @@ def inpaint(server, route: str):
 def edits(server) -> dict[str, float]:
     with urllib.request.urlopen(server["metrics"], timeout=10) as response:
         text = response.read().decode()
-    return {m[0]: float(m[1]) for m in
-            re.findall(r'retouch_edits_total\{operation="inpaint",outcome="(\w+)"\} (\S+)', text)}
+    return {
+        m[0]: float(m[1]) for m in re.findall(r'retouch_edits_total\{operation="inpaint",outcome="(\w+)"\} (\S+)', text)
+    }
 
 
 def test_a_refusal_by_the_model_behind_a_route_is_the_callers_invalid_argument(server):

@@ -47,6 +47,7 @@ def run(kind: str, url: str, use, **options):
         async with AsyncRetouchClient(url, **options) as client:
             out = use(client)
             return await out if inspect.isawaitable(out) else out
+
     return asyncio.run(main())
 
 
@@ -88,6 +89,7 @@ def test_pil_array_and_encoded_inputs_give_the_same_output(server, small, plain,
 
     async def three_async(c):
         return await asyncio.gather(*three(c))
+
     results = run(kind, server["grpc"], three if kind == "sync" else three_async)
     assert [r.data for r in results] == [plain.data] * 3
 
@@ -130,6 +132,7 @@ def test_concurrent_async_shared_memory_calls_get_their_own_regions(server, phot
     async def main():
         async with AsyncRetouchClient(server["grpc"], shared_memory=True) as client:
             return await asyncio.gather(*(client.upscale(c, scale=2) for c in crops))
+
     results = asyncio.run(main())
     with RetouchClient(server["grpc"]) as client:
         expected = [client.upscale(c, scale=2).pixels for c in crops]
@@ -183,8 +186,9 @@ def test_request_while_the_server_is_down_is_retried_then_fails_clearly(small, k
 def test_retries_stop_at_the_deadline(small):
     started = time.monotonic()
     with pytest.raises(ServerUnavailableError) as info:
-        with RetouchClient(f"127.0.0.1:{free_port()}", timeout_s=1.0,
-                           retry=RetryPolicy(attempts=50, backoff_s=0.4)) as client:
+        with RetouchClient(
+            f"127.0.0.1:{free_port()}", timeout_s=1.0, retry=RetryPolicy(attempts=50, backoff_s=0.4)
+        ) as client:
             client.upscale(small)
     assert 1 < info.value.attempts < 50
     assert time.monotonic() - started < 2
@@ -199,8 +203,9 @@ def test_health(server, kind):
 @pytest.fixture(scope="module")
 def server_without_shm(tmp_path_factory):
     """A second tritonserver started by serve.sh without RETOUCH_ALLOW_SHM, loading no models (fast)."""
-    with local_server(tmp_path_factory.mktemp("tritonserver-no-shm"), RETOUCH_ALLOW_SHM=None,
-                      RETOUCH_LOAD_MODELS="") as endpoints:
+    with local_server(
+        tmp_path_factory.mktemp("tritonserver-no-shm"), RETOUCH_ALLOW_SHM=None, RETOUCH_LOAD_MODELS=""
+    ) as endpoints:
         yield endpoints["grpc"]
 
 
@@ -236,8 +241,18 @@ def folder(tmp_path, photos) -> Path:
 
 def test_cli_processes_a_folder_and_writes_every_output(server, folder, tmp_path):
     out = tmp_path / "out"
-    done = retouch("upscale", str(folder), "-o", str(out), "--scale", "2", "--jobs", "3", "--json",
-                   env={**os.environ, "RETOUCH_URL": server["grpc"]})
+    done = retouch(
+        "upscale",
+        str(folder),
+        "-o",
+        str(out),
+        "--scale",
+        "2",
+        "--jobs",
+        "3",
+        "--json",
+        env={**os.environ, "RETOUCH_URL": server["grpc"]},
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == 4 and "4 written, 0 failed" in done.stderr
@@ -252,8 +267,9 @@ def test_cli_one_file_format_from_suffix_and_glob(server, folder, tmp_path):
     one = retouch("upscale", str(folder / "coffee.jpg"), "-o", str(tmp_path / "one.webp"), "--url", server["grpc"])
     assert one.returncode == 0, one.stderr
     assert Image.open(tmp_path / "one.webp").format == "WEBP"
-    globbed = retouch("upscale", str(folder / "chelsea*"), "-o", str(tmp_path / "g"), "--format", "jpeg",
-                      "--url", server["grpc"])
+    globbed = retouch(
+        "upscale", str(folder / "chelsea*"), "-o", str(tmp_path / "g"), "--format", "jpeg", "--url", server["grpc"]
+    )
     assert globbed.returncode == 0, globbed.stderr
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["chelsea.jpg", "chelsea2.jpg"]
 
@@ -263,13 +279,22 @@ def test_cli_exit_codes(server, folder, tmp_path):
     some_invalid = retouch("upscale", str(folder), "-o", str(tmp_path / "a"), "--url", server["grpc"])
     assert some_invalid.returncode == 3
     assert "broken.png: INVALID_ARGUMENT" in some_invalid.stderr and "4 written, 1 failed" in some_invalid.stderr
-    bad_setting = retouch("upscale", str(folder / "coffee.jpg"), "-o", str(tmp_path / "b.png"), "--scale", "3",
-                          "--url", server["grpc"])
+    bad_setting = retouch(
+        "upscale", str(folder / "coffee.jpg"), "-o", str(tmp_path / "b.png"), "--scale", "3", "--url", server["grpc"]
+    )
     assert bad_setting.returncode == 3 and "'scale' must be one of [2, 4]" in bad_setting.stderr
     nothing = retouch("upscale", str(tmp_path / "missing"), "-o", str(tmp_path / "c"), "--url", server["grpc"])
     assert nothing.returncode == 2 and "no such file" in nothing.stderr
-    down = retouch("upscale", str(folder / "coffee.jpg"), "-o", str(tmp_path / "d.png"), "--retries", "1",
-                   "--url", f"127.0.0.1:{free_port()}")
+    down = retouch(
+        "upscale",
+        str(folder / "coffee.jpg"),
+        "-o",
+        str(tmp_path / "d.png"),
+        "--retries",
+        "1",
+        "--url",
+        f"127.0.0.1:{free_port()}",
+    )
     assert down.returncode == 4 and "UNAVAILABLE after 2 attempt(s)" in down.stderr
 
 
@@ -278,8 +303,18 @@ def test_cli_inpaint_with_one_mask_or_a_folder_of_masks(server, folder, tmp_path
     mask = np.zeros((48, 48), np.uint8)
     mask[14:26, 16:26] = 255  # about 5% of each image, under the 12% coverage limit
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    one = retouch("inpaint", str(folder / "coffee.jpg"), "--mask", str(tmp_path / "mask.png"), "-o",
-                  str(tmp_path / "filled.png"), "--route", "fast", "--json", *url)
+    one = retouch(
+        "inpaint",
+        str(folder / "coffee.jpg"),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "-o",
+        str(tmp_path / "filled.png"),
+        "--route",
+        "fast",
+        "--json",
+        *url,
+    )
     assert one.returncode == 0, one.stderr
     report = json.loads(one.stdout)["report"]["inpaint"]
     assert report["route"] == "fast" and report["settings"]["route"] == "fast"
@@ -290,21 +325,46 @@ def test_cli_inpaint_with_one_mask_or_a_folder_of_masks(server, folder, tmp_path
     for image in ("astronaut.png", "chelsea.webp"):
         w, h = Image.open(folder / image).size
         Image.fromarray(np.pad(mask, 16)[:h, :w]).save(masks / (Path(image).stem + ".png"))
-    both = retouch("inpaint", str(folder / "astronaut.png"), str(folder / "chelsea.webp"), "--mask", str(masks),
-                   "-o", str(tmp_path / "many"), *url)
+    both = retouch(
+        "inpaint",
+        str(folder / "astronaut.png"),
+        str(folder / "chelsea.webp"),
+        "--mask",
+        str(masks),
+        "-o",
+        str(tmp_path / "many"),
+        *url,
+    )
     assert both.returncode == 0, both.stderr
     assert sorted(p.name for p in (tmp_path / "many").iterdir()) == ["astronaut.png", "chelsea.png"]
     unmatched = retouch("inpaint", str(folder), "--mask", str(masks), "-o", str(tmp_path / "x"), *url)
     assert unmatched.returncode == 2 and "no mask for" in unmatched.stderr and not (tmp_path / "x").exists()
-    wrong_size = retouch("inpaint", str(folder / "chelsea2.jpeg"), "--mask", str(tmp_path / "mask.png"),
-                         "-o", str(tmp_path / "y.png"), *url)
+    wrong_size = retouch(
+        "inpaint",
+        str(folder / "chelsea2.jpeg"),
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "-o",
+        str(tmp_path / "y.png"),
+        *url,
+    )
     assert wrong_size.returncode == 3 and "INVALID_ARGUMENT" in wrong_size.stderr
 
 
 def test_cli_clean_and_detect_text(server, folder, tmp_path):
     url = ["--url", server["grpc"]]
-    cleaned = retouch("clean", str(folder / "coffee.jpg"), "-o", str(tmp_path / "clean.webp"), "--scale", "2",
-                      "--set", 'upscale={"tile": 64}', "--json", *url)
+    cleaned = retouch(
+        "clean",
+        str(folder / "coffee.jpg"),
+        "-o",
+        str(tmp_path / "clean.webp"),
+        "--scale",
+        "2",
+        "--set",
+        'upscale={"tile": 64}',
+        "--json",
+        *url,
+    )
     assert cleaned.returncode == 0, cleaned.stderr
     report = json.loads(cleaned.stdout)["report"]
     assert report["upscale"]["settings"]["tile"] == 64 and report["upscale"]["settings"]["scale"] == 2
@@ -313,8 +373,16 @@ def test_cli_clean_and_detect_text(server, folder, tmp_path):
     sign = Image.new("RGB", (360, 140), "white")
     ImageDraw.Draw(sign).text((20, 40), "OPEN 24h", fill="black", font=ImageFont.load_default(48))
     sign.save(folder / "sign.png")
-    found = retouch("detect-text", str(folder / "sign.png"), str(folder / "coffee.jpg"), "-o", str(tmp_path / "boxes"),
-                    "--box-thresh", "0.6", *url)
+    found = retouch(
+        "detect-text",
+        str(folder / "sign.png"),
+        str(folder / "coffee.jpg"),
+        "-o",
+        str(tmp_path / "boxes"),
+        "--box-thresh",
+        "0.6",
+        *url,
+    )
     assert found.returncode == 0, found.stderr
     sign_boxes = json.loads((tmp_path / "boxes" / "sign.json").read_text())
     assert len(sign_boxes["boxes"]) >= 1 and len(sign_boxes["scores"]) == len(sign_boxes["boxes"])
@@ -336,15 +404,21 @@ def test_client_installs_and_imports_in_a_clean_venv_without_torch_or_onnx(tmp_p
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean)
     python = venv / "bin" / "python"
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source),
-                              "-c", str(ROOT / "client" / "constraints.txt")],
-                             capture_output=True, text=True, timeout=600, env=clean)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", str(source), "-c", str(ROOT / "client" / "constraints.txt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=clean,
+    )
     assert install.returncode == 0, install.stderr
-    check = ("import importlib.util, retouch_client\n"
-             "from retouch_client import RetouchClient, AsyncRetouchClient\n"
-             "heavy = [m for m in ('torch', 'onnx', 'onnxruntime') if importlib.util.find_spec(m)]\n"
-             "assert not heavy, heavy\n"
-             "print(retouch_client.__file__)")
+    check = (
+        "import importlib.util, retouch_client\n"
+        "from retouch_client import RetouchClient, AsyncRetouchClient\n"
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime') if importlib.util.find_spec(m)]\n"
+        "assert not heavy, heavy\n"
+        "print(retouch_client.__file__)"
+    )
     imported = subprocess.run([str(python), "-c", check], capture_output=True, text=True, cwd=tmp_path, env=clean)
     assert imported.returncode == 0, imported.stderr
     assert str(venv) in imported.stdout  # the installed copy, not the repository's
@@ -368,8 +442,16 @@ def captioned():
     from skimage import data
     from text_scenes import make_scene
 
-    scene = make_scene("coffee-client", np.ascontiguousarray(data.coffee()[:192, :256]), seed=5,
-                       layout="sparse", sizes=(20, 28), contrasts=("high",), max_angle=0, lines=2)
+    scene = make_scene(
+        "coffee-client",
+        np.ascontiguousarray(data.coffee()[:192, :256]),
+        seed=5,
+        layout="sparse",
+        sizes=(20, 28),
+        contrasts=("high",),
+        max_angle=0,
+        lines=2,
+    )
     mask = np.zeros(scene.rgb.shape[:2], np.uint8)
     mask[150:170, 30:60] = 255
     return scene.rgb, mask

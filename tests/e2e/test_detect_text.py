@@ -44,10 +44,15 @@ def detect(triton, image: bytes, settings: dict | None = None, url: str | None =
         inputs.append(grpcclient.InferInput("SETTINGS", [1], "BYTES"))
         inputs[1].set_data_from_numpy(np.array([json.dumps(settings).encode()], dtype=np.object_))
     client = grpcclient.InferenceServerClient(url) if url else triton
-    result = client.infer("detect_text", inputs, outputs=[grpcclient.InferRequestedOutput(n) for n in OUTPUTS],
-                          client_timeout=300)
-    return (result.as_numpy("BOXES"), result.as_numpy("SCORES"), result.as_numpy("MASK"),
-            json.loads(result.as_numpy("REPORT")[0]))
+    result = client.infer(
+        "detect_text", inputs, outputs=[grpcclient.InferRequestedOutput(n) for n in OUTPUTS], client_timeout=300
+    )
+    return (
+        result.as_numpy("BOXES"),
+        result.as_numpy("SCORES"),
+        result.as_numpy("MASK"),
+        json.loads(result.as_numpy("REPORT")[0]),
+    )
 
 
 def photo(name: str) -> np.ndarray:
@@ -62,16 +67,22 @@ def photo(name: str) -> np.ndarray:
 
 # Six photos, sparse and dense layouts, one image larger than every bucket (so it is tiled); three
 # rounds with different seeds. The defaults were tuned on 40 other scenes (seeds 1000+, docs/text.md).
-ROUND = [(name, layout) for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble")
-         for layout in ("sparse", "dense")]
+ROUND = [
+    (name, layout)
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "hubble")
+    for layout in ("sparse", "dense")
+]
 ROUND[-1] = ("astronaut_large", "sparse")
 SEEDS = (range(0, 12), range(100, 112), range(112, 124))
 
 
 @pytest.fixture(scope="module")
 def quality_scenes():
-    return [make_scene(f"{name}-{layout}-{seed}", photo(name), seed=seed, layout=layout)
-            for seeds in SEEDS for seed, (name, layout) in zip(seeds, ROUND)]
+    return [
+        make_scene(f"{name}-{layout}-{seed}", photo(name), seed=seed, layout=layout)
+        for seeds in SEEDS
+        for seed, (name, layout) in zip(seeds, ROUND)
+    ]
 
 
 def test_finds_rendered_lines_with_little_false_positive_area(triton, server, quality_scenes):
@@ -82,8 +93,9 @@ def test_finds_rendered_lines_with_little_false_positive_area(triton, server, qu
     tiled = []
     # Four at a time, as text_detect has four instances: the detector batches them.
     with cf.ThreadPoolExecutor(4) as pool:
-        responses = pool.map(lambda scene: detect(triton, encode(Image.fromarray(scene.rgb)), url=server["grpc"]),
-                             quality_scenes)
+        responses = pool.map(
+            lambda scene: detect(triton, encode(Image.fromarray(scene.rgb)), url=server["grpc"]), quality_scenes
+        )
         for scene, (boxes, scores, mask, report) in zip(quality_scenes, responses):
             assert mask.shape == scene.rgb.shape[:2] and boxes.shape == (len(scores), 4, 2)
             result = score(scene, boxes, mask, settings.mask_dilation)
@@ -93,8 +105,10 @@ def test_finds_rendered_lines_with_little_false_positive_area(triton, server, qu
             if report["detect_text"]["tiles"] > 1:
                 tiled.append(scene.name.split("-")[0])
     recall = found / lines
-    print(f"\ndetect_text quality: {found}/{lines} lines found ({recall:.3f}); missed {missed}; "
-          f"false-positive area by image {false_positive}")
+    print(
+        f"\ndetect_text quality: {found}/{lines} lines found ({recall:.3f}); missed {missed}; "
+        f"false-positive area by image {false_positive}"
+    )
     assert lines >= 180
     assert tiled == ["astronaut_large"] * len(SEEDS)
     assert recall >= 0.95, f"found {found}/{lines}; missed (size, contrast, angle, text): {missed}"
@@ -117,8 +131,10 @@ def test_concurrent_requests_of_different_sizes_share_batches(triton, server):
         results = list(pool.map(lambda image: detect(triton, image, url=server["grpc"]), images))
     inferences, executions = np.subtract(stats(triton, "text_detector"), before)
     assert [r[2].shape for r in results] == sizes
-    print(f"\ntext_detector: {inferences} inferences in {executions} executions "
-          f"(average batch {inferences / executions:.2f})")
+    print(
+        f"\ntext_detector: {inferences} inferences in {executions} executions "
+        f"(average batch {inferences / executions:.2f})"
+    )
     assert inferences == len(results)
     assert inferences / executions > 1
 
@@ -126,8 +142,16 @@ def test_concurrent_requests_of_different_sizes_share_batches(triton, server):
 @pytest.fixture(scope="module")
 def upright():
     """Large high-contrast lines: any failure below is the image mode's, not the detector's."""
-    return make_scene("coffee-modes", data.coffee(), seed=3, layout="sparse", sizes=(24, 40),
-                      contrasts=("high",), max_angle=10, lines=4)
+    return make_scene(
+        "coffee-modes",
+        data.coffee(),
+        seed=3,
+        layout="sparse",
+        sizes=(24, 40),
+        contrasts=("high",),
+        max_angle=10,
+        lines=4,
+    )
 
 
 def assert_finds(scene, boxes, mask):
@@ -175,8 +199,12 @@ def test_served_detector_matches_onnxruntime(triton, quality_scenes):
     detector = json.loads((MODEL_DIR / "model.json").read_text())["detector"]
     for max_upscale, bucket in ((1.0, 640), (2.0, 1280)):
         settings = DetectSettings(max_upscale=max_upscale)
-        batch = np.concatenate([model_inputs(s.rgb, plan_detection(*s.rgb.shape[:2], settings), DETECTORS[detector])
-                                for s in quality_scenes[2:4]])  # coffee, 400x600
+        batch = np.concatenate(
+            [
+                model_inputs(s.rgb, plan_detection(*s.rgb.shape[:2], settings), DETECTORS[detector])
+                for s in quality_scenes[2:4]
+            ]
+        )  # coffee, 400x600
         assert batch.shape == (2, 3, bucket, bucket)
         inputs = [grpcclient.InferInput("INPUT", list(batch.shape), "FP32")]
         inputs[0].set_data_from_numpy(batch)
@@ -199,13 +227,16 @@ def test_report_names_the_served_detector(triton, upright):
     assert {"decode", "detect_text"} <= set(report["timings_ms"])
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"thresh": 1.5}, "setting 'thresh' must be between 0.01 and 0.99"),
-    ({"unclip_ratio": "big"}, "setting 'unclip_ratio' must be float"),
-    ({"score_mode": "exact"}, "setting 'score_mode' must be one of ['fast', 'slow']"),
-    ({"treshold": 0.3}, "unknown setting 'treshold'; known settings: box_thresh, mask_dilation,"),
-    ("not json", "SETTINGS must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"thresh": 1.5}, "setting 'thresh' must be between 0.01 and 0.99"),
+        ({"unclip_ratio": "big"}, "setting 'unclip_ratio' must be float"),
+        ({"score_mode": "exact"}, "setting 'score_mode' must be one of ['fast', 'slow']"),
+        ({"treshold": 0.3}, "unknown setting 'treshold'; known settings: box_thresh, mask_dilation,"),
+        ("not json", "SETTINGS must be a JSON object"),
+    ],
+)
 def test_bad_settings_are_refused_and_the_server_keeps_serving(triton, upright, settings, message):
     image = encode(Image.fromarray(upright.rgb))
     inputs = [grpcclient.InferInput("IMAGE", [1], "BYTES"), grpcclient.InferInput("SETTINGS", [1], "BYTES")]

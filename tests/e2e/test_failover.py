@@ -59,8 +59,7 @@ def test_two_servers_share_the_load_and_one_can_stop(tmp_path, photo):
             pytest.fail(str(exc))
         registry = CollectorRegistry()
         endpoints = [first["grpc"], second["grpc"]]
-        with RetouchClient(",".join(endpoints), timeout_s=120, registry=registry,
-                           failover_cooldown_s=300) as client:
+        with RetouchClient(",".join(endpoints), timeout_s=120, registry=registry, failover_cooldown_s=300) as client:
             # Spread: sequential calls alternate between the two servers.
             before = [client.upscale(photo, scale=2) for _ in range(6)]
             assert (served(first["grpc"], 3), served(second["grpc"], 3)) == (3, 3)
@@ -79,8 +78,9 @@ def test_two_servers_share_the_load_and_one_can_stop(tmp_path, photo):
         # The asyncio client fails over the same way (its first call goes to the first endpoint,
         # so list the stopped one first).
         async def concurrent():
-            async with AsyncRetouchClient([second["grpc"], first["grpc"]], timeout_s=120,
-                                          registry=CollectorRegistry()) as aclient:
+            async with AsyncRetouchClient(
+                [second["grpc"], first["grpc"]], timeout_s=120, registry=CollectorRegistry()
+            ) as aclient:
                 return await asyncio.gather(*(aclient.upscale(photo, scale=2) for _ in range(4)))
 
         assert {r.data for r in asyncio.run(concurrent())} == {before[0].data}

@@ -37,8 +37,10 @@ def test_photo_x4_small_image(client, photos):
     # the same picture, sharpened: close to bicubic on average, but with more detail (gradient energy)
     ref = bicubic_up(lr, 160, 160).astype(np.float32)
     assert np.abs(out.astype(np.float32) - ref).mean() < 20  # a shifted or garbled output is far over
+
     def energy(a):
         return np.mean(np.abs(np.diff(a.astype(np.float32).mean(axis=2), axis=1)))
+
     assert energy(out) > energy(ref)
 
 
@@ -62,7 +64,7 @@ def test_outscale_gives_exactly_that_size(client, photos, mode, outscale):
 def test_rgba_comes_back_rgba_with_its_alpha_upscaled(client, photos):
     rgb = photos["coffee"][:40, :48]
     yy, xx = np.mgrid[:40, :48]
-    alpha = np.where((yy - 20) ** 2 + (xx - 24) ** 2 < 15 ** 2, 255, 0).astype(np.uint8)  # an opaque disc
+    alpha = np.where((yy - 20) ** 2 + (xx - 24) ** 2 < 15**2, 255, 0).astype(np.uint8)  # an opaque disc
     result = client.upscale(encoded(Image.fromarray(np.dstack([rgb, alpha]), "RGBA")), scale=2)
     assert result.image.mode == "RGBA" and result.image.size == (96, 80)
     out_alpha = np.asarray(result.image)[..., 3].astype(np.float32)
@@ -134,8 +136,10 @@ def test_denoise_2_runs_and_smooths_jpeg_noise(client, photos):
     result = client.upscale(jpeg, scale=2, denoise=2)
     assert [m["name"] for m in result.report["models"]] == ["upscaler_waifu2x_photo_x2_denoise2"]
     assert result.report["upscale"]["settings"]["denoise"] == 2
+
     def energy(r):
         return np.mean(np.abs(np.diff(np.asarray(r.image.convert("L"), np.float32), axis=1)))
+
     assert energy(result) < energy(plain)  # block edges and ringing smoothed away
 
 

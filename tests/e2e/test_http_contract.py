@@ -52,25 +52,37 @@ def workdir(tmp_path_factory):
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[30:50, 40:70] = 255
     (folder / "mask.png").write_bytes(png(mask))
-    sign = make_scene("http-sign", np.ascontiguousarray(data.astronaut()[:256, :256]), seed=3, layout="sparse",
-                      lines=2)
+    sign = make_scene("http-sign", np.ascontiguousarray(data.astronaut()[:256, :256]), seed=3, layout="sparse", lines=2)
     (folder / "sign.png").write_bytes(png(sign.rgb))
     return folder
 
 
 def run_doc(block: str, server, folder: Path) -> subprocess.CompletedProcess:
     script = f"set -euo pipefail\n{BLOCKS['helper']}\n{block}"
-    return subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True, timeout=600,
-                          env={"PATH": "/usr/bin:/bin", "RETOUCH_HTTP": server["http"]})
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"PATH": "/usr/bin:/bin", "RETOUCH_HTTP": server["http"]},
+    )
 
 
 def schema(operation: str) -> dict:
     return json.loads((ROOT / "docs" / "schemas" / f"{operation}.report.json").read_text())
 
 
-@pytest.mark.parametrize("operation,image", [("upscale", "upscaled.png"), ("detect_text", None),
-                                             ("inpaint", "filled.png"), ("remove_text", "clean.png"),
-                                             ("clean", "clean_x2.png")])
+@pytest.mark.parametrize(
+    "operation,image",
+    [
+        ("upscale", "upscaled.png"),
+        ("detect_text", None),
+        ("inpaint", "filled.png"),
+        ("remove_text", "clean.png"),
+        ("clean", "clean_x2.png"),
+    ],
+)
 def test_documented_call_returns_a_report_that_meets_its_schema(server, workdir, operation, image):
     done = run_doc(BLOCKS[operation], server, workdir)
     assert done.returncode == 0, done.stderr

@@ -21,7 +21,7 @@ def block_mask(seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     m = np.zeros((256, 256), np.uint8)
     y, x = rng.integers(40, 180, size=2)
-    m[y:y + 24, x:x + 32] = 255
+    m[y : y + 24, x : x + 32] = 255
     return m
 
 
@@ -32,7 +32,7 @@ def text_mask(seed: int) -> np.ndarray:
 
 def psnr_in(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     mse = np.mean((a[where].astype(np.float64) - b[where]) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def pixels(result) -> np.ndarray:
@@ -45,8 +45,11 @@ def far_from(mask: np.ndarray, settings: InpaintSettings) -> np.ndarray:
     return cv2.dilate(mask, np.ones((2 * band + 1, 2 * band + 1), np.uint8)) == 0
 
 
-CASES = [(kind, seed, photo) for kind in ("text", "block") for seed, photo in
-         zip((1, 2, 3), ("astronaut", "chelsea", "coffee"))]
+CASES = [
+    (kind, seed, photo)
+    for kind in ("text", "block")
+    for seed, photo in zip((1, 2, 3), ("astronaut", "chelsea", "coffee"))
+]
 
 
 def flat_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -81,8 +84,10 @@ def test_inpaint_real_photos_each_route(client, photos, route):
         # Native-resolution windows: outside the hole, the input bit for bit.
         if report["windows"] == report["native_windows"]:
             np.testing.assert_array_equal(out[~hole], rgb[~hole])
-    print(f"route={route}: in-hole PSNR gain over a flat fill, dB: "
-          f"{[(k, p, round(g, 2)) for (k, _, p), g in zip(CASES, gains)]}, median {np.median(gains):.2f}")
+    print(
+        f"route={route}: in-hole PSNR gain over a flat fill, dB: "
+        f"{[(k, p, round(g, 2)) for (k, _, p), g in zip(CASES, gains)]}, median {np.median(gains):.2f}"
+    )
     # The hole is really filled: on the median case, less than half the flat fill's error.
     assert np.median(gains) >= 3.0, gains
 
@@ -151,13 +156,16 @@ def png(mask: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("mask,settings,message", [
-    (np.zeros((100, 100), np.uint8), {}, "mask is 100x100 but the image is 256x256"),
-    (np.full((256, 256), 255, np.uint8), {}, "over the 50% limit"),
-    (np.full((256, 256), 255, np.uint8), {"max_coverage": 0.95}, "'max_coverage' must be"),
-    (b"not a mask", {}, "mask bytes are not a PNG, JPEG or WebP"),
-    (np.zeros((256, 256), np.uint8), {"route": "magic"}, "'route' must be one of"),
-])
+@pytest.mark.parametrize(
+    "mask,settings,message",
+    [
+        (np.zeros((100, 100), np.uint8), {}, "mask is 100x100 but the image is 256x256"),
+        (np.full((256, 256), 255, np.uint8), {}, "over the 50% limit"),
+        (np.full((256, 256), 255, np.uint8), {"max_coverage": 0.95}, "'max_coverage' must be"),
+        (b"not a mask", {}, "mask bytes are not a PNG, JPEG or WebP"),
+        (np.zeros((256, 256), np.uint8), {"route": "magic"}, "'route' must be one of"),
+    ],
+)
 def test_bad_masks_are_invalid_argument(client, triton, photos, mask, settings, message):
     with pytest.raises(InvalidInputError, match=message):
         client.inpaint(photos["coffee"], mask if isinstance(mask, bytes) else png(mask), **settings)
@@ -191,6 +199,7 @@ def test_response_cache_answers_a_repeat(tmp_path, photos):
 def test_concurrent_requests_share_fill_batches(server, triton, photos):
     """Eight inpaint requests at once: each sends its crop and its gate probes to inpaint_unet in one
     call; concurrent calls merge in its dynamic batcher, so it executes fewer times than it is called."""
+
     def counts():
         s = triton.get_inference_statistics("inpaint_unet").model_stats[0]
         return s.inference_stats.success.count, s.inference_count, s.execution_count
@@ -203,8 +212,10 @@ def test_concurrent_requests_share_fill_batches(server, triton, photos):
     with cf.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(20, 28)))
     calls, inferences, executions = np.subtract(counts(), before)
-    print(f"\ninpaint_unet: {calls} calls from {len(results)} requests, {inferences} crops in {executions} "
-          f"executions (average batch {inferences / executions:.2f})")
+    print(
+        f"\ninpaint_unet: {calls} calls from {len(results)} requests, {inferences} crops in {executions} "
+        f"executions (average batch {inferences / executions:.2f})"
+    )
     assert all(r.report["inpaint"]["route"] == "unet" for r in results)
     assert calls == len(results)
     assert executions < calls and inferences / executions > inferences / calls

@@ -16,8 +16,10 @@ MODELS = ("inpaint_fast_fill", "inpaint_unet", "inpaint_custom")
 
 
 def infer(triton, model: str, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    inputs = [grpcclient.InferInput("IMAGE", list(image.shape), "FP32"),
-              grpcclient.InferInput("MASK", list(mask.shape), "FP32")]
+    inputs = [
+        grpcclient.InferInput("IMAGE", list(image.shape), "FP32"),
+        grpcclient.InferInput("MASK", list(mask.shape), "FP32"),
+    ]
     inputs[0].set_data_from_numpy(image)
     inputs[1].set_data_from_numpy(mask)
     return triton.infer(model, inputs, outputs=[grpcclient.InferRequestedOutput("OUTPUT")]).as_numpy("OUTPUT")

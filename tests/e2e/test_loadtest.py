@@ -16,10 +16,30 @@ pytestmark = pytest.mark.e2e
 def test_loadtest_writes_a_parseable_report(server, tmp_path, loop):
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "loadtest.py"), "--url", server["grpc"], *loop,
-         "--requests", "4", "--duration", "60", "--mix", "upscale:1,detect_text:1", "--sizes", "64:1,96:1",
-         "--settings", '{"upscale": {"tile": 32, "overlap": 8}}', "--out", str(out), "--quiet"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "loadtest.py"),
+            "--url",
+            server["grpc"],
+            *loop,
+            "--requests",
+            "4",
+            "--duration",
+            "60",
+            "--mix",
+            "upscale:1,detect_text:1",
+            "--sizes",
+            "64:1,96:1",
+            "--settings",
+            '{"upscale": {"tile": 32, "overlap": 8}}',
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["total"]["requests"] == 4 and len(report["requests"]) == 4

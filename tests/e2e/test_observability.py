@@ -87,8 +87,10 @@ class Prometheus:
 
     def query(self, expr: str) -> dict[tuple, float]:
         """Instant query -> {sorted labels without __name__: value}."""
-        return {tuple(sorted((k, v) for k, v in s["metric"].items() if k != "__name__")): float(s["value"][1])
-                for s in self.api("query", query=expr)["result"]}
+        return {
+            tuple(sorted((k, v) for k, v in s["metric"].items() if k != "__name__")): float(s["value"][1])
+            for s in self.api("query", query=expr)["result"]
+        }
 
     def value(self, expr: str) -> float | None:
         result = self.query(expr)
@@ -135,8 +137,15 @@ def prometheus(server, tmp_path_factory):
     port = free_port()
     log = open(work / "prometheus.log", "w")
     process = subprocess.Popen(
-        [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready():
@@ -192,24 +201,31 @@ def traffic(prometheus, server, client, triton, photos):
     final = after[("retouch_edits_total", (("operation", "upscale"), ("outcome", "rejected")))]
     wait_for(lambda: prometheus.value(rejected) == final, "prometheus to scrape the edits")
     scraped_at = prometheus.value(f"timestamp({rejected})")
-    wait_for(lambda: all(unix_time(g["lastEvaluation"]) > scraped_at for g in prometheus.api("rules")["groups"]),
-             "every rule group to be evaluated on the edits")
+    wait_for(
+        lambda: all(unix_time(g["lastEvaluation"]) > scraped_at for g in prometheus.api("rules")["groups"]),
+        "every rule group to be evaluated on the edits",
+    )
     batches = {}
     for old, new in zip(stats_before, stats_after):
         assert old.name == new.name
         if new.execution_count > old.execution_count:
-            batches[new.name] = ((new.inference_count - old.inference_count)
-                                 / (new.execution_count - old.execution_count))
+            batches[new.name] = (new.inference_count - old.inference_count) / (
+                new.execution_count - old.execution_count
+            )
     return {"before": before, "after": after, "batches": batches}
 
 
 def test_the_server_counted_the_edits(traffic):
     after, before = traffic["after"], traffic["before"]
-    edits = {o: delta(after, before, "retouch_edits_total", operation="upscale", outcome=o)
-             for o in ("accepted", "rejected", "failed", "needs_review", "fallback")}
+    edits = {
+        o: delta(after, before, "retouch_edits_total", operation="upscale", outcome=o)
+        for o in ("accepted", "rejected", "failed", "needs_review", "fallback")
+    }
     assert edits == {"accepted": len(SETTINGS), "rejected": 1, "failed": 0, "needs_review": 0, "fallback": 0}
-    checks = {o: delta(after, before, "retouch_seam_checks_total", operation="upscale", over_threshold=o)
-              for o in ("true", "false")}
+    checks = {
+        o: delta(after, before, "retouch_seam_checks_total", operation="upscale", over_threshold=o)
+        for o in ("true", "false")
+    }
     assert checks["true"] + checks["false"] == len(SETTINGS)
     assert checks["true"] >= 1, "naive tiling should have scored over the seam threshold"
     assert delta(after, before, "retouch_tiles_per_request_count", operation="upscale") == len(SETTINGS)
@@ -244,8 +260,10 @@ def test_pipeline_ratios_match_the_server_counts(prometheus, traffic):
     assert seam_rate == pytest.approx(over / len(SETTINGS), rel=0.15)
     tiles = delta(after, before, "retouch_tiles_per_request_sum", operation="upscale") / len(SETTINGS)
     recorded_tiles = prometheus.value('operation:retouch_tiles_per_request:avg_rate5m{operation="upscale"}')
-    print(f"prometheus vs server: rejected {ratios['rejected']:.4f} vs {1 / total:.4f}, seam-rate "
-          f"{seam_rate:.4f} vs {over / len(SETTINGS):.4f}, tiles {recorded_tiles:.3f} vs {tiles:.3f}")
+    print(
+        f"prometheus vs server: rejected {ratios['rejected']:.4f} vs {1 / total:.4f}, seam-rate "
+        f"{seam_rate:.4f} vs {over / len(SETTINGS):.4f}, tiles {recorded_tiles:.3f} vs {tiles:.3f}"
+    )
     assert recorded_tiles == pytest.approx(tiles, rel=0.15)
 
 
@@ -269,22 +287,40 @@ def test_latency_and_queue_time_are_recorded(prometheus, traffic):
 def test_alerts_follow_the_traffic(prometheus, traffic):
     """One edit in four had seams: the seam-rate alert is pending (it fires after 5 minutes).
     Nothing failed and latency is within budget: those alerts stay inactive."""
-    alerts = {(a["labels"]["alertname"], a["labels"].get("operation")): a["state"]
-              for a in wait_for(lambda: prometheus.api("alerts")["alerts"], "an active alert")}
+    alerts = {
+        (a["labels"]["alertname"], a["labels"].get("operation")): a["state"]
+        for a in wait_for(lambda: prometheus.api("alerts")["alerts"], "an active alert")
+    }
     assert alerts.get(("RetouchSeamRateHigh", "upscale")) in ("pending", "firing")
-    assert not {name for name, _ in alerts} & {"RetouchEditFailureRatioHigh", "RetouchLatencyP95OverBudget",
-                                                "TritonDown"}
+    assert not {name for name, _ in alerts} & {
+        "RetouchEditFailureRatioHigh",
+        "RetouchLatencyP95OverBudget",
+        "TritonDown",
+    }
 
 
 # PromQL words that are not metric names.
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
-                "unless", "offset", "inf", "nan"}
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def metric_names(expr: str) -> set[str]:
-    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)   # strings
-    expr = re.sub(r"\{[^}]*\}", "", expr)              # label matchers
-    expr = re.sub(r"\[[^\]]*\]", "", expr)             # range selectors
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors
     expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
     names = re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*(?![A-Za-z0-9_:]*\s*\()", expr)
     return {n for n in names if n.lower() not in PROMQL_WORDS}
@@ -296,8 +332,10 @@ def dashboard_queries() -> list[str]:
 
 
 def test_metric_name_extraction():
-    assert metric_names('sum by (model) (rate(nv_inference_count{model="a"}[5m])) / on (model) b:c:d > 2') == \
-        {"nv_inference_count", "b:c:d"}
+    assert metric_names('sum by (model) (rate(nv_inference_count{model="a"}[5m])) / on (model) b:c:d > 2') == {
+        "nv_inference_count",
+        "b:c:d",
+    }
 
 
 def test_dashboard_names_only_exported_or_recorded_metrics(server, prometheus, traffic):

@@ -14,11 +14,30 @@ pytestmark = pytest.mark.e2e
 
 def test_perf_script_measures_upscale(server, tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "perf.py"), "--url", server["grpc"], "--model", "upscale", "--size", "64",
-         "--csv", str(tmp_path / "perf.csv"),
-         "--settings", '{"scale": 2, "tile": 32, "overlap": 8}', "--concurrency", "1:2", "--window-ms", "1500",
-         "--stability", "1000"],  # a shared CI machine is noisy: this checks it measures, not how stably
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "perf.py"),
+            "--url",
+            server["grpc"],
+            "--model",
+            "upscale",
+            "--size",
+            "64",
+            "--csv",
+            str(tmp_path / "perf.csv"),
+            "--settings",
+            '{"scale": 2, "tile": 32, "overlap": 8}',
+            "--concurrency",
+            "1:2",
+            "--window-ms",
+            "1500",
+            "--stability",
+            "1000",
+        ],  # a shared CI machine is noisy: this checks it measures, not how stably
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)x", proc.stdout, re.M)
     assert [r[0] for r in rows] == ["1", "2"], proc.stdout

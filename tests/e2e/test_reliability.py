@@ -90,27 +90,36 @@ def watchdog(triton) -> dict:
 
 
 def upscale_inputs(side: int = 64, settings: bytes = b'{"tile": 32, "overlap": 8}') -> list:
-    png = malformed.encode(malformed.image(1)[:side, :side] if side <= 64 else
-                           np.resize(malformed.image(1), (side, side, 3)), "PNG")
+    png = malformed.encode(
+        malformed.image(1)[:side, :side] if side <= 64 else np.resize(malformed.image(1), (side, side, 3)), "PNG"
+    )
     return [malformed.bytes_input("IMAGE", png), malformed.bytes_input("SETTINGS", settings)]
 
 
 # --- security defaults: a server loading no models, so it starts in seconds ----------------------
 
+
 @pytest.fixture(scope="module")
 def locked_server(tmp_path_factory):
-    with local_server(tmp_path_factory.mktemp("tritonserver-locked"), RETOUCH_LOAD_MODELS="",
-                      RETOUCH_ALLOW_SHM=None, RETOUCH_ADMIN_API=None) as endpoints:
+    with local_server(
+        tmp_path_factory.mktemp("tritonserver-locked"),
+        RETOUCH_LOAD_MODELS="",
+        RETOUCH_ALLOW_SHM=None,
+        RETOUCH_ADMIN_API=None,
+    ) as endpoints:
         endpoints["pid"] = int((Path(endpoints["log"]).parent / "tritonserver.pid").read_text())
         yield endpoints
 
 
 def test_admin_and_shared_memory_apis_are_locked_by_default(locked_server):
     c = grpcclient.InferenceServerClient(locked_server["grpc"])
-    for call in (lambda: c.load_model("upscale"), lambda: c.unload_model("upscale"),
-                 lambda: c.register_system_shared_memory("probe", "/retouch_probe_absent", 64),
-                 lambda: c.update_log_settings({"log_verbose_level": 1}),
-                 lambda: c.update_trace_settings(settings={"trace_level": ["TIMESTAMPS"]})):
+    for call in (
+        lambda: c.load_model("upscale"),
+        lambda: c.unload_model("upscale"),
+        lambda: c.register_system_shared_memory("probe", "/retouch_probe_absent", 64),
+        lambda: c.update_log_settings({"log_verbose_level": 1}),
+        lambda: c.update_trace_settings(settings={"trace_level": ["TIMESTAMPS"]}),
+    ):
         code, message = status_of(call)
         assert code == "UNAVAILABLE" and "restricted" in message, message
     # The header the lock expects cannot be sent: gRPC refuses upper-case metadata keys, and the
@@ -119,10 +128,14 @@ def test_admin_and_shared_memory_apis_are_locked_by_default(locked_server):
     assert code == "UNAVAILABLE"
     code, _ = status_of(lambda: c.load_model("upscale", headers={"triton-grpc-protocol-Retouch-Locked": "never"}))
     assert code != "OK"
-    for path, body in (("/v2/logging", b'{"log_verbose_level": 1}'), ("/v2/trace/setting", b"{}"),
-                       ("/v2/repository/models/upscale/load", b"{}")):
-        request = urllib.request.Request(locked_server["http"] + path, data=body, method="POST",
-                                         headers={"Retouch-Locked": "never"})
+    for path, body in (
+        ("/v2/logging", b'{"log_verbose_level": 1}'),
+        ("/v2/trace/setting", b"{}"),
+        ("/v2/repository/models/upscale/load", b"{}"),
+    ):
+        request = urllib.request.Request(
+            locked_server["http"] + path, data=body, method="POST", headers={"Retouch-Locked": "never"}
+        )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code in (403, 503), path
@@ -133,6 +146,7 @@ def test_admin_and_shared_memory_apis_are_locked_by_default(locked_server):
 
 
 # --- malformed requests --------------------------------------------------------------------------
+
 
 def test_every_malformed_request_gets_invalid_argument(server, triton):
     cases = malformed.corpus()
@@ -153,10 +167,15 @@ def test_every_malformed_request_gets_invalid_argument(server, triton):
     assert after == before
     assert watchdog(triton)["deaths"] == []  # no stub crashed
     kinds = {c.kind for c in cases}
-    FIGURES["malformed"] = {"requests": len(cases), "kinds": len(kinds),
-                            "operations": sorted({c.operation for c in cases}),
-                            "statuses": dict(statuses), "longest_message_chars": longest,
-                            "slowest_s": round(max(slow), 2), "median_s": round(float(np.median(slow)), 3)}
+    FIGURES["malformed"] = {
+        "requests": len(cases),
+        "kinds": len(kinds),
+        "operations": sorted({c.operation for c in cases}),
+        "statuses": dict(statuses),
+        "longest_message_chars": longest,
+        "slowest_s": round(max(slow), 2),
+        "median_s": round(float(np.median(slow)), 3),
+    }
     assert len(cases) >= 90 and statuses == {"INVALID_ARGUMENT": len(cases)}
 
 
@@ -173,6 +192,7 @@ def test_decode_rejections_are_counted_by_their_operation(server, triton):
 
 
 # --- overload ------------------------------------------------------------------------------------
+
 
 def test_a_flood_is_shed_quickly_and_the_backlog_drains(server, triton):
     """Three times the requests the upscale path can hold (4 instances + 16 queued, a decode queue
@@ -210,14 +230,19 @@ def test_a_flood_is_shed_quickly_and_the_backlog_drains(server, triton):
     drained_s = time.monotonic() - drain_start
     stats = triton.get_inference_statistics("encode_image", as_json=True)
     assert triton.is_server_ready()
-    FIGURES["flood"] = {"requests": flood, "statuses": dict(codes), "flood_s": round(flood_s, 2),
-                        "rejection_median_s": round(float(np.median([r[2] for r in rejected])), 3),
-                        "queues_empty_s_after_flood": round(queues_empty_s, 2),
-                        "served_s_after_flood": round(drained_s, 2),
-                        "encode_image_stats": stats["model_stats"][0]["inference_stats"].get("fail", {})}
+    FIGURES["flood"] = {
+        "requests": flood,
+        "statuses": dict(codes),
+        "flood_s": round(flood_s, 2),
+        "rejection_median_s": round(float(np.median([r[2] for r in rejected])), 3),
+        "queues_empty_s_after_flood": round(queues_empty_s, 2),
+        "served_s_after_flood": round(drained_s, 2),
+        "encode_image_stats": stats["model_stats"][0]["inference_stats"].get("fail", {}),
+    }
 
 
 # --- reloads -------------------------------------------------------------------------------------
+
 
 class Traffic:
     """Upscale requests in a loop on a few threads, recording every status and when."""
@@ -272,8 +297,11 @@ def test_a_reload_under_load_loses_no_request(server, triton):
         time.sleep(2)
     codes = Counter(code for _, code, _ in traffic.results)
     assert codes == {"OK": len(traffic.results)}, [m for _, c, m in traffic.results if c != "OK"][:3]
-    FIGURES["reload_under_load"] = {"requests": len(traffic.results), "statuses": dict(codes),
-                                    "reload_s": round(reload_s, 2)}
+    FIGURES["reload_under_load"] = {
+        "requests": len(traffic.results),
+        "statuses": dict(codes),
+        "reload_s": round(reload_s, 2),
+    }
 
 
 def test_a_broken_new_version_leaves_the_old_one_serving(server, triton):
@@ -292,15 +320,18 @@ def test_a_broken_new_version_leaves_the_old_one_serving(server, triton):
 
 # --- a stub killed under load --------------------------------------------------------------------
 
+
 def stub_pids(server_pid: int, instance: str) -> list[int]:
     """Live stubs of this server only (never another server's: the machine is shared), newest
     first: a version an earlier reload replaced may still be shutting down."""
     out = subprocess.run(["pgrep", "-P", str(server_pid), "-f", f" {instance} "], capture_output=True, text=True)
+
     def started(pid: int) -> int:  # /proc/PID/stat field 22, clock ticks after boot
         try:
             return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
         except (OSError, IndexError, ValueError):
             return 0
+
     return sorted((int(p) for p in out.stdout.split()), key=started, reverse=True)
 
 
@@ -338,27 +369,53 @@ def test_a_dead_stub_is_healed_counted_and_alerted(server, triton, prometheus): 
     assert counted >= len(failures), (counted, len(failures))
     alert = 'ALERTS{alertname="RetouchStubDied", alertstate="firing", model="upscale_tiles"}'
     wait_for(lambda: prometheus.query(alert), "RetouchStubDied to fire in Prometheus")
-    failed_ratio = prometheus.value('operation_outcome:retouch_edits:ratio_rate5m{operation="upscale", outcome="failed"}')
+    failed_ratio = prometheus.value(
+        'operation_outcome:retouch_edits:ratio_rate5m{operation="upscale", outcome="failed"}'
+    )
     FIGURES["dead_stub"] = {
-        "requests": len(traffic.results), "failed": len(failures), "counted_failed": counted,
+        "requests": len(traffic.results),
+        "failed": len(failures),
+        "counted_failed": counted,
         "failure_window_s": round(last_failure - killed_at, 2) if failures else 0.0,
         "healed_s_after_kill": round(healed_at - killed_at, 2),
         "watchdog_reload_s": status["reloads"][0]["reload_s"],
-        "alert": "RetouchStubDied firing", "failed_ratio_5m": failed_ratio}
+        "alert": "RetouchStubDied firing",
+        "failed_ratio_5m": failed_ratio,
+    }
 
 
 # --- soak ----------------------------------------------------------------------------------------
 
+
 def test_soak_smoke(server, tmp_path):
     """scripts/soak.py for a few seconds against this server (its full run takes 10 minutes)."""
     out = tmp_path / "soak.json"
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "soak.py"), "--url", server["grpc"],
-                           "--server-pid", str(server["pid"]), "--duration", "15", "--warmup", "5", "--concurrency", "4",
-                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "soak.py"),
+            "--url",
+            server["grpc"],
+            "--server-pid",
+            str(server["pid"]),
+            "--duration",
+            "15",
+            "--warmup",
+            "5",
+            "--concurrency",
+            "4",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert report["unexplained_failures"] == 0
     assert report["requests"] > 0 and "tritonserver" in report["rss_kib"]["end"]
     assert any(k.startswith("upscale_tiles") for k in report["rss_kib"]["end"])
-    FIGURES["soak_smoke"] = {k: report[k] for k in ("requests", "duration_s", "rss_growth_percent_total",
-                                                    "unexplained_failures")}
+    FIGURES["soak_smoke"] = {
+        k: report[k] for k in ("requests", "duration_s", "rss_growth_percent_total", "unexplained_failures")
+    }

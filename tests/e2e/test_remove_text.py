@@ -26,7 +26,7 @@ def pixels(result) -> np.ndarray:
 
 def psnr_in(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     mse = np.mean((a[where].astype(np.float64) - b[where]) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def flat_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
@@ -35,15 +35,22 @@ def flat_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out
 
 
-PHOTOS = {"astronaut": data.astronaut()[:384, :384], "coffee": data.coffee()[:384, :512],
-          "chelsea": data.chelsea(), "rocket": data.rocket()[:384, :512]}
+PHOTOS = {
+    "astronaut": data.astronaut()[:384, :384],
+    "coffee": data.coffee()[:384, :512],
+    "chelsea": data.chelsea(),
+    "rocket": data.rocket()[:384, :512],
+}
 
 
 @pytest.fixture(scope="module")
 def scenes():
-    return [make_scene(f"{name}-{layout}", np.ascontiguousarray(photo), seed=seed, layout=layout, lines=4)
-            for seed, ((name, photo), layout) in enumerate(
-                (p, layout) for p in PHOTOS.items() for layout in ("sparse", "dense"))]
+    return [
+        make_scene(f"{name}-{layout}", np.ascontiguousarray(photo), seed=seed, layout=layout, lines=4)
+        for seed, ((name, photo), layout) in enumerate(
+            (p, layout) for p in PHOTOS.items() for layout in ("sparse", "dense")
+        )
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +81,24 @@ def test_text_is_gone_and_the_holes_are_filled(triton, server, scenes, removed, 
             assert report["residual_lines"] == 0 and report["inpaint"]["verdict"] == "accepted"
             assert not report["candidates"]
         else:
-            assert report["review_reasons"] and (report["residual_lines"] > 0 or report["candidates"]
-                                                 or report["inpaint"]["verdict"] == "needs_review")
+            assert report["review_reasons"] and (
+                report["residual_lines"] > 0 or report["candidates"] or report["inpaint"]["verdict"] == "needs_review"
+            )
         # Pixels outside the painted glyphs come back bit for bit (native-resolution fill).
         np.testing.assert_array_equal(out[~hole], scene.rgb[~hole])
         # Lines left for review are reported as candidates; the painted ones are gone.
         painted_lines += sum(1 for line in scene.lines if (hole & line.ink).sum() >= 0.5 * line.ink.sum())
-        residual_painted += sum(1 for line in scene.lines if (hole & line.ink).sum() >= 0.5 * line.ink.sum()
-                                and score_line(line, boxes, out.shape[:2]))
+        residual_painted += sum(
+            1
+            for line in scene.lines
+            if (hole & line.ink).sum() >= 0.5 * line.ink.sum() and score_line(line, boxes, out.shape[:2])
+        )
         assert [m["name"] for m in result.report["models"]][0] == "text_detector"
-    print(f"\nremove_text: {lines} rendered lines; detector found {found_before} before, {found_after} after; "
-          f"{painted_lines} painted, {residual_painted} of them found again; "
-          f"in-hole PSNR gain over a flat fill (dB) {np.round(gains, 2).tolist()}; outcomes {outcomes}")
+    print(
+        f"\nremove_text: {lines} rendered lines; detector found {found_before} before, {found_after} after; "
+        f"{painted_lines} painted, {residual_painted} of them found again; "
+        f"in-hole PSNR gain over a flat fill (dB) {np.round(gains, 2).tolist()}; outcomes {outcomes}"
+    )
     assert found_before >= 0.95 * lines
     assert painted_lines >= 0.6 * lines  # the rest are low-contrast lines left for review (docs/text.md)
     assert residual_painted <= 0.05 * painted_lines
@@ -125,8 +138,14 @@ def test_no_text_returns_the_image_unchanged(client):
     assert not result.outputs["OUTPUT_MASK"].any()
 
 
-TEXT_FREE = {"coffee": data.coffee(), "chelsea": data.chelsea(), "brick": data.brick(), "grass": data.grass(),
-             "gravel": data.gravel(), "hubble": data.hubble_deep_field()[:400, :600]}
+TEXT_FREE = {
+    "coffee": data.coffee(),
+    "chelsea": data.chelsea(),
+    "brick": data.brick(),
+    "grass": data.grass(),
+    "gravel": data.gravel(),
+    "hubble": data.hubble_deep_field()[:400, :600],
+}
 
 
 @pytest.mark.parametrize("name", sorted(TEXT_FREE))
@@ -143,8 +162,9 @@ def test_text_free_photos_come_back_pixel_identical(client, name):
 
 def test_a_dense_caption_is_edited_not_refused(client):
     photo = np.ascontiguousarray(data.coffee()[:300, :400])
-    scene = make_scene("coffee-dense-caption", photo, seed=11, layout="dense", sizes=(24, 28), lines=8,
-                       contrasts=("high",))
+    scene = make_scene(
+        "coffee-dense-caption", photo, seed=11, layout="dense", sizes=(24, 28), lines=8, contrasts=("high",)
+    )
     result = client.remove_text(scene.rgb)  # the boxes cover about a third of the photo
     report = result.report["remove_text"]
     assert report["outcome"] in ("accepted", "needs_review")

@@ -39,9 +39,19 @@ def test_conservative_beats_bicubic_on_real_photos(client, photos, scale):
         result = client.upscale(lr, scale=scale)
         out = pixels(result)
         assert out.shape == hr.shape
-        assert result.report["output"] == {"width": 256, "height": 256, "format": "png", "quality": 95,
-                                           "bytes": len(result.data), "keep_metadata": True, "mode": "RGB",
-                                           "bits": 8, "alpha": False, "icc_profile": False, "exif": False}
+        assert result.report["output"] == {
+            "width": 256,
+            "height": 256,
+            "format": "png",
+            "quality": 95,
+            "bytes": len(result.data),
+            "keep_metadata": True,
+            "mode": "RGB",
+            "bits": 8,
+            "alpha": False,
+            "icc_profile": False,
+            "exif": False,
+        }
         assert result.report["steps"] == ["upscale"] and result.report["input"]["width"] == 256 // scale
         gains[name] = psnr(hr, out) - psnr(hr, bicubic_up(lr, scale))
     print(f"PSNR gain over bicubic at x{scale}: {gains}")
@@ -106,8 +116,8 @@ def test_concurrent_requests_batch_in_the_upscaler(server, triton, photos):
 
     def one(i):
         with RetouchClient(server["grpc"], timeout_s=300) as c:  # one channel per caller
-            return c.upscale(np.roll(photos["chelsea"][:60, :60], i, axis=1), mode="creative", tile=32,
-                             overlap=4)
+            return c.upscale(np.roll(photos["chelsea"][:60, :60], i, axis=1), mode="creative", tile=32, overlap=4)
+
     with cf.ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(16)))
     assert all(r.report["upscale"]["tiles"] == 4 for r in results)
@@ -123,16 +133,18 @@ def bomb(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("payload,settings,message", [
-    (b"definitely not an image", {}, "not a PNG, JPEG or WebP"),
-    (b"", {}, "empty image payload"),
-    (None, {"scale": 3}, "'scale' must be one of \\[2, 4\\] \\(got 3\\)"),
-    (None, {"tile": 4}, "'tile' must be between 32 and 512"),
-    (None, {"colour": "red"}, "unknown setting"),
-    (bomb(6000, 5000), {}, "over the limit of 25000000"),
-])
-def test_bad_input_is_invalid_argument_and_server_keeps_serving(client, triton, photos, payload, settings,
-                                                                 message):
+@pytest.mark.parametrize(
+    "payload,settings,message",
+    [
+        (b"definitely not an image", {}, "not a PNG, JPEG or WebP"),
+        (b"", {}, "empty image payload"),
+        (None, {"scale": 3}, "'scale' must be one of \\[2, 4\\] \\(got 3\\)"),
+        (None, {"tile": 4}, "'tile' must be between 32 and 512"),
+        (None, {"colour": "red"}, "unknown setting"),
+        (bomb(6000, 5000), {}, "over the limit of 25000000"),
+    ],
+)
+def test_bad_input_is_invalid_argument_and_server_keeps_serving(client, triton, photos, payload, settings, message):
     image = photos["coffee"][:32, :32] if payload is None else payload
     with pytest.raises(InvalidInputError, match=message) as info:
         client.upscale(image, **settings)

@@ -42,10 +42,16 @@ def test_rules_unit_tests():
 
 
 def test_every_alert_is_tested_firing_and_silent():
-    alerts = {rule["alert"] for group in yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())["groups"]
-              for rule in group["rules"]}
-    cases = [case for test in yaml.safe_load((PROMETHEUS / "rules.test.yml").read_text())["tests"]
-             for case in test.get("alert_rule_test", [])]
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    }
+    cases = [
+        case
+        for test in yaml.safe_load((PROMETHEUS / "rules.test.yml").read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+    ]
     fires = {c["alertname"] for c in cases if c.get("exp_alerts")}
     silent = {c["alertname"] for c in cases if not c.get("exp_alerts")}
     assert alerts - fires == set(), "alerts without a case where they fire"

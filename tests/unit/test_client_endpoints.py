@@ -43,11 +43,11 @@ def test_shared_memory_needs_a_single_endpoint():
 def test_every_endpoint_down_fails_over_then_gives_up():
     urls = [f"127.0.0.1:{free_port()}" for _ in range(2)]  # nothing listens there
     registry = CollectorRegistry()
-    with RetouchClient(urls, timeout_s=30, registry=registry,
-                       retry=RetryPolicy(attempts=2, backoff_s=0.01)) as client:
+    with RetouchClient(urls, timeout_s=30, registry=registry, retry=RetryPolicy(attempts=2, backoff_s=0.01)) as client:
         with pytest.raises(ServerUnavailableError, match="UNAVAILABLE after 4 attempt") as info:
             client.upscale(b"not sent anywhere useful", scale=2)
     assert info.value.attempts == 4  # two rounds over both endpoints
     # Three sends after a failure: two failovers and one retry after backoff.
-    assert registry.get_sample_value("retouch_client_retries_total",
-                                     {"operation": "upscale", "code": "UNAVAILABLE"}) == 3
+    assert (
+        registry.get_sample_value("retouch_client_retries_total", {"operation": "upscale", "code": "UNAVAILABLE"}) == 3
+    )

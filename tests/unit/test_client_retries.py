@@ -29,8 +29,10 @@ class Response:
     """What tritonclient's infer returns, as far as the client reads it."""
 
     def __init__(self, report: dict):
-        self.outputs = {"REPORT": np.array([json.dumps(report).encode()], object),
-                        "OUTPUT_IMAGE": np.array([b"png bytes"], object)}
+        self.outputs = {
+            "REPORT": np.array([json.dumps(report).encode()], object),
+            "OUTPUT_IMAGE": np.array([b"png bytes"], object),
+        }
 
     def as_numpy(self, name: str) -> np.ndarray:
         return self.outputs[name]
@@ -135,6 +137,7 @@ def test_a_call_whose_deadline_passed_before_sending_is_not_sent(clock, monkeypa
     def slow_encode(image):
         clock.now += 1.5
         return bytes(image)
+
     monkeypatch.setattr(core, "to_encoded", slow_encode)
     server = FakeServer(clock, [Response({})])
     with pytest.raises(DeadlineExceededError, match="0 attempt"):

@@ -22,8 +22,17 @@ def test_roundtrip_is_lossless_and_deterministic():
     assert encode_image(rgb, "png") == data
     decoded = decode_image(data)
     np.testing.assert_array_equal(decoded.rgb, rgb)
-    assert decoded.info() == {"width": 47, "height": 31, "format": "PNG", "mode": "RGB", "bits": 8,
-                              "alpha": False, "grey": False, "icc_profile": False, "exif": False}
+    assert decoded.info() == {
+        "width": 47,
+        "height": 31,
+        "format": "PNG",
+        "mode": "RGB",
+        "bits": 8,
+        "alpha": False,
+        "grey": False,
+        "icc_profile": False,
+        "exif": False,
+    }
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp"])
@@ -32,10 +41,13 @@ def test_lossy_formats_decode_back(fmt):
     assert decode_image(encode_image(rgb, fmt, 90)).rgb.shape == (16, 16, 3)
 
 
-@pytest.mark.parametrize("payload,message", [
-    (b"", "empty image payload"),
-    (b"this is not an image at all", "not a PNG, JPEG or WebP"),
-])
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        (b"", "empty image payload"),
+        (b"this is not an image at all", "not a PNG, JPEG or WebP"),
+    ],
+)
 def test_bad_bytes_are_refused_clearly(payload, message):
     with pytest.raises(InvalidInput, match=message):
         decode_image(payload)
@@ -75,19 +87,22 @@ def test_settings_defaults_and_echo():
     assert parse_settings(UpscaleSettings, json.dumps({"scale": 4.0})).scale == 4
 
 
-@pytest.mark.parametrize("raw,message", [
-    ({"scale": 3}, "'scale' must be one of \\[2, 4\\] \\(got 3\\)"),
-    ({"mode": "magic"}, "'mode' must be one of"),
-    ({"tile": 8}, "'tile' must be between 32 and 512"),
-    ({"overlap": 64, "tile": 128}, "'overlap' must be between 0 and 63"),
-    ({"scale": "2"}, "'scale' must be one of \\[2, 4\\] \\(got '2'\\)"),
-    ({"scale": True}, "'scale' must be one of \\[2, 4\\] \\(got True\\)"),
-    ({"denoise": True}, "'denoise' must be int \\(got True\\)"),
-    ({"denoise": 1.5}, "'denoise' must be int"),
-    ({"sclae": 2}, "unknown setting"),
-    (b"{not json", "must be a JSON object"),
-    (b"[1, 2]", "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ({"scale": 3}, "'scale' must be one of \\[2, 4\\] \\(got 3\\)"),
+        ({"mode": "magic"}, "'mode' must be one of"),
+        ({"tile": 8}, "'tile' must be between 32 and 512"),
+        ({"overlap": 64, "tile": 128}, "'overlap' must be between 0 and 63"),
+        ({"scale": "2"}, "'scale' must be one of \\[2, 4\\] \\(got '2'\\)"),
+        ({"scale": True}, "'scale' must be one of \\[2, 4\\] \\(got True\\)"),
+        ({"denoise": True}, "'denoise' must be int \\(got True\\)"),
+        ({"denoise": 1.5}, "'denoise' must be int"),
+        ({"sclae": 2}, "unknown setting"),
+        (b"{not json", "must be a JSON object"),
+        (b"[1, 2]", "must be a JSON object"),
+    ],
+)
 def test_bad_settings_are_refused_clearly(raw, message):
     with pytest.raises(InvalidInput, match=message):
         parse_settings(UpscaleSettings, raw)

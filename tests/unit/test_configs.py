@@ -9,8 +9,13 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = sorted([*ROOT.glob("model_repository/*/config.pbtxt"), *ROOT.glob("model_repository/*/configs/*.pbtxt"),
-                  *ROOT.glob("ensembles/*/config.pbtxt")])
+CONFIGS = sorted(
+    [
+        *ROOT.glob("model_repository/*/config.pbtxt"),
+        *ROOT.glob("model_repository/*/configs/*.pbtxt"),
+        *ROOT.glob("ensembles/*/config.pbtxt"),
+    ]
+)
 
 
 def load(path: Path) -> model_config_pb2.ModelConfig:
@@ -58,10 +63,12 @@ def test_ensemble_steps_are_wired(path):
 def test_gpu_configs_match_cpu_io():
     for gpu in ROOT.glob("model_repository/*/configs/gpu.pbtxt"):
         cpu, g = load(gpu.parent.parent / "config.pbtxt"), load(gpu)
-        assert [(i.name, i.data_type, list(i.dims)) for i in cpu.input] == \
-               [(i.name, i.data_type, list(i.dims)) for i in g.input]
-        assert [(o.name, o.data_type, list(o.dims)) for o in cpu.output] == \
-               [(o.name, o.data_type, list(o.dims)) for o in g.output]
+        assert [(i.name, i.data_type, list(i.dims)) for i in cpu.input] == [
+            (i.name, i.data_type, list(i.dims)) for i in g.input
+        ]
+        assert [(o.name, o.data_type, list(o.dims)) for o in cpu.output] == [
+            (o.name, o.data_type, list(o.dims)) for o in g.output
+        ]
         assert cpu.max_batch_size == g.max_batch_size
 
 
@@ -71,10 +78,16 @@ def test_every_model_has_a_tracked_version_folder():
     import subprocess
 
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    versioned = {Path(p).parts[1] for p in tracked if len(Path(p).parts) > 3 and Path(p).parts[2] == "1"
-                 and Path(p).parts[0] in ("model_repository", "ensembles")}
-    folders = {p.parent.name for p in ROOT.glob("*/*/config.pbtxt") if p.parent.parent.name in
-               ("model_repository", "ensembles")}
+    versioned = {
+        Path(p).parts[1]
+        for p in tracked
+        if len(Path(p).parts) > 3 and Path(p).parts[2] == "1" and Path(p).parts[0] in ("model_repository", "ensembles")
+    }
+    folders = {
+        p.parent.name
+        for p in ROOT.glob("*/*/config.pbtxt")
+        if p.parent.parent.name in ("model_repository", "ensembles")
+    }
     assert folders - versioned == set()
 
 
@@ -86,23 +99,48 @@ TRT_CACHE = "/cache/trt"  # the volume docker/compose.yaml and deploy/k8s/ mount
 # of triton-inference-server/onnxruntime_backend, src/onnxruntime.cc); any other key makes the model
 # fail to load with "unknown parameter".
 TRT_PARAMETERS_24_10 = {
-    "precision_mode", "max_workspace_size_bytes", "int8_calibration_table_name",
-    "int8_use_native_calibration_table", "trt_max_partition_iterations", "trt_min_subgraph_size",
-    "trt_dla_enable", "trt_dla_core", "trt_engine_cache_enable", "trt_engine_cache_path",
-    "trt_engine_cache_prefix", "trt_dump_subgraphs", "trt_force_sequential_engine_build",
-    "trt_context_memory_sharing_enable", "trt_layer_norm_fp32_fallback", "trt_timing_cache_enable",
-    "trt_timing_cache_path", "trt_force_timing_cache", "trt_detailed_build_log",
-    "trt_build_heuristics_enable", "trt_sparsity_enable", "trt_builder_optimization_level",
-    "trt_auxiliary_streams", "trt_tactic_sources", "trt_extra_plugin_lib_paths",
-    "trt_profile_min_shapes", "trt_profile_max_shapes", "trt_profile_opt_shapes",
-    "trt_cuda_graph_enable", "trt_dump_ep_context_model", "trt_ep_context_file_path",
-    "trt_ep_context_embed_mode"}
+    "precision_mode",
+    "max_workspace_size_bytes",
+    "int8_calibration_table_name",
+    "int8_use_native_calibration_table",
+    "trt_max_partition_iterations",
+    "trt_min_subgraph_size",
+    "trt_dla_enable",
+    "trt_dla_core",
+    "trt_engine_cache_enable",
+    "trt_engine_cache_path",
+    "trt_engine_cache_prefix",
+    "trt_dump_subgraphs",
+    "trt_force_sequential_engine_build",
+    "trt_context_memory_sharing_enable",
+    "trt_layer_norm_fp32_fallback",
+    "trt_timing_cache_enable",
+    "trt_timing_cache_path",
+    "trt_force_timing_cache",
+    "trt_detailed_build_log",
+    "trt_build_heuristics_enable",
+    "trt_sparsity_enable",
+    "trt_builder_optimization_level",
+    "trt_auxiliary_streams",
+    "trt_tactic_sources",
+    "trt_extra_plugin_lib_paths",
+    "trt_profile_min_shapes",
+    "trt_profile_max_shapes",
+    "trt_profile_opt_shapes",
+    "trt_cuda_graph_enable",
+    "trt_dump_ep_context_model",
+    "trt_ep_context_file_path",
+    "trt_ep_context_embed_mode",
+}
 
 
 def onnx_served_models() -> set[str]:
     """Models whose shim serves 1/model.onnx with onnxruntime (the CPU stand-in for the GPU backend)."""
-    return {p.parents[1].name for p in ROOT.glob("model_repository/*/1/model.py")
-            if "retouch.triton.onnx_model" in p.read_text()}
+    return {
+        p.parents[1].name
+        for p in ROOT.glob("model_repository/*/1/model.py")
+        if "retouch.triton.onnx_model" in p.read_text()
+    }
 
 
 def test_every_onnx_model_has_a_gpu_config():
@@ -111,8 +149,7 @@ def test_every_onnx_model_has_a_gpu_config():
 
 
 def _profile(value: str) -> dict[str, list[int]]:
-    return {name: [int(d) for d in dims.split("x")]
-            for name, dims in (item.split(":") for item in value.split(","))}
+    return {name: [int(d) for d in dims.split("x")] for name, dims in (item.split(":") for item in value.split(","))}
 
 
 @pytest.mark.parametrize("path", GPU_CONFIGS, ids=lambda p: p.parents[1].name)
@@ -197,8 +234,9 @@ def test_the_operation_steps_share_the_base_and_the_decoders_declare_their_limit
     assert set(shims) == {*STEPS, "decode_image", "decode_mask"}
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if model_folder(p).name in parameter_shims()],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIGS if model_folder(p).name in parameter_shims()], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_every_config_declares_exactly_the_parameters_its_shim_reads(path):
     """Every config (CPU, and GPU variants if any) of a shim that declares its parameters parses
     with those declarations: none missing, none malformed, none it does not read."""
@@ -222,6 +260,9 @@ def test_a_missing_or_malformed_parameter_fails_the_load_naming_file_and_key(tmp
     bad = tmp_path / "bad" / "config.pbtxt"
     bad.parent.mkdir()
     bad.write_text(text.replace('string_value: "64000000"', 'string_value: "64 MP"'))
-    with pytest.raises(DeploymentError, match=r"bad/config.pbtxt: parameter 'max_output_pixels' is '64 MP'; "
-                                              r"it must be a positive integer"):
+    with pytest.raises(
+        DeploymentError,
+        match=r"bad/config.pbtxt: parameter 'max_output_pixels' is '64 MP'; "
+        r"it must be a positive integer",
+    ):
         deployment_parameters(stub_args(bad), step.PARAMETERS)

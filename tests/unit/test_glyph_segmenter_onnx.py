@@ -1,6 +1,7 @@
 """The learned glyph segmenter exported to ONNX (export/glyph_segmenters.py): the same numbers as
 PyTorch, and, with the committed weights, masks that follow real rendered text (DejaVu, a face of
 its training fonts, on a photo it never saw)."""
+
 import cv2
 import numpy as np
 import onnxruntime as ort
@@ -26,14 +27,14 @@ def test_onnx_matches_torch_and_segments_text(tmp_path):
         crop = line_crop(cv2.boxPoints(((cx, cy), (w + grow, h + grow), a)), scene.rgb.shape[:2])
         x = crop_input(scene.rgb, crop)[None]
         x = np.pad(x, [(0, 0)] * 3 + [(0, -x.shape[-1] % 4)])
-        prob = session.run(None, {"INPUT": x})[0][0, 0, :, :crop.width]
+        prob = session.run(None, {"INPUT": x})[0][0, 0, :, : crop.width]
         with torch.no_grad():
-            expected = Probabilities(load_net())(torch.from_numpy(x)).numpy()[0, 0, :, :crop.width]
+            expected = Probabilities(load_net())(torch.from_numpy(x)).numpy()[0, 0, :, : crop.width]
         assert np.abs(prob - expected).max() < 1e-5
         mask = learned_line_mask(crop, prob, THRESHOLD, MIN_CONFIDENCE)
         assert mask.kind == "glyph"
         h_, w_ = mask.mask.shape
-        painted[mask.y0:mask.y0 + h_, mask.x0:mask.x0 + w_] |= mask.mask
+        painted[mask.y0 : mask.y0 + h_, mask.x0 : mask.x0 + w_] |= mask.mask
     ink = np.any([line.ink for line in scene.lines], axis=0)
     region = cv2.dilate(ink.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
     assert (painted & ink).sum() / ink.sum() > 0.9
@@ -53,8 +54,16 @@ def test_learned_text_masks_batch_by_width_and_paint_the_glyphs(tmp_path):
         shapes.append(batch.shape)
         return session.run(None, {"INPUT": batch})[0]
 
-    scene = make_scene("chelsea", data.chelsea(), seed=11, layout="sparse", sizes=(20, 34), contrasts=("high",),
-                       lines=3, styles=("plain", "outline"))
+    scene = make_scene(
+        "chelsea",
+        data.chelsea(),
+        seed=11,
+        layout="sparse",
+        sizes=(20, 34),
+        contrasts=("high",),
+        lines=3,
+        styles=("plain", "outline"),
+    )
     boxes = []
     for line in scene.lines:
         (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)

@@ -1,5 +1,6 @@
 """The glyph segmenter's trainer (export/train_glyph_segmenter.py) learns on stored line crops and
 resumes bit for bit: steps run in two sessions end where one session does."""
+
 import numpy as np
 import torch
 
@@ -9,13 +10,19 @@ from export.train_glyph_segmenter import GlyphNet, main
 def shard(path, rng, ink: bool, crops: int = 6, width: int = 80):
     image = rng.integers(0, 256, (crops, 48, width, 3), dtype=np.uint8)
     box = np.zeros((crops, 48, width), np.uint8)
-    box[:, 12:36, 8:width - 8] = 255
+    box[:, 12:36, 8 : width - 8] = 255
     label = np.zeros_like(box)
     if ink:
-        label[:, 18:30, 12:width - 12:6] = 255
+        label[:, 18:30, 12 : width - 12 : 6] = 255
         image[label > 0] = 255
-    np.savez_compressed(path, image=image, box=box, label=label, width=np.full(crops, width, np.int32),
-                        scene=np.full(crops, int(ink), np.uint8))
+    np.savez_compressed(
+        path,
+        image=image,
+        box=box,
+        label=label,
+        width=np.full(crops, width, np.int32),
+        scene=np.full(crops, int(ink), np.uint8),
+    )
 
 
 def test_training_resumes_exactly(tmp_path):
@@ -28,7 +35,10 @@ def test_training_resumes_exactly(tmp_path):
     main(common + ["--steps", "4", "--out", str(tmp_path / "once.pt")])
     main(common + ["--steps", "2", "--out", str(tmp_path / "half.pt")])
     main(common + ["--steps", "4", "--resume", str(tmp_path / "half.pt"), "--out", str(tmp_path / "twice.pt")])
-    once, twice = torch.load(tmp_path / "once.pt", weights_only=False), torch.load(tmp_path / "twice.pt", weights_only=False)
+    once, twice = (
+        torch.load(tmp_path / "once.pt", weights_only=False),
+        torch.load(tmp_path / "twice.pt", weights_only=False),
+    )
     assert once["step"] == twice["step"] == 4
     for name, value in once["model"].items():
         assert torch.equal(value, twice["model"][name]), name

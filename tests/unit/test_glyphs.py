@@ -17,8 +17,16 @@ def unclipped(quad: np.ndarray, px: float) -> np.ndarray:
 
 @pytest.mark.parametrize("style", ["plain", "outline", "shadow", "watermark"])
 def test_glyph_masks_cover_the_ink_and_little_else(style):
-    scene = make_scene(f"coffee-{style}", data.coffee(), seed=3, layout="sparse", sizes=(22, 40),
-                       contrasts=("high",), lines=3, styles=(style,))
+    scene = make_scene(
+        f"coffee-{style}",
+        data.coffee(),
+        seed=3,
+        layout="sparse",
+        sizes=(22, 40),
+        contrasts=("high",),
+        lines=3,
+        styles=(style,),
+    )
     boxes = np.stack([unclipped(line.quad, 0.3 * line.height) for line in scene.lines])
     mask, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), GlyphSettings())
     painted = mask > 0
@@ -43,10 +51,10 @@ def test_texture_is_not_painted():
 
 
 def test_low_score_is_uncertain_and_box_mode_paints_boxes():
-    scene = make_scene("chelsea", data.chelsea(), seed=1, layout="sparse", sizes=(28, 36),
-                       contrasts=("high",), lines=1)
+    scene = make_scene("chelsea", data.chelsea(), seed=1, layout="sparse", sizes=(28, 36), contrasts=("high",), lines=1)
     quad = unclipped(scene.lines[0].quad, 8)
     from retouch.glyphs import lab
+
     low = segment_line(lab(scene.rgb), quad, 0.3, GlyphSettings())
     assert low.kind == "uncertain" and not low.mask.any()
     box = segment_line(lab(scene.rgb), quad, 0.9, GlyphSettings(mode="box"))

@@ -1,5 +1,6 @@
 """Bring-your-own ONNX: the spec adapter round-trips every convention, and the project's own UNet
 exported under foreign conventions gives the canonical UNet's result through it."""
+
 import json
 import shutil
 from dataclasses import replace
@@ -18,10 +19,23 @@ GREY = 0.25
 
 SPECS = {
     "canonical": InpaintSpec(),
-    "nhwc_bgr_pm1_inverted": InpaintSpec(layout="NHWC", channel_order="BGR", image_range="-1..1",
-                                         output_range="-1..1", mask_hole_value=0, mask_known_value=1),
-    "uint8_mask255_3ch": InpaintSpec(image_range="0..255", image_dtype="uint8", output_range="0..255",
-                                     mask_hole_value=255, mask_known_value=0, mask_dtype="uint8", mask_channels=3),
+    "nhwc_bgr_pm1_inverted": InpaintSpec(
+        layout="NHWC",
+        channel_order="BGR",
+        image_range="-1..1",
+        output_range="-1..1",
+        mask_hole_value=0,
+        mask_known_value=1,
+    ),
+    "uint8_mask255_3ch": InpaintSpec(
+        image_range="0..255",
+        image_dtype="uint8",
+        output_range="0..255",
+        mask_hole_value=255,
+        mask_known_value=0,
+        mask_dtype="uint8",
+        mask_channels=3,
+    ),
     "fixed_512_batch1": InpaintSpec(size=(512, 512), batch=1, mask_threshold=0.0),
     "dynamic_multiple_8": InpaintSpec(size_multiple=8, layout="NHWC"),
 }
@@ -42,6 +56,7 @@ def fake_model(spec: InpaintSpec, seen: list):
         olo, ohi = {"0..1": (0, 1), "-1..1": (-1, 1), "0..255": (0, 255)}[spec.output_range]
         out = out * (ohi - olo) + olo
         return out.transpose(0, 2, 3, 1) if spec.layout == "NHWC" else out
+
     return run
 
 
@@ -63,8 +78,10 @@ def test_adapter_round_trip(name):
     feed = seen[0][spec.image_input]
     m = spec.size_multiple
     h, w = spec.size or (-(-60 // m) * m, -(-90 // m) * m)
-    assert feed == (((spec.batch or 3), h, w, 3) if spec.layout == "NHWC" else ((spec.batch or 3), 3, h, w),
-                    np.dtype(spec.image_dtype))
+    assert feed == (
+        ((spec.batch or 3), h, w, 3) if spec.layout == "NHWC" else ((spec.batch or 3), 3, h, w),
+        np.dtype(spec.image_dtype),
+    )
     mask_channels = seen[0][spec.mask_input][0][3 if spec.layout == "NHWC" else 1]
     assert mask_channels == spec.mask_channels
 
@@ -77,16 +94,23 @@ def test_feeds_follow_polarity_and_range():
     feeds = to_model(image, mask, spec)
     assert feeds["IMAGE"].dtype == np.uint8 and feeds["IMAGE"].max() == 128
     assert feeds["MASK"][0, :, 0, 0].tolist() == [255, 255, 255] and feeds["MASK"][0, :, 1, 1].tolist() == [0, 0, 0]
-    bgr = to_model(np.arange(3, dtype=np.float32).reshape(1, 3, 1, 1) / 2, mask[..., :1, :1],
-                   SPECS["nhwc_bgr_pm1_inverted"])
+    bgr = to_model(
+        np.arange(3, dtype=np.float32).reshape(1, 3, 1, 1) / 2, mask[..., :1, :1], SPECS["nhwc_bgr_pm1_inverted"]
+    )
     assert bgr["IMAGE"].tolist() == [[[[1.0, 0.0, -1.0]]]]  # B, G, R in -1..1
     assert bgr["MASK"].tolist() == [[[[0.0]]]]  # hole is 0 in an inverted mask
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"layout": "CHWN"}, "layout"), ({"image_dtype": "uint8"}, "uint8 image"),
-    ({"mask_hole_value": 0}, "must differ"), ({"size": [512]}, "size"), ({"colour": "RGB"}, "unknown keys"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"layout": "CHWN"}, "layout"),
+        ({"image_dtype": "uint8"}, "uint8 image"),
+        ({"mask_hole_value": 0}, "must differ"),
+        ({"size": [512]}, "size"),
+        ({"colour": "RGB"}, "unknown keys"),
+    ],
+)
 def test_bad_specs_fail_loudly(bad, message):
     with pytest.raises(ValueError, match=message):
         InpaintSpec.from_dict(bad)
@@ -102,8 +126,10 @@ def test_committed_demo_spec_is_foreign_on_every_axis():
 # Two real ONNX files of the same UNet under different conventions: the committed demo spec (NHWC,
 # BGR, [-1,1] float, inverted mask, fixed 512x512, batch 1) and MI-GAN's documented one (NCHW, uint8
 # image and output, uint8 mask with 255 = known, any H and W, batch 1).
-FOREIGN_SPECS = {"demo_nhwc_bgr_512": ROOT / "model_repository/inpaint_custom/1" / SPEC_FILENAME,
-                 "migan_uint8_dynamic": ROOT / "docs/specs/migan.json"}
+FOREIGN_SPECS = {
+    "demo_nhwc_bgr_512": ROOT / "model_repository/inpaint_custom/1" / SPEC_FILENAME,
+    "migan_uint8_dynamic": ROOT / "docs/specs/migan.json",
+}
 
 
 @pytest.fixture(scope="module", params=FOREIGN_SPECS)
@@ -127,6 +153,7 @@ def test_unet_under_foreign_conventions_equals_the_canonical_unet(custom):
     """The proof for bring-your-own ONNX, on 512x512 photographs and two images per request (each
     batch-1 model is called twice)."""
     from skimage import data
+
     meta, spec, run = custom
     image = np.ascontiguousarray(data.astronaut().transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
     image = np.concatenate([image, image[:, :, ::-1]])
@@ -138,14 +165,17 @@ def test_unet_under_foreign_conventions_equals_the_canonical_unet(custom):
     assert np.abs(got - canonical).max() < 1e-4 + rounding
     assert meta["parity_max_abs_diff"] < 1e-4 and meta["spec"] == spec.to_dict()
     feeds = to_model(image[:1], mask[:1], spec)
-    assert {k: v.dtype for k, v in feeds.items()} == {spec.image_input: np.dtype(spec.image_dtype),
-                                                       spec.mask_input: np.dtype(spec.mask_dtype)}
+    assert {k: v.dtype for k, v in feeds.items()} == {
+        spec.image_input: np.dtype(spec.image_dtype),
+        spec.mask_input: np.dtype(spec.mask_dtype),
+    }
 
 
 def test_foreign_model_serves_other_sizes(custom):
     """A 256x200 request: a fixed-size model sees it resized to its 512x512 and back, a dynamic one
     as it is. Known pixels stay exact either way."""
     from skimage import data
+
     _, spec, run = custom
     image = np.ascontiguousarray(data.coffee()[100:356, 150:350].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
     mask = block_mask(256, 200, np.random.default_rng(2))[None, None]

@@ -33,6 +33,7 @@ def served(**models):
     async def infer(model, images, masks):
         calls.append((model, len(images)))
         return np.stack([models[model](i, m) for i, m in zip(images, masks)]).astype(np.float32)
+
     return infer, calls
 
 

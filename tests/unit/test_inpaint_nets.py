@@ -1,4 +1,5 @@
 """The inpainting models: the push-pull fill, the trained UNet, and their ONNX exports."""
+
 import json
 import shutil
 from pathlib import Path
@@ -43,8 +44,10 @@ def photo_case(photo: np.ndarray, seed: int, make_mask=block_mask) -> tuple[np.n
 
 def test_fill_keeps_known_pixels_bit_for_bit(exported):
     image, mask = parity_inputs()  # includes soft mask values
-    for out in (torch_reference(PushPullFill(), image, mask),
-                exported[1]["inpaint_fast_fill"][1].run(None, {"IMAGE": image, "MASK": mask})[0]):
+    for out in (
+        torch_reference(PushPullFill(), image, mask),
+        exported[1]["inpaint_fast_fill"][1].run(None, {"IMAGE": image, "MASK": mask})[0],
+    ):
         known = np.broadcast_to(mask == 0, image.shape)
         np.testing.assert_array_equal(out[known], image[known])
         assert not np.array_equal(out, image)  # and it did fill something
@@ -102,8 +105,9 @@ def test_onnx_matches_pytorch_at_any_size(name, shape, exported, unet):
 def test_untrained_unet_is_exactly_the_fill():
     """The residual head starts at zero: training starts from the fill, never from noise."""
     image, mask = parity_inputs()
-    np.testing.assert_array_equal(torch_reference(InpaintUNet().eval(), image, mask),
-                                  torch_reference(PushPullFill(), image, mask))
+    np.testing.assert_array_equal(
+        torch_reference(InpaintUNet().eval(), image, mask), torch_reference(PushPullFill(), image, mask)
+    )
 
 
 def test_trained_unet_is_never_much_worse_than_the_fill_and_helps_on_text(unet, photos):
@@ -116,8 +120,10 @@ def test_trained_unet_is_never_much_worse_than_the_fill_and_helps_on_text(unet, 
             for seed in range(3):
                 image, mask = photo_case(photos[name], seed, make_mask)
                 target = image[0].transpose(1, 2, 0)
-                psnr = [hole_psnr(torch_reference(m, image, mask)[0].transpose(1, 2, 0), target, mask[0, 0])
-                        for m in (unet, PushPullFill())]
+                psnr = [
+                    hole_psnr(torch_reference(m, image, mask)[0].transpose(1, 2, 0), target, mask[0, 0])
+                    for m in (unet, PushPullFill())
+                ]
                 gains[kind].append(psnr[0] - psnr[1])
     assert min(gains["text"] + gains["block"]) > -0.15, gains
     assert np.mean(gains["text"]) > 0.03, gains
@@ -128,8 +134,9 @@ def test_model_contract_and_manifest(exported):
     for name in ("inpaint_fast_fill", "inpaint_unet"):
         model = onnx.load(root / name / "1" / "model.onnx")
         assert model.opset_import[0].version == 17 and model.ir_version <= 9
-        names = [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
-                 for i in model.graph.input]
+        names = [
+            (i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]) for i in model.graph.input
+        ]
         assert names == [("IMAGE", ["batch", 3, "height", "width"]), ("MASK", ["batch", 1, "height", "width"])]
         assert [o.name for o in model.graph.output] == ["OUTPUT"]
         meta = json.loads((root / name / "1" / "model.json").read_text())

@@ -35,7 +35,7 @@ def run(rgb, mask, **settings):
 
 def block_mask(shape, y, x, size):
     m = np.zeros(shape[:2], np.uint8)
-    m[y:y + size, x:x + size] = 255
+    m[y : y + size, x : x + size] = 255
     return m
 
 
@@ -147,4 +147,6 @@ def test_feather_is_one_on_hole_and_zero_far_away():
 def test_prepare_mask_dilates():
     m = np.zeros((20, 20), np.uint8)
     m[10, 10] = 255
-    assert prepare_mask(m, (20, 20, 3), 2).sum() == np.count_nonzero(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    assert prepare_mask(m, (20, 20, 3), 2).sum() == np.count_nonzero(
+        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    )

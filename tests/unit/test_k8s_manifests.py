@@ -136,10 +136,15 @@ def test_hpa_metrics_are_defined_by_the_adapter_rules():
 def test_adapter_queries_are_valid_promql(tmp_path):
     """The adapter fills in <<.GroupBy>> and <<.LabelMatchers>>; rendered as it would, each query
     must pass promtool's rule check."""
-    rules = [{"record": f"retouch:adapter_{i}",
-              "expr": r["metricsQuery"].replace("<<.GroupBy>>", "namespace, pod")
-                                       .replace("<<.LabelMatchers>>", 'namespace="default", pod=~"retouch-.*"')}
-             for i, r in enumerate(adapter_rules())]
+    rules = [
+        {
+            "record": f"retouch:adapter_{i}",
+            "expr": r["metricsQuery"]
+            .replace("<<.GroupBy>>", "namespace, pod")
+            .replace("<<.LabelMatchers>>", 'namespace="default", pod=~"retouch-.*"'),
+        }
+        for i, r in enumerate(adapter_rules())
+    ]
     path = tmp_path / "adapter.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "adapter", "rules": rules}]}))
     check = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
@@ -152,5 +157,6 @@ def test_neural_models_in_the_adapter_queries_exist():
     neural = {p.parents[1].name for p in ROOT.glob("model_repository/*/configs/gpu.pbtxt")}
     for rule in adapter_rules():
         (pattern,) = set(re.findall(r'model=~"([^"]+)"', rule["metricsQuery"]))
-        assert {m for m in (p.parent.name for p in ROOT.glob("model_repository/*/config.pbtxt"))
-                if re.fullmatch(pattern, m)} == neural
+        assert {
+            m for m in (p.parent.name for p in ROOT.glob("model_repository/*/config.pbtxt")) if re.fullmatch(pattern, m)
+        } == neural

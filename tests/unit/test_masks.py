@@ -1,4 +1,5 @@
 """The random mask generators: binary float32 holes of the requested size, reproducible by seed."""
+
 import numpy as np
 import pytest
 

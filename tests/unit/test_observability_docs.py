@@ -15,14 +15,21 @@ DOC = (ROOT / "docs" / "observability.md").read_text()
 def metric_families() -> list[str]:
     """FAMILIES' keys in retouch/triton/metrics.py, read without importing Triton's stub module."""
     tree = ast.parse((ROOT / "retouch" / "triton" / "metrics.py").read_text())
-    (families,) = [node.value for node in tree.body if isinstance(node, ast.Assign)
-                   and any(getattr(t, "id", None) == "FAMILIES" for t in node.targets)]
+    (families,) = [
+        node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "FAMILIES" for t in node.targets)
+    ]
     return [key.value for key in families.keys]
 
 
 def rule_names() -> list[str]:
-    rules = [r for path in sorted((ROOT / "docker" / "prometheus" / "rules").glob("*.yml"))
-             for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+    rules = [
+        r
+        for path in sorted((ROOT / "docker" / "prometheus" / "rules").glob("*.yml"))
+        for g in yaml.safe_load(path.read_text())["groups"]
+        for r in g["rules"]
+    ]
     return sorted({r.get("record") or r["alert"] for r in rules})
 
 

@@ -13,21 +13,33 @@ RGB = np.random.default_rng(2).integers(0, 256, (12, 20, 3), dtype=np.uint8)
 def test_raw_pixels_pass_through_checked():
     decoded = decode_request(None, RGB)
     np.testing.assert_array_equal(decoded.rgb, RGB)
-    assert decoded.info() == {"width": 20, "height": 12, "format": "raw", "mode": "RGB", "bits": 8, "alpha": False,
-                              "grey": False, "icc_profile": False, "exif": False}
+    assert decoded.info() == {
+        "width": 20,
+        "height": 12,
+        "format": "raw",
+        "mode": "RGB",
+        "bits": 8,
+        "alpha": False,
+        "grey": False,
+        "icc_profile": False,
+        "exif": False,
+    }
 
 
 def test_encoded_and_raw_requests_decode_to_the_same_pixels():
     np.testing.assert_array_equal(decode_request(encode_image(RGB, "png"), None).rgb, decode_request(None, RGB).rgb)
 
 
-@pytest.mark.parametrize("image,pixels,message", [
-    (None, None, "send exactly one of IMAGE .* got neither"),
-    (b"png", RGB, "send exactly one of IMAGE .* got both"),
-    (None, RGB[..., 0], "expected HxWx3 uint8 RGB pixels"),
-    (None, RGB.astype(np.float32), "expected HxWx3 uint8 RGB pixels"),
-    (None, np.zeros((0, 4, 3), np.uint8), "image has no pixels"),
-])
+@pytest.mark.parametrize(
+    "image,pixels,message",
+    [
+        (None, None, "send exactly one of IMAGE .* got neither"),
+        (b"png", RGB, "send exactly one of IMAGE .* got both"),
+        (None, RGB[..., 0], "expected HxWx3 uint8 RGB pixels"),
+        (None, RGB.astype(np.float32), "expected HxWx3 uint8 RGB pixels"),
+        (None, np.zeros((0, 4, 3), np.uint8), "image has no pixels"),
+    ],
+)
 def test_bad_requests_say_what_to_fix(image, pixels, message):
     with pytest.raises(InvalidInput, match=message):
         decode_request(image, pixels)

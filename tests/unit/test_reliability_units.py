@@ -29,15 +29,18 @@ def test_short_caps_and_says_how_much_was_cut():
     assert len(capped) <= MAX_MESSAGE_CHARS and "20000 characters" in capped
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b'{"scale": ' + b"9" * 5000 + b"}", "not usable JSON"),
-    (b"[" * 100_000 + b"]" * 100_000, "over the limit"),
-    (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), "nests deeper"),
-    (b'{"a": NaN}', "not JSON"),
-    (b'{"a": -Infinity}', "not JSON"),
-    (b"\xff\xfe", "UTF-8"),
-    (b"{nope", "must be a JSON object"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b'{"scale": ' + b"9" * 5000 + b"}", "not usable JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "over the limit"),
+        (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), "nests deeper"),
+        (b'{"a": NaN}', "not JSON"),
+        (b'{"a": -Infinity}', "not JSON"),
+        (b"\xff\xfe", "UTF-8"),
+        (b"{nope", "must be a JSON object"),
+    ],
+)
 def test_parse_json_maps_every_failure(raw, message):
     with pytest.raises(InvalidInput, match=message) as refused:
         parse_json(raw)
@@ -50,8 +53,16 @@ def test_json_depth_ignores_brackets_in_strings():
     assert parse_json('{"a": [[1]], "b": "[[[["}') == {"a": [[1]], "b": "[[[["}
 
 
-@pytest.mark.parametrize("error", [OSError("Truncated File Read"), ValueError("Decompressed data too large"),
-                                   SyntaxError("broken PNG file"), EOFError(), RecursionError()])
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("Truncated File Read"),
+        ValueError("Decompressed data too large"),
+        SyntaxError("broken PNG file"),
+        EOFError(),
+        RecursionError(),
+    ],
+)
 def test_client_data_maps_decoder_errors(error):
     with pytest.raises(InvalidInput, match="image data is corrupt or truncated"):
         with client_data("image"):
@@ -67,9 +78,18 @@ def test_client_data_leaves_our_own_errors_alone():
             _ = 1 / 0
 
 
-ARGV = ["/x/backends/python/triton_python_backend_stub", "/repo/model_repository/upscale_tiles/1/model.py",
-        "triton_python_backend_shm_region_1", "67108864", "67108864", "123", "/x/backends/python", "336",
-        "upscale_tiles_0_1", "DEFAULT"]
+ARGV = [
+    "/x/backends/python/triton_python_backend_stub",
+    "/repo/model_repository/upscale_tiles/1/model.py",
+    "triton_python_backend_shm_region_1",
+    "67108864",
+    "67108864",
+    "123",
+    "/x/backends/python",
+    "336",
+    "upscale_tiles_0_1",
+    "DEFAULT",
+]
 
 
 def test_stub_identity_from_its_command_line():
@@ -80,7 +100,10 @@ def test_stub_identity_from_its_command_line():
 
 def test_tracker_tells_a_death_from_an_unload():
     tracker = StubTracker()
-    alive = {10: Stub(10, "S", "upscale_tiles", "upscale_tiles_0_0"), 11: Stub(11, "S", "decode_image", "decode_image_0_0")}
+    alive = {
+        10: Stub(10, "S", "upscale_tiles", "upscale_tiles_0_0"),
+        11: Stub(11, "S", "decode_image", "decode_image_0_0"),
+    }
     assert tracker.observe(alive) == []
     # 10 killed (a zombie, never reaped in Triton 2.51); 11 unloaded (reaped: gone from /proc).
     assert tracker.observe({10: Stub(10, "Z", None, None)}) == [(10, "upscale_tiles", "upscale_tiles_0_0")]
@@ -114,21 +137,28 @@ def test_stub_processes_reads_proc(tmp_path):
 
 
 def test_unexplained_failures_subtract_what_retouch_counted():
-    text = "\n".join([
-        'nv_inference_request_failure{model="upscale",reason="BACKEND",version="1"} 14',
-        'nv_inference_request_failure{model="upscale",reason="OTHER",version="1"} 6',
-        'nv_inference_request_failure{model="upscale",reason="CANCELED",version="1"} 5',
-        'retouch_edits_total{operation="upscale",outcome="rejected"} 4',
-        'retouch_edits_total{operation="upscale",outcome="failed"} 1',
-        'retouch_edits_total{operation="upscale",outcome="accepted"} 100',
-    ])
+    text = "\n".join(
+        [
+            'nv_inference_request_failure{model="upscale",reason="BACKEND",version="1"} 14',
+            'nv_inference_request_failure{model="upscale",reason="OTHER",version="1"} 6',
+            'nv_inference_request_failure{model="upscale",reason="CANCELED",version="1"} 5',
+            'retouch_edits_total{operation="upscale",outcome="rejected"} 4',
+            'retouch_edits_total{operation="upscale",outcome="failed"} 1',
+            'retouch_edits_total{operation="upscale",outcome="accepted"} 100',
+        ]
+    )
     assert unexplained_failures(text) == {"upscale": 5.0}  # (14 + 6) / 2 - 4 - 1
     assert unexplained_failures(text, increment=1) == {"upscale": 15.0}
 
 
 def test_server_urls_from_tritonservers_command_line():
-    argv = ["tritonserver", "--http-address=127.0.0.1", "--http-port=18000", "--metrics-address=0.0.0.0",
-            "--metrics-port=18002"]
+    argv = [
+        "tritonserver",
+        "--http-address=127.0.0.1",
+        "--http-port=18000",
+        "--metrics-address=0.0.0.0",
+        "--metrics-port=18002",
+    ]
     assert server_urls(argv) == {"http": "http://127.0.0.1:18000", "metrics": "http://127.0.0.1:18002/metrics"}
     assert server_urls(["tritonserver", "--allow-metrics=false"]) == {"http": "http://127.0.0.1:8000"}
 

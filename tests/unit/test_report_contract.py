@@ -21,10 +21,30 @@ async def nearest(model, batch):
     return batch.repeat(s, axis=2).repeat(s, axis=3)
 
 
-INPUT = {"width": 64, "height": 48, "format": "PNG", "mode": "RGB", "bits": 8, "alpha": False, "grey": False,
-         "icc_profile": False, "exif": False}
-OUTPUT = {"format": "png", "quality": 95, "keep_metadata": True, "width": 128, "height": 96, "bytes": 1000,
-          "mode": "RGB", "bits": 8, "alpha": False, "icc_profile": False, "exif": False}
+INPUT = {
+    "width": 64,
+    "height": 48,
+    "format": "PNG",
+    "mode": "RGB",
+    "bits": 8,
+    "alpha": False,
+    "grey": False,
+    "icc_profile": False,
+    "exif": False,
+}
+OUTPUT = {
+    "format": "png",
+    "quality": 95,
+    "keep_metadata": True,
+    "width": 128,
+    "height": 96,
+    "bytes": 1000,
+    "mode": "RGB",
+    "bits": 8,
+    "alpha": False,
+    "icc_profile": False,
+    "exif": False,
+}
 MODEL = {"name": "upscaler_waifu2x_photo_x2", "version": "1", "onnx_sha256": "0" * 64}
 
 
@@ -40,8 +60,15 @@ def test_upscale_section_and_report_validate_against_the_schema():
     assert figures.pop("models") == ["upscaler_waifu2x_photo_x2"] * 2  # the glue's `models` (ModelVersion)
     section = reports.section("upscale", settings.to_dict(), figures)
     assert section["settings"] == settings.to_dict() and section["output_scale"] == 3.0
-    report = {"steps": ["upscale"], "input": INPUT, "upscale": section, "models": [MODEL], "output": OUTPUT,
-              "timings_ms": {"decode": 1.0, "upscale": 2.0, "encode": 0.5}, "retouch_version": __version__}
+    report = {
+        "steps": ["upscale"],
+        "input": INPUT,
+        "upscale": section,
+        "models": [MODEL],
+        "output": OUTPUT,
+        "timings_ms": {"decode": 1.0, "upscale": 2.0, "encode": 0.5},
+        "retouch_version": __version__,
+    }
     finished = reports.finished(report)
     assert finished == report  # nothing added, nothing lost
     jsonschema.validate(finished, json.loads(schemas.generate()["schemas/upscale.report.json"]))
@@ -53,7 +80,7 @@ def test_inpaint_section_names_its_models_like_upscale(photos, mask_box):
     mask = np.zeros(rgb.shape[:2], np.uint8)
     if mask_box:
         y, x, n = mask_box
-        mask[y:y + n, x:x + n] = 255
+        mask[y : y + n, x : x + n] = 255
     settings = parse_settings(InpaintSettings, {"route": "fast"})
     _, figures = asyncio.run(inpaint(rgb, mask, settings, telea))
     models = figures.pop("models", [])

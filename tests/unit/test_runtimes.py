@@ -1,5 +1,6 @@
 """The CPU runtime choice (retouch/runtimes.py): ncnn serves the upscalers' source weights with the
 same outputs as their ONNX exports, and every other model stays on onnxruntime."""
+
 from pathlib import Path
 
 import numpy as np

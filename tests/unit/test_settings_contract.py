@@ -11,31 +11,50 @@ from retouch.settings import UpscaleSettings, parse_settings
 from retouch.text import DetectSettings
 
 
-@pytest.mark.parametrize("cls,raw,message", [
-    # range: dotted name, declared bounds, what was sent, the field's description
-    (RemoveTextSettings, {"inpaint": {"max_coverage": 0.95}},
-     "setting 'inpaint.max_coverage' must be between 0 and 0.9 (got 0.95): largest share of the image a mask may "
-     "cover; larger masks are refused"),
-    (DetectSettings, {"thresh": 1.5},
-     "setting 'thresh' must be between 0.01 and 0.99 (got 1.5): probability over which a pixel is text"),
-    # choices
-    (InpaintSettings, {"route": "magic"},
-     "setting 'route' must be one of ['auto', 'fast', 'unet', 'telea', 'fsr', 'patchmatch'] (got 'magic'): the fill: auto "
-     "(per window, choose_route), fast, unet, telea, fsr or patchmatch"),
-    (RemoveTextSettings, {"mask": {"mode": "blob"}}, "setting 'mask.mode' must be one of ['glyph', 'box'] (got 'blob')"),
-    # types: a bool is not a number, a string is not a number, a fraction is not an int
-    (DetectSettings, {"unclip_ratio": "big"}, "setting 'unclip_ratio' must be float (got 'big'): how far"),
-    (DetectSettings, {"max_candidates": True}, "setting 'max_candidates' must be int (got True)"),
-    (DetectSettings, {"max_candidates": 2.5}, "setting 'max_candidates' must be int (got 2.5)"),
-    (UpscaleSettings, {"keep_metadata": 1}, "setting 'keep_metadata' must be bool (got 1)"),
-    # a range that depends on another setting (a model_validator), still named and described
-    (RemoveTextSettings, {"mask": {"min_fill": 0.5, "max_fill": 0.3}},
-     "setting 'mask.max_fill' must be between 0.5 and 1 (got 0.3): glyph share of the box"),
-    (UpscaleSettings, {"overlap": 64, "tile": 128}, "setting 'overlap' must be between 0 and 63 (got 64)"),
-    # a section that is not an object
-    (RemoveTextSettings, {"detect": [1]}, "setting 'detect' must be a JSON object of detect settings (got [1])"),
-    (CleanSettings, {"upscale": {"scale": 3}}, "setting 'upscale.scale' must be one of [2, 4] (got 3)"),
-])
+@pytest.mark.parametrize(
+    "cls,raw,message",
+    [
+        # range: dotted name, declared bounds, what was sent, the field's description
+        (
+            RemoveTextSettings,
+            {"inpaint": {"max_coverage": 0.95}},
+            "setting 'inpaint.max_coverage' must be between 0 and 0.9 (got 0.95): largest share of the image a mask may "
+            "cover; larger masks are refused",
+        ),
+        (
+            DetectSettings,
+            {"thresh": 1.5},
+            "setting 'thresh' must be between 0.01 and 0.99 (got 1.5): probability over which a pixel is text",
+        ),
+        # choices
+        (
+            InpaintSettings,
+            {"route": "magic"},
+            "setting 'route' must be one of ['auto', 'fast', 'unet', 'telea', 'fsr', 'patchmatch'] (got 'magic'): the fill: auto "
+            "(per window, choose_route), fast, unet, telea, fsr or patchmatch",
+        ),
+        (
+            RemoveTextSettings,
+            {"mask": {"mode": "blob"}},
+            "setting 'mask.mode' must be one of ['glyph', 'box'] (got 'blob')",
+        ),
+        # types: a bool is not a number, a string is not a number, a fraction is not an int
+        (DetectSettings, {"unclip_ratio": "big"}, "setting 'unclip_ratio' must be float (got 'big'): how far"),
+        (DetectSettings, {"max_candidates": True}, "setting 'max_candidates' must be int (got True)"),
+        (DetectSettings, {"max_candidates": 2.5}, "setting 'max_candidates' must be int (got 2.5)"),
+        (UpscaleSettings, {"keep_metadata": 1}, "setting 'keep_metadata' must be bool (got 1)"),
+        # a range that depends on another setting (a model_validator), still named and described
+        (
+            RemoveTextSettings,
+            {"mask": {"min_fill": 0.5, "max_fill": 0.3}},
+            "setting 'mask.max_fill' must be between 0.5 and 1 (got 0.3): glyph share of the box",
+        ),
+        (UpscaleSettings, {"overlap": 64, "tile": 128}, "setting 'overlap' must be between 0 and 63 (got 64)"),
+        # a section that is not an object
+        (RemoveTextSettings, {"detect": [1]}, "setting 'detect' must be a JSON object of detect settings (got [1])"),
+        (CleanSettings, {"upscale": {"scale": 3}}, "setting 'upscale.scale' must be one of [2, 4] (got 3)"),
+    ],
+)
 def test_refusals_are_worded_from_the_declaration(cls, raw, message):
     with pytest.raises(InvalidInput) as refused:
         parse_settings(cls, raw)

@@ -38,7 +38,7 @@ def literal(text: str):
 
 
 def upscale_table() -> list[tuple[list[str], str]]:
-    table = README[README.index("| setting | default | meaning |"):]
+    table = README[README.index("| setting | default | meaning |") :]
     rows = []
     for line in table.splitlines()[2:]:
         if not line.startswith("|"):

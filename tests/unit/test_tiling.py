@@ -13,8 +13,9 @@ from retouch.tiling import (
 )
 
 
-@pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (128, 128, 16), (129, 128, 16), (20, 64, 8),
-                                                  (517, 96, 0), (300, 64, 31)])
+@pytest.mark.parametrize(
+    "length,tile,overlap", [(100, 32, 8), (128, 128, 16), (129, 128, 16), (20, 64, 8), (517, 96, 0), (300, 64, 31)]
+)
 def test_tiles_cover_axis_and_stay_inside(length, tile, overlap):
     starts = axis_starts(length, tile, overlap)
     padded = max(length, tile)
@@ -29,7 +30,7 @@ def test_weights_partition_unity(blend, scale):
     grid = plan_tiles(150, 150, 64, 16)
     total = np.zeros(grid.padded_width * scale)
     for s, w in zip(grid.xs, axis_weights(grid.xs, grid.tile, scale, blend)):
-        total[s * scale:(s + grid.tile) * scale] += w
+        total[s * scale : (s + grid.tile) * scale] += w
     np.testing.assert_allclose(total, 1.0, atol=1e-12)
 
 
@@ -107,8 +108,8 @@ def test_blender_keeps_the_margin_out_of_the_blend():
     grid = plan_tiles(48, 100, 48, 20)
     assert grid.count == 3 and len(grid.xs) == 3 and len(grid.ys) == 1
     tiles = np.full((grid.count, 96, 96, 1), 0.5, np.float32)
-    tiles[1, :, :2 * 4] = 1e6  # the middle tile's left margin (4 input px at scale 2)
-    tiles[1, :, -2 * 4:] = 1e6  # and its right one
+    tiles[1, :, : 2 * 4] = 1e6  # the middle tile's left margin (4 input px at scale 2)
+    tiles[1, :, -2 * 4 :] = 1e6  # and its right one
     blender = TileBlender(grid, 2, channels=1, margin=4)
     blender.add(0, tiles)
     assert np.allclose(blender.result(), 0.5)

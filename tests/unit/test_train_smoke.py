@@ -1,5 +1,6 @@
 """The training script runs end to end on tiny crops, resumes bit for bit, and its checkpoints and
 weights load as plain tensors (torch.load(weights_only=True))."""
+
 import json
 
 import numpy as np
@@ -53,13 +54,20 @@ def test_n_steps_equal_half_then_resume_half_bit_for_bit(images, tmp_path):
 
 
 def test_cli_new_run_resume_and_export(tmp_path, monkeypatch, images):
-    monkeypatch.setattr(train_inpainter, "load_training_images",
-                        lambda keys=None, progress=True: ([f"img{i}" for i in range(len(images))], images))
+    monkeypatch.setattr(
+        train_inpainter,
+        "load_training_images",
+        lambda keys=None, progress=True: ([f"img{i}" for i in range(len(images))], images),
+    )
     monkeypatch.setattr(train_inpainter, "RUN_LOG_DIR", tmp_path / "runs")
     ckpt = tmp_path / "t.pt"
     common = ["--checkpoint", str(ckpt), "--minutes", "5"]
-    assert train_inpainter.main(["--name", "t", "--steps", "4", "--crop", "32", "--batch", "2", "--warmup", "1",
-                                 "--stop-at", "2", *common]) == 0
+    assert (
+        train_inpainter.main(
+            ["--name", "t", "--steps", "4", "--crop", "32", "--batch", "2", "--warmup", "1", "--stop-at", "2", *common]
+        )
+        == 0
+    )
     assert train_inpainter.load_checkpoint(ckpt)["step"] == 2
     with pytest.raises(SystemExit):  # a resumed run keeps its config
         train_inpainter.main(["--resume", str(ckpt), "--lr", "1", *common])

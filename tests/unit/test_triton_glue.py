@@ -25,15 +25,19 @@ def failing_with(exc: Exception):
         if request.inputs.get("FAIL") is not None:
             raise exc
         return [Tensor("OUTPUT", np.array([1]))]
+
     return handle
 
 
-@pytest.mark.parametrize(("exc", "code", "outcome"), [
-    (InvalidInput("MASK is 3x2 but the image is 4x4"), TritonError.INVALID_ARG, "rejected"),
-    (Cancelled("the client went away"), TritonError.CANCELLED, None),
-    (Overloaded("server busy"), TritonError.UNAVAILABLE, None),
-    (KeyError("boom"), TritonError.INTERNAL, "failed"),
-])
+@pytest.mark.parametrize(
+    ("exc", "code", "outcome"),
+    [
+        (InvalidInput("MASK is 3x2 but the image is 4x4"), TritonError.INVALID_ARG, "rejected"),
+        (Cancelled("the client went away"), TritonError.CANCELLED, None),
+        (Overloaded("server busy"), TritonError.UNAVAILABLE, None),
+        (KeyError("boom"), TritonError.INTERNAL, "failed"),
+    ],
+)
 def test_an_error_fails_only_its_request_with_its_code(exc, code, outcome):
     heard = []
     requests = [Request(), Request(FAIL=np.array([1])), Request()]
@@ -56,8 +60,11 @@ def test_internal_errors_say_so_and_are_capped_and_logged():
 
 def test_carry_turns_errors_into_outputs_for_the_next_step():
     """A decode step hands a request's error on in its REPORT instead of failing it."""
-    responses = respond_each([Request(FAIL=np.array([1]))], failing_with(InvalidInput("not an image")),
-                             carry=lambda outcome, message: carried_error(outcome, message, PIXELS=np.zeros(0)))
+    responses = respond_each(
+        [Request(FAIL=np.array([1]))],
+        failing_with(InvalidInput("not an image")),
+        carry=lambda outcome, message: carried_error(outcome, message, PIXELS=np.zeros(0)),
+    )
     assert not responses[0].has_error()
     report = {t.name(): t for t in responses[0].output_tensors()}["REPORT"].as_numpy()[0]
     assert json.loads(report) == {"error": {"outcome": "rejected", "message": "not an image"}}
@@ -71,21 +78,29 @@ def test_the_request_being_served_is_current_only_while_it_is_served():
 
 # -- BLS errors ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("code", "message", "raised"), [
-    (TritonError.INVALID_ARG, "IMAGE (1, 3, 32, 32) and MASK (1, 1, 16, 32) differ", InvalidInput),
-    # What 2.51 really hands on (tests/e2e/test_bls_errors.py): INTERNAL, and the refusal's message,
-    # from a Python model (respond_each's) or from Triton's own check of the input's shape.
-    (TritonError.INTERNAL, "invalid input: IMAGE (1, 3, 32, 32) and MASK (1, 1, 16, 32) differ", InvalidInput),
-    (TritonError.INTERNAL, "Model inpaint_fixed - Error when running inference: [request id: <id_unknown>] "
-                           "unexpected shape for input 'IMAGE' for model 'inpaint_fixed'. Expected [-1,3,512,512], "
-                           "got [2,3,256,256]. ", InvalidInput),
-    (TritonError.UNAVAILABLE, "queue full", Overloaded),
-    # 2.51 may hand a shed request on as INTERNAL: the scheduler's message still says what happened.
-    (TritonError.INTERNAL, "Exceeds maximum queue size", Overloaded),
-    (TritonError.INTERNAL, "Request timeout expired", Overloaded),
-    (TritonError.CANCELLED, "cancelled", Cancelled),
-    (TritonError.INTERNAL, "onnxruntime: out of memory", RuntimeError),
-])
+
+@pytest.mark.parametrize(
+    ("code", "message", "raised"),
+    [
+        (TritonError.INVALID_ARG, "IMAGE (1, 3, 32, 32) and MASK (1, 1, 16, 32) differ", InvalidInput),
+        # What 2.51 really hands on (tests/e2e/test_bls_errors.py): INTERNAL, and the refusal's message,
+        # from a Python model (respond_each's) or from Triton's own check of the input's shape.
+        (TritonError.INTERNAL, "invalid input: IMAGE (1, 3, 32, 32) and MASK (1, 1, 16, 32) differ", InvalidInput),
+        (
+            TritonError.INTERNAL,
+            "Model inpaint_fixed - Error when running inference: [request id: <id_unknown>] "
+            "unexpected shape for input 'IMAGE' for model 'inpaint_fixed'. Expected [-1,3,512,512], "
+            "got [2,3,256,256]. ",
+            InvalidInput,
+        ),
+        (TritonError.UNAVAILABLE, "queue full", Overloaded),
+        # 2.51 may hand a shed request on as INTERNAL: the scheduler's message still says what happened.
+        (TritonError.INTERNAL, "Exceeds maximum queue size", Overloaded),
+        (TritonError.INTERNAL, "Request timeout expired", Overloaded),
+        (TritonError.CANCELLED, "cancelled", Cancelled),
+        (TritonError.INTERNAL, "onnxruntime: out of memory", RuntimeError),
+    ],
+)
 def test_a_downstream_error_keeps_its_meaning(code, message, raised):
     exc = downstream_error("inpaint_custom", TritonError(message, code))
     assert type(exc) is raised
@@ -97,11 +112,15 @@ def test_a_downstream_refusal_reaches_the_caller_as_invalid_argument_and_counts_
     """A bring-your-own model refusing its input: the step's caller gets INVALID_ARGUMENT."""
     # As it arrives through BLS in 2.51: the refusal's message, the code lost.
     fake_pb_utils.DOWNSTREAM["inpaint_custom"] = lambda inputs: InferenceResponse(
-        error=TritonError("invalid input: IMAGE and MASK differ in N, H or W", TritonError.INTERNAL))
+        error=TritonError("invalid input: IMAGE and MASK differ in N, H or W", TritonError.INTERNAL)
+    )
     loop = asyncio.new_event_loop()
     heard = []
-    responses = respond_each([Request()], lambda r: loop.run_until_complete(
-        bls("inpaint_custom", {"IMAGE": np.zeros((1, 3, 4, 4), np.float32)})), on_error=heard.append)
+    responses = respond_each(
+        [Request()],
+        lambda r: loop.run_until_complete(bls("inpaint_custom", {"IMAGE": np.zeros((1, 3, 4, 4), np.float32)})),
+        on_error=heard.append,
+    )
     loop.close()
     assert responses[0].error().code() == TritonError.INVALID_ARG
     assert responses[0].error().message() == "invalid input: inpaint_custom: IMAGE and MASK differ in N, H or W"
@@ -118,8 +137,10 @@ def test_no_bls_call_is_sent_for_a_request_whose_client_has_gone():
 
 # -- the operation-step base --------------------------------------------------------------------------
 
+
 class Doubler(OperationStep):
     """A step whose work is one BLS call; its verdict comes from the request."""
+
     OPERATION = "double"
     SETTINGS = DetectSettings  # any settings class: its defaults go in the report
     PARAMETERS = {"factor": positive_int}
@@ -129,17 +150,26 @@ class Doubler(OperationStep):
     async def run(self, request, settings):
         out = await bls("twice", {"INPUT": request.inputs["PIXELS"]})
         verdict = request.inputs["VERDICT"][0].decode()
-        return StepResult({"PIXELS": out * (self.params["factor"] // 2)}, {"verdict": verdict}, models=[],
-                          verdict=verdict, mask_coverage=0.25)
+        return StepResult(
+            {"PIXELS": out * (self.params["factor"] // 2)},
+            {"verdict": verdict},
+            models=[],
+            verdict=verdict,
+            mask_coverage=0.25,
+        )
 
 
 def edits(operation: str) -> dict[str, float]:
-    return {dict(k[1:])["outcome"]: m.value for k, m in METRICS.items()
-            if k[0] == "retouch_edits_total" and dict(k[1:])["operation"] == operation}
+    return {
+        dict(k[1:])["outcome"]: m.value
+        for k, m in METRICS.items()
+        if k[0] == "retouch_edits_total" and dict(k[1:])["operation"] == operation
+    }
 
 
 class DoubleSection(BaseModel):
     """The Doubler's report section (every section is declared in retouch.reports)."""
+
     settings: dict
     verdict: str
 
@@ -153,8 +183,12 @@ def test_the_base_serves_reports_and_counts_each_request_on_its_own(tmp_path, mo
     assert edits("double") == dict.fromkeys(("accepted", "needs_review", "fallback", "rejected", "failed"), 0.0)
 
     def request(verdict: str, report: dict | None = None):
-        return Request(PIXELS=np.array([1, 2], np.uint8), VERDICT=np.array([verdict.encode()], dtype=object),
-                       REPORT=np.array([json.dumps(report or {}).encode()], dtype=object))
+        return Request(
+            PIXELS=np.array([1, 2], np.uint8),
+            VERDICT=np.array([verdict.encode()], dtype=object),
+            REPORT=np.array([json.dumps(report or {}).encode()], dtype=object),
+        )
+
     carried = {"error": {"outcome": "rejected", "message": "IMAGE is not an image"}}
     responses = step.execute([request("fine"), request("unsure"), request("fine", carried), request("odd")])
     step.finalize()

@@ -1,5 +1,6 @@
 """retouch.upscale with a stand-in model (nearest-neighbour at the model's scale): chains per mode,
 denoise, any output scale, alpha and 16-bit values carried through, settings aliases."""
+
 import asyncio
 
 import numpy as np
@@ -23,18 +24,21 @@ def run(rgb, deep=None, alpha_in=None, **settings):
     return asyncio.run(upscale(rgb, parse_settings(UpscaleSettings, settings), nearest, deep=deep, alpha=alpha_in))
 
 
-@pytest.mark.parametrize("mode,target,denoise,chain", [
-    ("faithful", 2, 0, ("upscaler_waifu2x_photo_x2",)),
-    ("faithful", 4, 2, ("upscaler_waifu2x_photo_x2_denoise2", "upscaler_waifu2x_photo_x2")),
-    ("faithful", 3, 0, ("upscaler_waifu2x_photo_x2",) * 2),
-    ("faithful", 1, 1, ("upscaler_waifu2x_photo_x2_denoise1",)),
-    ("photo", 2, 0, ("upscaler_realesrgan_x4plus",)),
-    ("photo", 4, 0, ("upscaler_realesrgan_x4plus",)),
-    ("photo", 8, 0, ("upscaler_realesrgan_x4plus", "upscaler_waifu2x_photo_x2")),
-    ("anime", 2, 0, ("upscaler_animevideov3_x2",)),
-    ("anime", 3.5, 0, ("upscaler_animevideov3_x4",)),
-    ("anime", 6, 0, ("upscaler_animevideov3_x4", "upscaler_animevideov3_x2")),
-])
+@pytest.mark.parametrize(
+    "mode,target,denoise,chain",
+    [
+        ("faithful", 2, 0, ("upscaler_waifu2x_photo_x2",)),
+        ("faithful", 4, 2, ("upscaler_waifu2x_photo_x2_denoise2", "upscaler_waifu2x_photo_x2")),
+        ("faithful", 3, 0, ("upscaler_waifu2x_photo_x2",) * 2),
+        ("faithful", 1, 1, ("upscaler_waifu2x_photo_x2_denoise1",)),
+        ("photo", 2, 0, ("upscaler_realesrgan_x4plus",)),
+        ("photo", 4, 0, ("upscaler_realesrgan_x4plus",)),
+        ("photo", 8, 0, ("upscaler_realesrgan_x4plus", "upscaler_waifu2x_photo_x2")),
+        ("anime", 2, 0, ("upscaler_animevideov3_x2",)),
+        ("anime", 3.5, 0, ("upscaler_animevideov3_x4",)),
+        ("anime", 6, 0, ("upscaler_animevideov3_x4", "upscaler_animevideov3_x2")),
+    ],
+)
 def test_chain_reaches_the_next_native_scale(mode, target, denoise, chain):
     assert model_chain(mode, target, denoise) == chain
 
@@ -47,15 +51,18 @@ def test_aliases_and_mode_defaults_are_resolved_in_the_echo():
     assert parse_settings(UpscaleSettings, {"mode": "photo", "tile": 48}).resolved().overlap == 23
 
 
-@pytest.mark.parametrize("bad,message", [
-    ({"mode": "photo", "denoise": 1}, "applies to mode 'faithful'"),
-    ({"denoise": 4}, "denoise"),
-    ({"outscale": 9}, "outscale"),
-    ({"outscale": 0.5}, "outscale"),
-    ({"mode": "photo", "overlap": 40, "margin": 20}, "margin"),
-    ({"alpha": "nearest"}, "alpha"),
-    ({"keep_metadata": "no"}, "keep_metadata"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"mode": "photo", "denoise": 1}, "applies to mode 'faithful'"),
+        ({"denoise": 4}, "denoise"),
+        ({"outscale": 9}, "outscale"),
+        ({"outscale": 0.5}, "outscale"),
+        ({"mode": "photo", "overlap": 40, "margin": 20}, "margin"),
+        ({"alpha": "nearest"}, "alpha"),
+        ({"keep_metadata": "no"}, "keep_metadata"),
+    ],
+)
 def test_bad_settings_say_what_to_fix(bad, message):
     with pytest.raises(InvalidInput, match=message):
         parse_settings(UpscaleSettings, bad)

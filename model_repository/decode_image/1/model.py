@@ -21,15 +21,25 @@ class TritonPythonModel:
         self.max_pixels = deployment_parameters(args, self.PARAMETERS)["max_pixels"]
 
     def execute(self, requests):
-        return respond_each(requests, self.decode, carry=lambda outcome, message: carried_error(
-            outcome, message, PIXELS=NO_PIXELS, FIDELITY=NO_FIDELITY, METADATA=NO_METADATA))
+        return respond_each(
+            requests,
+            self.decode,
+            carry=lambda outcome, message: carried_error(
+                outcome, message, PIXELS=NO_PIXELS, FIDELITY=NO_FIDELITY, METADATA=NO_METADATA
+            ),
+        )
 
     def decode(self, request):
         report = {}
         with timed(report, "decode"):
             raw = pb_utils.get_input_tensor_by_name(request, "RAW_PIXELS")
-            decoded = decode_request(input_bytes(request, "IMAGE"), None if raw is None else raw.as_numpy(),
-                                     self.max_pixels)
+            decoded = decode_request(
+                input_bytes(request, "IMAGE"), None if raw is None else raw.as_numpy(), self.max_pixels
+            )
         report["input"] = decoded.info()
-        return [pb_utils.Tensor("PIXELS", decoded.rgb), pb_utils.Tensor("FIDELITY", decoded.fidelity()),
-                bytes_tensor("METADATA", decoded.metadata.to_bytes()), json_tensor("REPORT", report)]
+        return [
+            pb_utils.Tensor("PIXELS", decoded.rgb),
+            pb_utils.Tensor("FIDELITY", decoded.fidelity()),
+            bytes_tensor("METADATA", decoded.metadata.to_bytes()),
+            json_tensor("REPORT", report),
+        ]

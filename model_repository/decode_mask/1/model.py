@@ -27,6 +27,8 @@ class TritonPythonModel:
     def decode(self, request):
         data = input_bytes(request, "MASK")
         if data is None:  # optional in the config, so that its absence gets this message
-            raise InvalidInput("inpaint needs a MASK: an encoded PNG, JPEG or WebP image of the "
-                               "image's size, bright where pixels are to be removed")
+            raise InvalidInput(
+                "inpaint needs a MASK: an encoded PNG, JPEG or WebP image of the "
+                "image's size, bright where pixels are to be removed"
+            )
         return [pb_utils.Tensor("MASK", decode_mask(data, self.max_pixels))]

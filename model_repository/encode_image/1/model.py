@@ -21,8 +21,13 @@ class TritonPythonModel:
         deep, alpha = unpack_fidelity(None if fidelity is None else fidelity.as_numpy(), pixels.shape[:2])
         with timed(report, "encode"):
             data, raw, written = encode_result(
-                pixels, output["format"], output["quality"], deep=deep, alpha=alpha,
+                pixels,
+                output["format"],
+                output["quality"],
+                deep=deep,
+                alpha=alpha,
                 metadata=Metadata.from_bytes(input_bytes(request, "METADATA")),
-                keep_metadata=output["keep_metadata"])
+                keep_metadata=output["keep_metadata"],
+            )
         output.update(width=pixels.shape[1], height=pixels.shape[0], bytes=len(data) or raw.nbytes, **written)
         return [bytes_tensor("IMAGE", data), pb_utils.Tensor("RAW_PIXELS", raw), report_tensor(report)]

@@ -16,6 +16,11 @@ class TritonPythonModel(FillingStep):
     async def run(self, request, settings):
         pixels, mask = input_array(request, "PIXELS"), input_array(request, "MASK")
         out, figures = await inpaint(pixels, mask, settings, self.fill, self.params["model_size"])
-        return StepResult({"PIXELS": out}, figures, models=figures.pop("models", []),
-                          verdict=figures["verdict"], mask_coverage=figures["mask_coverage"],
-                          gate=figures.get("gate", {}))
+        return StepResult(
+            {"PIXELS": out},
+            figures,
+            models=figures.pop("models", []),
+            verdict=figures["verdict"],
+            mask_coverage=figures["mask_coverage"],
+            gate=figures.get("gate", {}),
+        )

@@ -19,5 +19,9 @@ class TritonPythonModel(OperationStep):
 
     async def run(self, request, settings):
         found, figures = await detect_text(input_array(request, "PIXELS"), settings, detector_infer, **self.options)
-        return StepResult({"BOXES": found.boxes, "SCORES": found.scores, "MASK": found.mask}, figures,
-                          models=[MODEL_NAME], mask_coverage=found.coverage)
+        return StepResult(
+            {"BOXES": found.boxes, "SCORES": found.scores, "MASK": found.mask},
+            figures,
+            models=[MODEL_NAME],
+            mask_coverage=found.coverage,
+        )

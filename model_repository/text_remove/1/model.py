@@ -29,11 +29,18 @@ class TritonPythonModel(FillingStep):
     async def run(self, request, settings):
         pixels = input_array(request, "PIXELS")
         object_bytes = input_bytes(request, "OBJECT_MASK")
-        objects = (None if object_bytes is None
-                   else decode_image_mask(object_bytes, pixels.shape, self.params["max_pixels"]))
-        out, mask, figures = await remove_text(pixels, settings, detector_infer, self.fill, objects,
-                                               self.params["model_size"], **self.detect_options)
+        objects = (
+            None if object_bytes is None else decode_image_mask(object_bytes, pixels.shape, self.params["max_pixels"])
+        )
+        out, mask, figures = await remove_text(
+            pixels, settings, detector_infer, self.fill, objects, self.params["model_size"], **self.detect_options
+        )
         inpainted = figures.get("inpaint", {})
-        return StepResult({"PIXELS": out, "MASK": mask}, figures,
-                          models=[MODEL_NAME, *inpainted.pop("models", [])], verdict=figures["outcome"],
-                          mask_coverage=figures["mask_coverage"], gate=inpainted.get("gate", {}))
+        return StepResult(
+            {"PIXELS": out, "MASK": mask},
+            figures,
+            models=[MODEL_NAME, *inpainted.pop("models", [])],
+            verdict=figures["outcome"],
+            mask_coverage=figures["mask_coverage"],
+            gate=inpainted.get("gate", {}),
+        )

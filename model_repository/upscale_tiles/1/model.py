@@ -16,8 +16,11 @@ from retouch.upscale import UPSCALERS, check_output_size, upscale
 class TritonPythonModel(OperationStep):
     OPERATION = "upscale"
     SETTINGS = UpscaleSettings
-    PARAMETERS = {"tiles_per_request_batch": positive_int, "max_chunks_in_flight": positive_int,
-                  "max_output_pixels": positive_int}
+    PARAMETERS = {
+        "tiles_per_request_batch": positive_int,
+        "max_chunks_in_flight": positive_int,
+        "max_output_pixels": positive_int,
+    }
     MODELS = tuple(UPSCALERS)
     SERIES = ("tiled",)
 
@@ -33,8 +36,14 @@ class TritonPythonModel(OperationStep):
         fidelity = pb_utils.get_input_tensor_by_name(request, "FIDELITY")
         deep, alpha = unpack_fidelity(None if fidelity is None else fidelity.as_numpy(), pixels.shape[:2])
         check_output_size(pixels.shape[0], pixels.shape[1], settings, self.params["max_output_pixels"])
-        out, figures, deep, alpha = await upscale(pixels, settings, self.infer, self.params["tiles_per_request_batch"],
-                                                  deep=deep, alpha=alpha)
-        return StepResult({"PIXELS": out, "FIDELITY": pack_fidelity(deep, alpha)}, figures,
-                          models=figures.pop("models"), settings=settings.resolved(),
-                          seam=(figures["seam_score"], figures["seam_over_threshold"]), tiles=figures["tiles"])
+        out, figures, deep, alpha = await upscale(
+            pixels, settings, self.infer, self.params["tiles_per_request_batch"], deep=deep, alpha=alpha
+        )
+        return StepResult(
+            {"PIXELS": out, "FIDELITY": pack_fidelity(deep, alpha)},
+            figures,
+            models=figures.pop("models"),
+            settings=settings.resolved(),
+            seam=(figures["seam_score"], figures["seam_over_threshold"]),
+            tiles=figures["tiles"],
+        )
