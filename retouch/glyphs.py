@@ -48,7 +48,7 @@ class GlyphSettings(Settings):
         "review", description="a text-like line that does not split cleanly: review (leave it) or box (paint it)"
     )
     min_contrast: Float = Field(
-        7.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, at least"
+        14.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, at least"
     )
     spread_factor: Float = Field(
         1.5,
