@@ -266,3 +266,13 @@ def test_a_missing_or_malformed_parameter_fails_the_load_naming_file_and_key(tmp
         r"it must be a positive integer",
     ):
         deployment_parameters(stub_args(bad), step.PARAMETERS)
+
+
+@pytest.mark.parametrize("step", ["inpaint_regions", "text_remove"])
+def test_the_fill_window_side_is_the_fill_models_side(step):
+    """model_size (config.pbtxt, the step's window side) must be the side the fill models are
+    exported and evaluated at (retouch.inpaint.MODEL_SIDE): one figure, checked here."""
+    from retouch.inpaint import MODEL_SIDE
+
+    config = load(ROOT / "model_repository" / step / "config.pbtxt")
+    assert int(config.parameters["model_size"].string_value) == MODEL_SIDE
