@@ -110,6 +110,11 @@ class LineMask:
     mask: np.ndarray  # bool, window-sized: the pixels to paint (empty for texture/uncertain)
     figures: dict
 
+    def paint(self, mask: np.ndarray) -> None:
+        """Mark this line's pixels (255) in the image-sized mask."""
+        h, w = self.mask.shape
+        mask[self.y0 : self.y0 + h, self.x0 : self.x0 + w][self.mask] = 255
+
 
 def lab(rgb: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 RGB -> float32 CIELAB (L 0..100)."""
@@ -312,8 +317,7 @@ def text_masks(
     lines = []
     for quad, score in zip(boxes, scores):
         line = segment_line(image_lab, quad, float(score), settings, boxes_per_pixel)
-        hh, ww = line.mask.shape
-        out[line.y0 : line.y0 + hh, line.x0 : line.x0 + ww][line.mask] = 255
+        line.paint(out)
         lines.append(line)
     return out, lines
 
@@ -462,7 +466,6 @@ async def learned_text_masks(
             lines.append(LineMask("uncertain", 0, 0, np.zeros((0, 0), bool), {"reason": "too small to segment"}))
             continue
         line = learned_line_mask(crop, probs[i], threshold, min_confidence)
-        h, w = line.mask.shape
-        mask[line.y0 : line.y0 + h, line.x0 : line.x0 + w][line.mask] = 255
+        line.paint(mask)
         lines.append(line)
     return mask, lines

@@ -9,7 +9,7 @@
    its holes are thin; only a thick hole too large for a window is filled at reduced resolution
    (the whole group resized into one window), and pasted back with a feathered edge.
 3. A route per window: the fast push-pull fill or the UNet (models served by Triton), or a
-   classical fill run in the step itself (cv2 Telea, or xphoto FSR), chosen from the window's
+   classical fill run in the step itself (cv2 Telea, xphoto FSR or PatchMatch), chosen from the window's
    mask features (choose_route) unless the request names one. export/eval_edits.py measures
    which wins where.
 4. Each window is also filled with the hole grown by a ring of known pixels (the probe; by the

@@ -6,9 +6,8 @@ import time
 from typing import Any, Optional
 
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException
 
-from retouch_client.core import ClientCore, Health, Result, Sleep, Steps, Urls
+from retouch_client.core import ClientCore, Health, Result, Sleep, Steps, Urls, run_steps
 from retouch_client.images import ImageInput
 from retouch_client.operations import Operation
 
@@ -45,17 +44,9 @@ class RetouchClient(ClientCore):
         self.close()
 
     def _run(self, steps: Steps):
-        value, error = None, None
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(value)
-            except StopIteration as done:
-                return done.value
-            value, error = None, None
-            try:
-                if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                else:
-                    value = getattr(self._tritons[step.endpoint], step.method)(**step.kwargs)
-            except InferenceServerException as exc:
-                error = exc
+        return run_steps(steps, self._perform)
+
+    def _perform(self, step):
+        if isinstance(step, Sleep):
+            return time.sleep(step.seconds)
+        return getattr(self._tritons[step.endpoint], step.method)(**step.kwargs)

@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Optional, Union
@@ -100,6 +100,23 @@ class Sleep:
 
 
 Steps = Generator[Any, Any, Any]
+
+
+def run_steps(steps: Steps, perform: Callable[[Any], Any]) -> Any:
+    """Drive a call's steps synchronously: perform(step) answers each Rpc or Sleep; an
+    InferenceServerException it raises is thrown into the call (which may retry). The asyncio client
+    drives them the same way, awaiting instead."""
+    value, error = None, None
+    while True:
+        try:
+            step = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as done:
+            return done.value
+        value, error = None, None
+        try:
+            value = perform(step)
+        except InferenceServerException as exc:
+            error = exc
 
 
 @dataclass(frozen=True)

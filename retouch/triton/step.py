@@ -29,6 +29,7 @@ from retouch.triton import (
     fill_infer,
     input_bytes,
     json_tensor,
+    model_parameters,
     read_manifest,
     read_report,
     report_tensor,
@@ -75,7 +76,7 @@ def deployment_parameters(args: dict, declared: dict[str, Callable[[str], Any]])
     fails too: the one the step reads is missing). Other keys are left alone: Triton's own
     (EXECUTION_ENV_PATH) and an operator's, e.g. one changed to force a reload."""
     config_file = Path(args["model_repository"]) / "config.pbtxt"
-    raw = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
+    raw = model_parameters(args)
     missing = sorted(set(declared) - set(raw))
     if missing:
         raise DeploymentError(

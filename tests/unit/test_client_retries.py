@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from tritonclient.utils import InferenceServerException
 
 import retouch_client.core as core
-from retouch_client.core import ClientCore, RetryPolicy, Rpc, Sleep
+from retouch_client.core import ClientCore, RetryPolicy, Rpc, Sleep, run_steps
 from retouch_client.errors import DeadlineExceededError, InvalidInputError, ServerBusyError, ServerUnavailableError
 from retouch_client.operations import UPSCALE
 
@@ -53,25 +53,20 @@ class FakeServer:
         self.sleeps: list[float] = []
 
     def run(self, steps):
-        value, error = None, None
-        while True:
-            try:
-                step = steps.throw(error) if error is not None else steps.send(value)
-            except StopIteration as done:
-                return done.value
-            value, error = None, None
-            if isinstance(step, Sleep):
-                self.sleeps.append(step.seconds)
-                self.clock.now += step.seconds
-                continue
-            self.rpcs.append(step)
-            timeout = step.kwargs.get("client_timeout", float("inf"))
-            self.clock.now += min(self.latency_s, timeout)
-            answer = self.script.pop(0) if self.latency_s <= timeout else status("DEADLINE_EXCEEDED")
-            if isinstance(answer, Exception):
-                error = answer
-            else:
-                value = answer
+        return run_steps(steps, self.perform)
+
+    def perform(self, step):
+        if isinstance(step, Sleep):
+            self.sleeps.append(step.seconds)
+            self.clock.now += step.seconds
+            return None
+        self.rpcs.append(step)
+        timeout = step.kwargs.get("client_timeout", float("inf"))
+        self.clock.now += min(self.latency_s, timeout)
+        answer = self.script.pop(0) if self.latency_s <= timeout else status("DEADLINE_EXCEEDED")
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
 
 @pytest.fixture
