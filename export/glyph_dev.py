@@ -1,11 +1,12 @@
 """Development set for the glyph-mask thresholds, kept apart from `make eval`'s photos.
 
 Captions and watermarks (export/edit_data.py's styles and fonts) rendered on the lomiri and ukui
-wallpaper photos (export/inpaint_data.py's catalogue; not among edit_data's evaluation photos), the
-served detector in onnxruntime, and per setting value: how many of the same photos *without*
-captions get any pixel painted, the kinds of the lines, and the glyph recall per true line.
+wallpapers and the scikit-image and wheel sample photos of export/inpaint_data.py's catalogue, less
+every photo edit_data evaluates on (40 photos); the served detector in onnxruntime. Per setting
+value: how many of the same photos *without* captions get any pixel painted (and how many lines, of
+which kinds), the kinds of the captions' lines, and the glyph recall per true line.
 
-    python -m export.glyph_dev '{"min_contrast": 7}' '{"min_contrast": 14}' [--photos 40] [--lines]
+    python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import cv2
 import numpy as np
 
-from export.edit_data import SCENE_FONTS, SCENE_STYLES, make_scene
+from export.edit_data import SCENE_FONTS, SCENE_STYLES, TEXT_FREE, make_scene
 from export.eval_edits import LocalModels
 from export.inpaint_data import catalog, load_rgb
 from retouch.glyphs import GlyphSettings, text_masks
@@ -39,13 +40,17 @@ def best_box(ink: np.ndarray, boxes: np.ndarray) -> tuple[int | None, float]:
     return best, share
 
 
-def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: bool) -> dict:
-    images = [im for im in catalog() if im.source in ("lomiri", "ukui")][:photos]
-    kinds, recalls, painted_free = collections.Counter(), [], 0
+def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: bool, sources: tuple[str, ...]) -> dict:
+    images = [im for im in catalog() if im.source in sources and im.key not in TEXT_FREE][:photos]
+    kinds, recalls, painted_free, painted_lines = collections.Counter(), [], 0, 0
+    free_kinds = collections.Counter()
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
         found, _ = asyncio.run(detect_text(rgb, DetectSettings(), models.detect))
-        painted_free += bool(text_masks(rgb, found.boxes, found.scores, settings)[0].any())
+        free_mask, free_lines = text_masks(rgb, found.boxes, found.scores, settings)
+        painted_free += bool(free_mask.any())
+        painted_lines += sum(line.kind == "glyph" for line in free_lines)
+        free_kinds.update(line.kind for line in free_lines)
         layout = "dense" if k % 2 else "sparse"
         scene = make_scene(
             f"{image.key}-{layout}",
@@ -71,6 +76,8 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
                 )
     return {
         "text_free_painted": painted_free,
+        "text_free_lines_painted": painted_lines,
+        "text_free_line_kinds": dict(free_kinds),
         "photos": len(images),
         "line_kinds": dict(kinds),
         "recall_mean": round(float(np.mean(recalls)), 4),
@@ -81,13 +88,29 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("settings", nargs="+", help="GlyphSettings overrides as JSON objects, one run each")
-    parser.add_argument("--photos", type=int, default=40)
+    parser.add_argument("--photos", type=int, default=60)
+    parser.add_argument(
+        "--sources",
+        default="lomiri,ukui,skimage,wheels",
+        help="export/inpaint_data.py catalogue sources (edit_data's evaluation photos are always left out)",
+    )
     parser.add_argument("--lines", action="store_true", help="print every line not painted in full")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     models = LocalModels()
     for overrides in args.settings:
-        print(overrides, json.dumps(run(models, GlyphSettings(**json.loads(overrides)), args.photos, args.lines)))
+        print(
+            overrides,
+            json.dumps(
+                run(
+                    models,
+                    GlyphSettings(**json.loads(overrides)),
+                    args.photos,
+                    args.lines,
+                    tuple(args.sources.split(",")),
+                )
+            ),
+        )
     return 0
 
 

@@ -56,6 +56,19 @@ class GlyphSettings(Settings):
         le=10,
         description="glyphs stand off the background by this many times the background ring's own spread, at least",
     )
+    faint_contrast: Float = Field(
+        5.0,
+        ge=0,
+        le=100,
+        description="a confident line that does not split at min_contrast is split again from this CIELAB distance "
+        "(faint watermarks; 0: never) and kept only if it reads as letters",
+    )
+    faint_spread_factor: Float = Field(
+        1.5, ge=0, le=10, description="...and from this many times the background ring's spread"
+    )
+    faint_separation: Float = Field(
+        2.0, ge=0, le=100, description="...and its glyphs stand off the background by this many times its spread"
+    )
     min_enrichment: Float = Field(
         6.0, ge=0, le=1000, description="a colour this many times commoner in the box than around it is text's"
     )
@@ -93,7 +106,7 @@ class GlyphSettings(Settings):
         description="letters on a line: mean offset of their centres from the line's axis, in line heights, at most",
     )
     min_letter_separation: Float = Field(
-        1.35, ge=0, le=20, description="letters on a line: glyph contrast over background spread for a clean split"
+        1.2, ge=0, le=20, description="letters on a line: glyph contrast over background spread for a clean split"
     )
 
     @model_validator(mode="after")
@@ -188,6 +201,101 @@ def stroke_widths(glyphs: np.ndarray) -> np.ndarray:
     return 2 * dist[ridge]
 
 
+@dataclass
+class _Split:
+    """One line's glyph/background split and the evidence that it is text."""
+
+    painted: np.ndarray  # glyphs, their halo and the anti-aliasing margin
+    separation: float
+    letters: bool
+    clean: bool
+    textlike: bool
+    figures: dict
+
+
+def _split_line(
+    window: np.ndarray,
+    box: np.ndarray,
+    background: np.ndarray,
+    grown: np.ndarray,
+    quad: np.ndarray,
+    height: float,
+    ring_px: int,
+    others: np.ndarray | None,
+    settings: GlyphSettings,
+    faint: bool = False,
+) -> _Split:
+    """Glyphs: the box's pixels far from the background model (`faint`: the faint-watermark
+    threshold), their halo, and the figures that say whether they are letters."""
+    min_contrast, spread_factor = (
+        (settings.faint_contrast, settings.faint_spread_factor)
+        if faint
+        else (settings.min_contrast, settings.spread_factor)
+    )
+    # Two passes: glyphs that reach into the ring are taken out of the background model.
+    colours = window.reshape(-1, 3)
+    glyphs = np.zeros_like(box)
+    for _ in range(2):
+        samples = background & ~dilate(glyphs, EXCLUDE_PX)
+        if samples.sum() < 8:
+            samples = background
+        d = _background_distance(colours, window[samples]).reshape(box.shape)
+        spread = float(np.percentile(d[samples], 90))
+        floor = max(min_contrast, spread_factor * spread)
+        glyphs = box & (d > floor)
+    if settings.min_enrichment > 0:  # colours found in the box and rare around it: the text's
+        ring = dilate(box, 2 * ring_px) & ~box
+        if others is not None:
+            ring &= ~others
+        if ring.sum() >= 16:
+            enriched = enrichment(window, box, ring) > settings.min_enrichment
+            glyphs |= box & enriched & (d > 0.5 * min_contrast)
+    layout = glyph_layout(glyphs, quad, height)
+    contrast = float(np.median(d[glyphs])) if glyphs.any() else 0.0
+    fill = float(glyphs.sum()) / float(box.sum())
+    widths = stroke_widths(glyphs)
+    stroke_cv = float(widths.std() / widths.mean()) if widths.size >= 8 else float("inf")
+    separation = contrast / max(spread, 1.0)
+
+    # Halo: pixels next to the glyphs still clearly off the background, grown a ring at a time
+    # (hysteresis); how far it went is the halo's measured width.
+    soft = d > 0.75 * max(min_contrast, spread)
+    halo, reach = glyphs.copy(), 0
+    for step in range(1, settings.halo_px + 1):
+        nxt = dilate(halo, 1) & soft & grown
+        if nxt.sum() == halo.sum():
+            break
+        halo, reach = nxt, step
+    painted = dilate(halo, settings.grow_px) & grown  # anti-aliasing
+
+    letters = (
+        layout["letters_per_height"] >= settings.min_letters
+        and layout["letter_height_cv"] is not None
+        and layout["letter_height_cv"] <= settings.max_letter_height_cv
+        and layout["off_axis"] <= settings.max_off_axis
+    )
+    in_fill = settings.min_fill <= fill <= settings.max_fill
+    # Strokes of one font have alike widths; stars, coins and foliage read as letters but do not.
+    strokes = stroke_cv <= settings.max_stroke_cv
+    clean = in_fill and (
+        (separation >= settings.min_separation and strokes)
+        or (letters and separation >= settings.min_letter_separation and strokes)
+    )
+    textlike = letters or (separation >= 0.6 * settings.min_separation and stroke_cv <= 1.3 * settings.max_stroke_cv)
+    figures = dict(
+        contrast=round(contrast, 2),
+        background_spread=round(spread, 2),
+        separation=round(separation, 2),
+        glyph_fill=round(fill, 4),
+        stroke_cv=round(stroke_cv, 3) if np.isfinite(stroke_cv) else None,
+        halo_px=reach + 1,
+        **layout,
+    )
+    if faint:
+        figures["faint"] = True
+    return _Split(painted, separation, letters, clean, textlike, figures)
+
+
 def segment_line(
     image_lab: np.ndarray,
     quad: np.ndarray,
@@ -223,75 +331,28 @@ def segment_line(
     if box.sum() < 16 or background.sum() < 8:
         return LineMask("uncertain", y0, x0, empty, {**figures, "reason": "too small to segment"})
 
-    # Two passes: glyphs that reach into the ring are taken out of the background model.
-    colours = window.reshape(-1, 3)
-    glyphs = np.zeros_like(box)
-    for _ in range(2):
-        samples = background & ~dilate(glyphs, EXCLUDE_PX)
-        if samples.sum() < 8:
-            samples = background
-        d = _background_distance(colours, window[samples]).reshape(box.shape)
-        spread = float(np.percentile(d[samples], 90))
-        floor = max(settings.min_contrast, settings.spread_factor * spread)
-        glyphs = box & (d > floor)
-    if settings.min_enrichment > 0:  # colours found in the box and rare around it: the text's
-        ring = dilate(box, 2 * ring_px) & ~box
-        if others is not None:
-            ring &= ~others
-        if ring.sum() >= 16:
-            enriched = enrichment(window, box, ring) > settings.min_enrichment
-            glyphs |= box & enriched & (d > 0.5 * settings.min_contrast)
-    layout = glyph_layout(glyphs, quad - [x0, y0], height)
-    contrast = float(np.median(d[glyphs])) if glyphs.any() else 0.0
-    fill = float(glyphs.sum()) / float(box.sum())
-    widths = stroke_widths(glyphs)
-    stroke_cv = float(widths.std() / widths.mean()) if widths.size >= 8 else float("inf")
-    separation = contrast / max(spread, 1.0)
-
-    # Halo: pixels next to the glyphs still clearly off the background, grown a ring at a time
-    # (hysteresis); how far it went is the halo's measured width.
-    soft = d > 0.75 * max(settings.min_contrast, spread)
-    halo, reach = glyphs.copy(), 0
-    for step in range(1, settings.halo_px + 1):
-        nxt = dilate(halo, 1) & soft & grown
-        if nxt.sum() == halo.sum():
-            break
-        halo, reach = nxt, step
-    painted = dilate(halo, settings.grow_px) & grown  # anti-aliasing
-
-    figures.update(
-        contrast=round(contrast, 2),
-        background_spread=round(spread, 2),
-        separation=round(separation, 2),
-        glyph_fill=round(fill, 4),
-        stroke_cv=round(stroke_cv, 3) if np.isfinite(stroke_cv) else None,
-        halo_px=reach + 1,
-        **layout,
-    )
-    letters = (
-        layout["letters_per_height"] >= settings.min_letters
-        and layout["letter_height_cv"] is not None
-        and layout["letter_height_cv"] <= settings.max_letter_height_cv
-        and layout["off_axis"] <= settings.max_off_axis
-    )
-    in_fill = settings.min_fill <= fill <= settings.max_fill
-    clean = in_fill and (
-        (separation >= settings.min_separation and stroke_cv <= settings.max_stroke_cv)
-        or (letters and separation >= settings.min_letter_separation)
-    )
-    textlike = letters or (separation >= 0.6 * settings.min_separation and stroke_cv <= 1.3 * settings.max_stroke_cv)
+    split = _split_line(window, box, background, grown, quad - [x0, y0], height, ring_px, others, settings)
+    # A faint watermark on a smooth background stays under min_contrast: from a confident
+    # detection, split again nearer the background, and keep it only if it reads as letters.
+    if not split.clean and settings.faint_contrast > 0 and score >= settings.min_score:
+        faint = _split_line(
+            window, box, background, grown, quad - [x0, y0], height, ring_px, others, settings, faint=True
+        )
+        if faint.letters and faint.clean and faint.separation >= settings.faint_separation:
+            split = faint
+    figures.update(split.figures)
     # A low-scored line still counts when its letters stand far clear of the background.
     confident = score >= settings.min_score or (
-        score >= settings.low_score and letters and separation >= settings.low_score_separation
+        score >= settings.low_score and split.letters and split.separation >= settings.low_score_separation
     )
     whole_box = dilate(box, 2)
     if settings.mode == "box":
         return LineMask("box", y0, x0, whole_box, figures)
-    if confident and clean:
-        return LineMask("glyph", y0, x0, painted, figures)
-    if confident and textlike and settings.unclean == "box":
+    if confident and split.clean:
+        return LineMask("glyph", y0, x0, split.painted, figures)
+    if confident and split.textlike and settings.unclean == "box":
         return LineMask("box", y0, x0, whole_box, {**figures, "reason": "unclean split"})
-    if textlike:
+    if split.textlike:
         reason = "unclean split" if confident else "low detector score"
         return LineMask("uncertain", y0, x0, empty, {**figures, "reason": reason})
     return LineMask("texture", y0, x0, empty, {**figures, "reason": "no letter-like glyphs"})

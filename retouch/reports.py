@@ -135,6 +135,9 @@ class Line(Figures):
     letters_per_height: float | None = None
     letter_height_cv: float | None = None
     off_axis: float | None = None
+    faint: bool | None = Field(
+        None, description="split at the faint-watermark threshold (GlyphSettings.faint_contrast)"
+    )
 
 
 class RemoveTextFigures(Step):

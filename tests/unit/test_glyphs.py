@@ -59,3 +59,51 @@ def test_low_score_is_uncertain_and_box_mode_paints_boxes():
     assert low.kind == "uncertain" and not low.mask.any()
     box = segment_line(lab(scene.rgb), quad, 0.9, GlyphSettings(mode="box"))
     assert box.kind == "box" and box.mask.sum() >= cv2.contourArea(quad)
+
+
+def smooth_background(h: int = 120, w: int = 420) -> np.ndarray:
+    """A soft sky-like gradient: little spread on the ring around a box."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 150 + 20 * x / w + 10 * y / h
+    return np.clip(np.stack([base - 30, base - 10, base + 20], axis=-1), 0, 255).astype(np.uint8)
+
+
+def test_a_faint_watermark_on_a_smooth_background_is_painted():
+    from PIL import Image, ImageDraw
+    from text_scenes import font
+
+    rgb = smooth_background(w=520)
+    ink = Image.new("L", (rgb.shape[1], rgb.shape[0]), 0)
+    ImageDraw.Draw(ink).text((30, 35), "Sample watermark", font=font("DejaVuSans-Bold.ttf", 40), fill=255)
+    alpha = np.asarray(ink, np.float32)[..., None] / 255 * 0.22  # 22 % white: under min_contrast
+    faint = np.round(rgb * (1 - alpha) + 255 * alpha).astype(np.uint8)
+    ys, xs = np.nonzero(np.asarray(ink) > 64)
+    quad = np.array(
+        [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]], np.float32
+    )
+    quad = unclipped(quad, 6)
+    mask, lines = text_masks(faint, quad[None], np.array([0.9], np.float32), GlyphSettings())
+    assert lines[0].kind == "glyph" and lines[0].figures.get("faint") is True
+    letters = np.asarray(ink) > 64
+    assert (mask[letters] > 0).mean() >= 0.9
+    strict, strict_lines = text_masks(faint, quad[None], np.array([0.9], np.float32), GlyphSettings(faint_contrast=0))
+    assert strict_lines[0].kind != "glyph" and not strict.any()
+
+
+def test_shapes_in_a_row_with_unlike_strokes_are_not_letters():
+    """Discs and thin bars of one height on a line read as letters by their layout alone (as
+    coins, stars or fruit in a row do); letters of one font have alike stroke widths, these do not."""
+    rgb = smooth_background()
+    for i in range(12):
+        cx = 30 + 30 * i
+        if i % 2:
+            cv2.rectangle(rgb, (cx - 1, 46), (cx + 1, 74), (250, 250, 250), -1)
+        else:
+            cv2.circle(rgb, (cx, 60), 14, (250, 250, 250), -1, lineType=cv2.LINE_AA)
+    quad = np.array([[10, 40], [376, 40], [376, 80], [10, 80]], np.float32)
+    mask, lines = text_masks(rgb, quad[None], np.array([0.9], np.float32), GlyphSettings())
+    figures = lines[0].figures
+    assert figures["letters_per_height"] >= GlyphSettings().min_letters  # they do line up like letters
+    assert figures["letter_height_cv"] <= GlyphSettings().max_letter_height_cv
+    assert figures["stroke_cv"] > GlyphSettings().max_stroke_cv
+    assert lines[0].kind != "glyph" and not mask.any()
