@@ -9,13 +9,14 @@ int, but a bool is never a number and a string is never anything else.
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from annotated_types import Ge, Le
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from retouch.codecs import RESPONSE_FORMATS
-from retouch.errors import InvalidInput, parse_json
+from retouch.errors import MAX_MESSAGE_CHARS, InvalidInput, parse_json
 
 T = TypeVar("T", bound="Settings")
 
@@ -135,8 +136,17 @@ def setting_error(cls: type[Settings], error: dict) -> str:
     section = _section(cls, loc[:-1])
     if kind == "extra_forbidden":
         where = ".".join(map(str, loc[:-1]))
-        known = ", ".join(sorted(section.model_fields)) if section else ""
-        return f"unknown setting {name!r}; known {where + ' ' if where else ''}settings: {known}"
+        fields = sorted(section.model_fields) if section else []
+        message = f"unknown setting {name!r}; known {where + ' ' if where else ''}settings: {', '.join(fields)}"
+        if len(message) <= MAX_MESSAGE_CHARS:
+            return message
+        # Too many to list in one message: the nearest names, and where the rest are.
+        near = difflib.get_close_matches(str(loc[-1]), fields, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        return (
+            f"unknown setting {name!r}; {hint}the {len(fields)} known {where + ' ' if where else ''}"
+            "settings are in docs/settings.md"
+        )
     field = section.model_fields.get(loc[-1]) if section and loc else None
     if field is None:
         return f"setting {name!r}: {error['msg']}"

@@ -71,9 +71,15 @@ def test_unknown_keys_list_the_known_ones():
 
 
 def test_the_longest_list_of_known_settings_fits_a_message():
+    """A section with too many settings to list names the nearest ones and where the rest are."""
     with pytest.raises(InvalidInput) as refused:
-        parse_settings(RemoveTextSettings, {"mask": {"colour": 1}})
-    assert len(str(refused.value)) <= MAX_MESSAGE_CHARS and str(refused.value).endswith("spread_factor, unclean")
+        parse_settings(RemoveTextSettings, {"mask": {"min_contrasts": 1}})
+    message = str(refused.value)
+    assert len(message) <= MAX_MESSAGE_CHARS
+    assert "did you mean min_contrast" in message and "docs/settings.md" in message
+    with pytest.raises(InvalidInput) as refused:
+        parse_settings(DetectSettings, {"colour": 1})
+    assert str(refused.value).endswith("unclip_ratio")  # a short list is given whole
 
 
 def test_several_errors_say_how_many_more():
