@@ -89,7 +89,10 @@ class InpaintSettings(OutputSettings):
         "which a hole counts as a rectangle (filled by patchmatch)",
     )
     textured_edges: Float = Field(
-        0.12, ge=0, le=1, description="auto route: share of edges in the ring around a stroke from which telea fills it"
+        0.12,
+        ge=0,
+        le=1,
+        description="auto route: share of edges in the ring around a stroke from which patchmatch fills it",
     )
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
@@ -237,14 +240,15 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
 
 def choose_route(features: dict, settings: InpaintSettings) -> str:
     """auto, per window, from export/eval_edits.py's per-window table (docs/reports/edit_quality.md):
-    strokes go to xphoto FSR (text: +2.6 dB over the fast fill), except in texture, where FSR can
-    take seconds a window and Telea is the better fill there; rectangles go to PatchMatch (+1.6 dB
+    strokes go to xphoto FSR (text on smooth ground: +3.0 dB over the fast fill), except in
+    texture, where FSR takes over a second a window and PatchMatch, which copies texture, is the
+    better fill (+1.4 dB over Telea at ~0.25 s a window); rectangles go to PatchMatch (+1.6 dB
     over the fast fill at ~0.5 s a window: it copies texture where the diffusing fills blur); blobs go
     to the fast fill (PatchMatch's +0.5 dB there costs 100x; the UNet adds under 0.1 dB at 20x)."""
     if settings.route != "auto":
         return settings.route
     if features["stroke_width_px"] <= settings.thin_stroke_px:
-        return "telea" if features["edge_density"] >= settings.textured_edges else "fsr"
+        return "patchmatch" if features["edge_density"] >= settings.textured_edges else "fsr"
     if features["rectangularity"] >= settings.rectangular:
         return "patchmatch"
     return "fast"

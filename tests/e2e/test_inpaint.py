@@ -97,7 +97,7 @@ def test_auto_route_sends_strokes_to_fsr_rectangles_to_patchmatch_and_blobs_to_f
     thin = np.zeros((256, 256), np.uint8)
     cv2.line(thin, (30, 200), (220, 200), 255, 2)  # across the suit: plain, then the textured collar
     routes = client.inpaint(rgb, thin).report["inpaint"]["routes"]
-    assert set(routes) <= {"fsr", "telea"} and sum(routes.values()) >= 1  # FSR, or Telea in texture
+    assert set(routes) <= {"fsr", "patchmatch"} and sum(routes.values()) >= 1  # FSR, or PatchMatch in texture
     smooth = np.zeros((256, 256), np.uint8)
     smooth[60:95, 5:40] = 255  # a rectangle on the plain backdrop
     assert client.inpaint(rgb, smooth).report["inpaint"]["route"] == "patchmatch"
