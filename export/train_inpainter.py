@@ -22,7 +22,7 @@ Data (see export/inpaint_data.py; none of it is needed by the CI, which never re
 Every batch is random crops (scale 0.5-2x, horizontal flips, colour jitter) of the training split with
 masks of the kinds the service fills in its 256 px windows (MASK_MIX); the held-out split is never
 read here. Loss, inside the hole only: L1, plus L1 of the image gradients (edges and texture), plus
-L1 at 1/4 scale (colour cast over big holes).
+L1 at 1/4 scale (colour cast over big holes), and optionally (--ssim-weight) 1 - SSIM in the hole.
 
 Other commands:
     python -m export.train_inpainter --export-weights CHECKPOINT OUT.pt [--raw]
@@ -72,6 +72,7 @@ DEFAULTS = {
     "seed": 0,
     "gradient_weight": 0.5,
     "coarse_weight": 0.5,
+    "ssim_weight": 0.0,
     "clip_grad_norm": 1.0,
     "jitter": True,
     "scale": [0.5, 2.0],
@@ -105,21 +106,44 @@ def _masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.
     return ((a - b).abs() * weight).sum() / (weight.sum() * a.shape[1] + 1e-6)
 
 
+def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Per-pixel SSIM of two [B,C,H,W] images in [0, 1] over window x window box neighbourhoods
+    (the constants of Wang et al. 2004), averaged over channels: [B,1,H,W]."""
+    c1, c2 = 0.01**2, 0.03**2
+    pad = window // 2
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, window, stride=1, padding=pad, count_include_pad=False)
+
+    mu_a, mu_b = mean(a), mean(b)
+    var_a, var_b = mean(a * a) - mu_a**2, mean(b * b) - mu_b**2
+    cov = mean(a * b) - mu_a * mu_b
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return ssim.mean(dim=1, keepdim=True)
+
+
 def inpaint_loss(
     output: torch.Tensor,
     target: torch.Tensor,
     mask: torch.Tensor,
     gradient_weight: float = 0.5,
     coarse_weight: float = 0.5,
+    ssim_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """Hole-only L1, gradient L1 (on pixel pairs touching the hole) and 1/4-scale L1."""
+    """Hole-only L1, gradient L1 (on pixel pairs touching the hole), 1/4-scale L1 and, when
+    ssim_weight > 0, 1 - SSIM over the hole (local structure and contrast, not only mean error)."""
     l1 = _masked_l1(output, target, mask)
     near = F.max_pool2d(mask, 3, stride=1, padding=1)  # a pair touching the hole counts
     dx = _masked_l1(output.diff(dim=3), target.diff(dim=3), near[..., :, 1:])
     dy = _masked_l1(output.diff(dim=2), target.diff(dim=2), near[..., 1:, :])
     coarse = _masked_l1(F.avg_pool2d(output, 4), F.avg_pool2d(target, 4), F.avg_pool2d(mask, 4))
     total = l1 + gradient_weight * (dx + dy) + coarse_weight * coarse
-    return {"total": total, "l1": l1, "gradient": dx + dy, "coarse": coarse}
+    losses = {"l1": l1, "gradient": dx + dy, "coarse": coarse}
+    if ssim_weight > 0:
+        dissimilarity = ((1 - ssim_map(output, target)) * mask).sum() / (mask.sum() + 1e-6)
+        total = total + ssim_weight * dissimilarity
+        losses["ssim"] = dissimilarity
+    return {"total": total, **losses}
 
 
 def learning_rate(cfg: dict, step: int) -> float:
@@ -226,7 +250,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step_count)
         image, mask = (t.to(self.device) for t in make_batch(self.images, cfg, self.rng, self.kinds))
-        losses = inpaint_loss(self.net(image, mask), image, mask, cfg["gradient_weight"], cfg["coarse_weight"])
+        losses = inpaint_loss(
+            self.net(image, mask),
+            image,
+            mask,
+            cfg["gradient_weight"],
+            cfg["coarse_weight"],
+            cfg.get("ssim_weight", 0.0),  # runs before it was added had none
+        )
         with torch.no_grad():  # the fill's own L1 on the same batch: progress despite batch noise
             losses["fill_l1"] = _masked_l1(self.net.fill(image, mask), image, mask)
         self.optimizer.zero_grad(set_to_none=True)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from export import train_inpainter
 from export.inpaint_nets import InpaintUNet
@@ -90,6 +91,11 @@ def test_batches_and_loss():
     outside_only = image + 0.5 * (1 - mask)  # errors outside the hole are not the net's to fix
     assert float(inpaint_loss(outside_only, image, mask)["l1"]) == 0.0
     assert float(inpaint_loss(image + 0.1 * mask, image, mask)["l1"]) > 0.09
+    assert "ssim" not in losses  # off unless asked for: older runs resume with the same loss
+    with_ssim = inpaint_loss(image, image, mask, ssim_weight=0.5)
+    assert float(with_ssim["ssim"]) == pytest.approx(0.0, abs=1e-5)
+    blurred = F.avg_pool2d(image, 5, stride=1, padding=2)  # same means, less structure
+    assert float(inpaint_loss(blurred, image, mask, ssim_weight=0.5)["ssim"]) > 0.05
 
 
 def test_learning_rate_warms_up_then_decays_by_step():
