@@ -23,6 +23,7 @@ from export.edit_data import SCENE_FONTS, SCENE_STYLES, TEXT_FREE, make_scene
 from export.eval_edits import LocalModels
 from export.inpaint_data import catalog, load_rgb
 from retouch.glyphs import GlyphSettings, text_masks
+from retouch.morphology import dilate
 from retouch.text import DetectSettings, detect_text
 
 SEED = 777
@@ -43,7 +44,7 @@ def best_box(ink: np.ndarray, boxes: np.ndarray) -> tuple[int | None, float]:
 def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: bool, sources: tuple[str, ...]) -> dict:
     images = [im for im in catalog() if im.source in sources and im.key not in TEXT_FREE][:photos]
     kinds, recalls, painted_free, painted_lines = collections.Counter(), [], 0, 0
-    free_kinds = collections.Counter()
+    free_kinds, areas, coverages = collections.Counter(), [], []
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
         found, _ = asyncio.run(detect_text(rgb, DetectSettings(), models.detect))
@@ -63,6 +64,11 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
         )
         found, _ = asyncio.run(detect_text(scene.rgb, DetectSettings(), models.detect))
         mask, lines = text_masks(scene.rgb, found.boxes, found.scores, settings)
+        ink = np.zeros(scene.rgb.shape[:2], bool)
+        for line in scene.lines:
+            ink |= line.ink
+        areas.append(float((mask > 0).sum()) / max(int(dilate(ink, 2).sum()), 1))
+        coverages.append(float((mask > 0).mean()))
         for line in scene.lines:
             i, share = best_box(line.ink, found.boxes)
             kind = "missed" if i is None or share < 0.3 else lines[i].kind
@@ -82,6 +88,8 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
         "line_kinds": dict(kinds),
         "recall_mean": round(float(np.mean(recalls)), 4),
         "recall_median": round(float(np.median(recalls)), 4),
+        "area_over_true_median": round(float(np.median(areas)), 3),
+        "caption_coverage_max": round(float(np.max(coverages)), 4),
     }
 
 

@@ -72,6 +72,13 @@ class GlyphSettings(Settings):
     min_enrichment: Float = Field(
         6.0, ge=0, le=1000, description="a colour this many times commoner in the box than around it is text's"
     )
+    rescue_after: Int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="in a photo with this many cleanly split lines, confident text-like lines that do not "
+        "split cleanly are painted as boxes (0: never)",
+    )
     halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
     grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
     min_separation: Float = Field(
@@ -375,11 +382,19 @@ def text_masks(
             continue
         cv2.fillPoly(own, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
         boxes_per_pixel[y0 : y0 + own.shape[0], x0 : x0 + own.shape[1]] += own
-    lines = []
-    for quad, score in zip(boxes, scores):
-        line = segment_line(image_lab, quad, float(score), settings, boxes_per_pixel)
+    lines = [segment_line(image_lab, q, float(s), settings, boxes_per_pixel) for q, s in zip(boxes, scores)]
+    # Captions come in groups: in a photo with `rescue_after` cleanly split lines, a confident line
+    # that looks like text but does not split cleanly is text too, and its box is painted.
+    glyph_lines = sum(line.kind == "glyph" for line in lines)
+    if settings.rescue_after and glyph_lines >= settings.rescue_after:
+        boxed = settings.model_copy(update={"unclean": "box"})
+        for i, line in enumerate(lines):
+            if line.kind == "uncertain" and line.figures.get("reason") == "unclean split":
+                rescued = segment_line(image_lab, boxes[i], float(scores[i]), boxed, boxes_per_pixel)
+                rescued.figures["reason"] = f"unclean split, beside {glyph_lines} glyph lines"
+                lines[i] = rescued
+    for line in lines:
         line.paint(out)
-        lines.append(line)
     return out, lines
 
 

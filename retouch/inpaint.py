@@ -44,6 +44,9 @@ CLASSICAL_ROUTES = {"telea": "TELEA", "fsr": "FSR_FAST", "patchmatch": "PatchMat
 ROUTES = ("auto", *MODEL_ROUTES, *CLASSICAL_ROUTES)
 PROBE_RING_PX = 6  # known pixels around the hole that the probe hides and scores
 WINDOW_MARGIN = 32  # known context a native window keeps around the holes it fills
+# A hole longer than a window but at most this wide (a stroke, a line of text's box) is split over
+# native windows; only thicker ones are filled at reduced resolution.
+NATIVE_BAND_PX = 2 * WINDOW_MARGIN
 HARD_MAX_COVERAGE = 0.9
 # The fill models' fixed window side (export/inpainters.py); the served steps read it from their
 # config (parameter model_size), which must match.
@@ -169,8 +172,9 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
 
     Holes that fit a window's core (the window less WINDOW_MARGIN of context on each side) are
     gathered, in reading order, into native windows. A larger hole is split over native windows
-    on a grid of cores when it is thin (strokes up to thin_stroke_px), else filled at reduced
-    resolution: its box with `context` around it resized into one window."""
+    on a grid of cores when it is a band (up to NATIVE_BAND_PX or thin_stroke_px wide: strokes, a
+    line's box), else filled at reduced resolution: its box with `context` around it resized into
+    one window."""
     h, w = hole.shape
     core = side - 2 * WINDOW_MARGIN
     count, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
@@ -206,7 +210,7 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
             continue
         x, y, bw, bh = (int(v) for v in stats[c, :4])
         component = labels == c
-        if _stroke_width(component[y : y + bh, x : x + bw]) <= settings.thin_stroke_px:
+        if _stroke_width(component[y : y + bh, x : x + bw]) <= max(settings.thin_stroke_px, NATIVE_BAND_PX):
             for cy0 in range(y, y + bh, core):
                 for cx0 in range(x, x + bw, core):
                     cell = np.zeros_like(component)

@@ -28,7 +28,9 @@ def test_glyph_masks_cover_the_ink_and_little_else(style):
         styles=(style,),
     )
     boxes = np.stack([unclipped(line.quad, 0.3 * line.height) for line in scene.lines])
-    mask, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), GlyphSettings())
+    # Glyph masks alone (no line rescued as a box: test_an_unclean_line_beside_clean_ones...).
+    settings = GlyphSettings(rescue_after=0)
+    mask, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), settings)
     painted = mask > 0
     kinds = [line.kind for line in lines]
     assert kinds.count("glyph") >= 2 and set(kinds) <= {"glyph", "uncertain"}  # never texture
@@ -107,3 +109,24 @@ def test_shapes_in_a_row_with_unlike_strokes_are_not_letters():
     assert figures["letter_height_cv"] <= GlyphSettings().max_letter_height_cv
     assert figures["stroke_cv"] > GlyphSettings().max_stroke_cv
     assert lines[0].kind != "glyph" and not mask.any()
+
+
+def test_an_unclean_line_beside_clean_ones_is_painted_as_its_box():
+    """Captions come in groups: beside rescue_after cleanly split lines, a confident line that looks
+    like text but does not split cleanly is painted whole; alone, it is left for review."""
+    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
+    boxes = np.stack([unclipped(line.quad, 0.3 * line.height) for line in scene.lines])
+    scores = np.full(len(boxes), 0.9, np.float32)
+    _, strict = text_masks(scene.rgb, boxes, scores, GlyphSettings(rescue_after=0))
+    unclean = [i for i, line in enumerate(strict) if line.kind == "uncertain"]
+    assert unclean and sum(line.kind == "glyph" for line in strict) >= 2
+    i = unclean[0]
+    assert strict[i].figures["reason"] == "unclean split" and not strict[i].mask.any()
+
+    mask, lines = text_masks(scene.rgb, boxes, scores, GlyphSettings())
+    assert lines[i].kind == "box" and "beside" in lines[i].figures["reason"]
+    ink = scene.lines[i].ink
+    assert (mask[ink] > 0).mean() >= 0.95
+
+    _, alone = text_masks(scene.rgb, boxes[i : i + 1], scores[i : i + 1], GlyphSettings())
+    assert alone[0].kind == "uncertain" and not alone[0].mask.any()

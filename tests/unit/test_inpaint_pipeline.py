@@ -49,6 +49,18 @@ def test_native_fill_changes_only_the_hole(photos):
     assert figures["windows"] == figures["native_windows"] == 1 and figures["mask_coverage"] > 0
 
 
+def test_a_long_band_is_filled_natively_over_several_windows():
+    """A line of text's box (40 px tall, longer than a window) is not shrunk: it is split over
+    native windows, and every pixel outside it comes back bit for bit."""
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 255, (300, 700, 3), dtype=np.uint8)
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    mask[120:160, 40:660] = 255
+    out, figures = run(rgb, mask)
+    assert figures["windows"] == figures["native_windows"] >= 3
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+
+
 def test_reduced_fill_stays_inside_its_feathered_band():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (600, 600, 3), dtype=np.uint8)
