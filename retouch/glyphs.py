@@ -284,9 +284,10 @@ def _split_line(
     in_fill = settings.min_fill <= fill <= settings.max_fill
     # Strokes of one font have alike widths; stars, coins and foliage read as letters but do not.
     strokes = stroke_cv <= settings.max_stroke_cv
-    clean = in_fill and (
-        (separation >= settings.min_separation and strokes)
-        or (letters and separation >= settings.min_letter_separation and strokes)
+    clean = (
+        in_fill
+        and strokes
+        and (separation >= settings.min_separation or (letters and separation >= settings.min_letter_separation))
     )
     textlike = letters or (separation >= 0.6 * settings.min_separation and stroke_cv <= 1.3 * settings.max_stroke_cv)
     figures = dict(
@@ -303,6 +304,24 @@ def _split_line(
     return _Split(painted, separation, letters, clean, textlike, figures)
 
 
+def _line_window(
+    quad: np.ndarray, shape: tuple[int, int], halo_px: int
+) -> tuple[tuple[int, int, int, int], np.ndarray, float, int]:
+    """A line's window in the image ((y0, x0, y1, x1): the quad with room for its background ring
+    and halo), the quad rasterised in it (uint8, 1 inside), the line's height and its ring width."""
+    h, w = shape
+    side = sorted([np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])])
+    height = max(float(side[0]), 1.0)
+    ring_px = int(np.clip(round(0.15 * height), 2, 8))
+    pad = ring_px + halo_px + 2
+    x0, y0 = np.floor(quad.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + pad + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    box = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(box, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    return (int(y0), int(x0), int(y1), int(x1)), box, height, ring_px
+
+
 def segment_line(
     image_lab: np.ndarray,
     quad: np.ndarray,
@@ -313,18 +332,9 @@ def segment_line(
     """One detected line ([4, 2] quad in image pixels) -> its LineMask. `boxes_per_pixel` (HxW
     counts of the detected boxes covering each pixel, this one included) marks the other lines'
     boxes, which never count as this line's background."""
-    h, w = image_lab.shape[:2]
     quad = np.asarray(quad, np.float32)
-    side = sorted([np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])])
-    height = max(float(side[0]), 1.0)
-    ring_px = int(np.clip(round(0.15 * height), 2, 8))
-    pad = ring_px + settings.halo_px + 2
-    x0, y0 = np.floor(quad.min(axis=0)).astype(int) - pad
-    x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + pad + 1
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    (y0, x0, y1, x1), box, height, ring_px = _line_window(quad, image_lab.shape[:2], settings.halo_px)
     window = image_lab[y0:y1, x0:x1]
-    box = np.zeros(window.shape[:2], np.uint8)
-    cv2.fillPoly(box, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
     others = None if boxes_per_pixel is None else boxes_per_pixel[y0:y1, x0:x1] > box
     box = box.astype(bool)
     empty = np.zeros_like(box)
@@ -338,13 +348,12 @@ def segment_line(
     if box.sum() < 16 or background.sum() < 8:
         return LineMask("uncertain", y0, x0, empty, {**figures, "reason": "too small to segment"})
 
-    split = _split_line(window, box, background, grown, quad - [x0, y0], height, ring_px, others, settings)
+    local = quad - [x0, y0]
+    split = _split_line(window, box, background, grown, local, height, ring_px, others, settings)
     # A faint watermark on a smooth background stays under min_contrast: from a confident
     # detection, split again nearer the background, and keep it only if it reads as letters.
     if not split.clean and settings.faint_contrast > 0 and score >= settings.min_score:
-        faint = _split_line(
-            window, box, background, grown, quad - [x0, y0], height, ring_px, others, settings, faint=True
-        )
+        faint = _split_line(window, box, background, grown, local, height, ring_px, others, settings, faint=True)
         if faint.letters and faint.clean and faint.separation >= settings.faint_separation:
             split = faint
     figures.update(split.figures)
@@ -357,7 +366,7 @@ def segment_line(
         return LineMask("box", y0, x0, whole_box, figures)
     if confident and split.clean:
         return LineMask("glyph", y0, x0, split.painted, figures)
-    if confident and split.textlike and settings.unclean == "box":
+    if confident and split.textlike and settings.unclean == "box":  # text_masks' rescue paints the same box
         return LineMask("box", y0, x0, whole_box, {**figures, "reason": "unclean split"})
     if split.textlike:
         reason = "unclean split" if confident else "low detector score"
@@ -387,12 +396,13 @@ def text_masks(
     # that looks like text but does not split cleanly is text too, and its box is painted.
     glyph_lines = sum(line.kind == "glyph" for line in lines)
     if settings.rescue_after and glyph_lines >= settings.rescue_after:
-        boxed = settings.model_copy(update={"unclean": "box"})
         for i, line in enumerate(lines):
             if line.kind == "uncertain" and line.figures.get("reason") == "unclean split":
-                rescued = segment_line(image_lab, boxes[i], float(scores[i]), boxed, boxes_per_pixel)
-                rescued.figures["reason"] = f"unclean split, beside {glyph_lines} glyph lines"
-                lines[i] = rescued
+                (y0, x0, _, _), box, _, _ = _line_window(
+                    np.asarray(boxes[i], np.float32), rgb.shape[:2], settings.halo_px
+                )
+                reason = f"unclean split, beside {glyph_lines} glyph lines"  # the box as unclean="box" paints it
+                lines[i] = LineMask("box", y0, x0, dilate(box.astype(bool), 2), {**line.figures, "reason": reason})
     for line in lines:
         line.paint(out)
     return out, lines
