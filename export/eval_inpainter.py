@@ -33,7 +33,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from export import inpaint_data
-from export.inpaint_nets import InpaintUNet, PushPullFill
+from export.inpaint_nets import PushPullFill, build_net
 from export.inpainters import WEIGHTS, WEIGHTS_SHA256, load_unet, to_8bit, torch_reference
 from retouch.inpaint import classical_fill
 
@@ -102,14 +102,12 @@ def cached(name: str, method: Method, cache_dir: Path = CACHE_DIR) -> Method:
     return run
 
 
-def load_net(path: Path) -> InpaintUNet:
-    """A plain state_dict, or a training checkpoint's EMA weights."""
+def load_net(path: Path) -> torch.nn.Module:
+    """A plain state_dict, or a training checkpoint's EMA weights (a UNet or a coarse-to-fine pair)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "format" in state:
         state = state["ema"]
-    net = InpaintUNet()
-    net.load_state_dict(state)
-    return net.eval()
+    return build_net(state).eval()
 
 
 def torch_method(module: torch.nn.Module) -> Method:

@@ -93,11 +93,17 @@ class InpaintUNet(nn.Module):
     The last conv starts at zero, so an untrained net returns exactly the fill.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96, 128), fill: PushPullFill | None = None):
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (16, 32, 64, 96, 128),
+        fill: PushPullFill | None = None,
+        hint_channels: int = 0,
+    ):
         super().__init__()
         w0, w1, w2, w3, w4 = widths
         self.fill = fill or PushPullFill()
-        self.enc0 = GatedConv(7, w0)
+        self.hint_channels = hint_channels  # extra input planes (a coarse fill), see CoarseToFineUNet
+        self.enc0 = GatedConv(7 + hint_channels, w0)
         self.enc1 = nn.Sequential(GatedConv(w0, w1, stride=2), GatedConv(w1, w1))
         self.enc2 = nn.Sequential(GatedConv(w1, w2, stride=2), GatedConv(w2, w2))
         self.enc3 = nn.Sequential(GatedConv(w2, w3, stride=2), GatedConv(w3, w3))
@@ -117,10 +123,11 @@ class InpaintUNet(nn.Module):
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([x, skip], dim=1)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor | None = None) -> torch.Tensor:
         pulled = self.fill.pull(image, mask)
         filled = composite(image, mask, pulled)  # the fast fill's own output
-        x0 = self.enc0(torch.cat([image * (1.0 - mask), mask, filled], dim=1) * 2.0 - 1.0)
+        planes = [image * (1.0 - mask), mask, filled] + ([hint] if self.hint_channels else [])
+        x0 = self.enc0(torch.cat(planes, dim=1) * 2.0 - 1.0)
         x1 = self.enc1(x0)
         x2 = self.enc2(x1)
         x3 = self.enc3(x2)
@@ -131,3 +138,56 @@ class InpaintUNet(nn.Module):
         y = self.dec0(self._up_cat(y, x0))
         refined = torch.clamp(pulled + self.residual(y), 0.0, 1.0)  # composited once, also for soft masks
         return composite(image, mask, refined)
+
+
+def half_size(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image at ceil(H/2) x ceil(W/2) (premultiplied mean over known pixels, so hole colours do not
+    leak) and the hole grown to any half-pixel that touches it."""
+    known = 1.0 - mask
+    weight = _halve(known)
+    small = _halve(image * known) / torch.clamp(weight, min=EPS)
+    small_mask = F.max_pool2d(F.pad(mask, (0, 1, 0, 1)), 2)
+    return small, small_mask
+
+
+class CoarseToFineUNet(nn.Module):
+    """A coarse UNet fills the hole at half resolution (twice the context per receptive field); its
+    upsampled fill enters the full-resolution UNet as 3 extra input planes (`hint`).
+
+    `from_unet` starts both from one trained InpaintUNet with the hint planes' weights at zero, so
+    the pair begins exactly where that network is and training can only add what the coarse view
+    buys. Same contract as InpaintUNet: (IMAGE, MASK) -> OUTPUT, known pixels bit-exact.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96, 128)):
+        super().__init__()
+        self.coarse = InpaintUNet(widths)
+        self.fine = InpaintUNet(widths, hint_channels=3)
+
+    @classmethod
+    def from_unet(cls, state: dict, widths: tuple[int, ...] = (16, 32, 64, 96, 128)) -> CoarseToFineUNet:
+        net = cls(widths)
+        net.coarse.load_state_dict(state)
+        fine = dict(state)
+        weight = fine["enc0.conv.weight"]
+        fine["enc0.conv.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], 3, *weight.shape[2:])], 1)
+        net.fine.load_state_dict(fine)
+        return net
+
+    def stages(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(small mask, coarse fill at half size, final output): the training loss scores the coarse
+        fill against half_size(truth) in the small mask."""
+        small, small_mask = half_size(image, mask)
+        coarse = self.coarse(small, small_mask)
+        up = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return small_mask, coarse, self.fine(image, mask, hint=composite(image, mask, up))
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.stages(image, mask)[-1]
+
+
+def build_net(state: dict) -> InpaintUNet | CoarseToFineUNet:
+    """The network a plain state_dict was saved from (a pair's keys start with 'coarse.')."""
+    net = CoarseToFineUNet() if any(k.startswith("coarse.") for k in state) else InpaintUNet()
+    net.load_state_dict(state)
+    return net

@@ -23,6 +23,9 @@ Every batch is random crops (scale 0.5-2x, horizontal flips, colour jitter) of t
 masks of the kinds the service fills in its 256 px windows (MASK_MIX); the held-out split is never
 read here. Loss, inside the hole only: L1, plus L1 of the image gradients (edges and texture), plus
 L1 at 1/4 scale (colour cast over big holes), and optionally (--ssim-weight) 1 - SSIM in the hole.
+`--arch coarse_to_fine` trains the pair of export/inpaint_nets.CoarseToFineUNet (from --init's UNet
+weights, which it starts out equal to); its coarse stage also gets the loss at half size
+(--stage-weight).
 
 Other commands:
     python -m export.train_inpainter --export-weights CHECKPOINT OUT.pt [--raw]
@@ -53,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from export import inpaint_data
-from export.inpaint_nets import InpaintUNet
+from export.inpaint_nets import CoarseToFineUNet, InpaintUNet, PushPullFill, half_size
 
 FORMAT = "retouch-inpaint-train/1"
 CHECKPOINT_DIR = Path("export/checkpoints")
@@ -78,7 +81,10 @@ DEFAULTS = {
     "scale": [0.5, 2.0],
     "mask_mix": MASK_MIX,
     "widths": [16, 32, 64, 96, 128],
+    "arch": "unet",  # or "coarse_to_fine" (export/inpaint_nets.CoarseToFineUNet)
+    "stage_weight": 0.5,  # coarse_to_fine: weight of the coarse stage's own loss at half size
 }
+ARCHS = {"unet": InpaintUNet, "coarse_to_fine": CoarseToFineUNet}
 
 
 def mask_kinds() -> dict:
@@ -231,7 +237,8 @@ class Trainer:
         torch.manual_seed(cfg["seed"])
         random.seed(cfg["seed"])
         self.rng = np.random.default_rng(cfg["seed"])
-        self.net = InpaintUNet(widths=tuple(cfg["widths"])).to(device)
+        self.net = ARCHS[cfg.get("arch", "unet")](widths=tuple(cfg["widths"])).to(device)
+        self.fill = PushPullFill()
         self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         self.kinds = mask_kinds()
@@ -240,6 +247,8 @@ class Trainer:
 
     def init_weights(self, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
+            state = CoarseToFineUNet.from_unet(state, tuple(self.cfg["widths"])).state_dict()
         self.net.load_state_dict(state)
         self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         self.init = str(path)
@@ -250,16 +259,17 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step_count)
         image, mask = (t.to(self.device) for t in make_batch(self.images, cfg, self.rng, self.kinds))
-        losses = inpaint_loss(
-            self.net(image, mask),
-            image,
-            mask,
-            cfg["gradient_weight"],
-            cfg["coarse_weight"],
-            cfg.get("ssim_weight", 0.0),  # runs before it was added had none
-        )
+        weights = cfg["gradient_weight"], cfg["coarse_weight"], cfg.get("ssim_weight", 0.0)  # older runs lack some
+        if isinstance(self.net, CoarseToFineUNet):
+            small_mask, coarse, output = self.net.stages(image, mask)
+            losses = inpaint_loss(output, image, mask, *weights)
+            stage = inpaint_loss(coarse, half_size(image, torch.zeros_like(mask))[0], small_mask, *weights)
+            losses["total"] = losses["total"] + cfg["stage_weight"] * stage["total"]
+            losses["stage_l1"] = stage["l1"]
+        else:
+            losses = inpaint_loss(self.net(image, mask), image, mask, *weights)
         with torch.no_grad():  # the fill's own L1 on the same batch: progress despite batch noise
-            losses["fill_l1"] = _masked_l1(self.net.fill(image, mask), image, mask)
+            losses["fill_l1"] = _masked_l1(self.fill(image, mask), image, mask)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg["clip_grad_norm"])
@@ -428,7 +438,7 @@ def main(argv=None) -> int:
     ap.add_argument("--export-weights", nargs=2, type=Path, metavar=("CHECKPOINT", "OUT"))
     ap.add_argument("--raw", action="store_true", help="with --export-weights: the raw weights, not the EMA")
     for key, value in DEFAULTS.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             ap.add_argument(
                 "--" + key.replace("_", "-"), type=type(value), default=None, help=f"new runs only (default {value})"
             )
@@ -453,6 +463,8 @@ def main(argv=None) -> int:
         if not args.name:
             raise SystemExit("a new run needs --name (or --resume CHECKPOINT)")
         cfg = {k: (getattr(args, k, None) if getattr(args, k, None) is not None else v) for k, v in DEFAULTS.items()}
+        if cfg["arch"] not in ARCHS:
+            raise SystemExit(f"--arch {cfg['arch']!r}: pick one of {sorted(ARCHS)}")
         keys, images = load_training_images()
         trainer = Trainer(cfg, images, keys, args.device)
         if args.init:

@@ -11,7 +11,7 @@ import torch
 
 from export import inpainters
 from export.eval_inpainter import hole_psnr, telea
-from export.inpaint_nets import InpaintUNet, PushPullFill
+from export.inpaint_nets import CoarseToFineUNet, InpaintUNet, PushPullFill, build_net
 from export.inpainters import export, load_unet, ort_session, parity_inputs, torch_reference
 from retouch.masks import block_mask, text_stroke_mask
 
@@ -108,6 +108,21 @@ def test_untrained_unet_is_exactly_the_fill():
     np.testing.assert_array_equal(
         torch_reference(InpaintUNet().eval(), image, mask), torch_reference(PushPullFill(), image, mask)
     )
+
+
+def test_coarse_to_fine_pair_starts_exactly_at_its_unet_and_keeps_known_pixels(unet):
+    image = torch.rand(2, 3, 61, 90, generator=torch.Generator().manual_seed(3))
+    mask = torch.from_numpy(np.stack([block_mask(61, 90, np.random.default_rng(i)) for i in range(2)])[:, None])
+    mask = mask.float()
+    pair = CoarseToFineUNet.from_unet(unet.state_dict()).eval()
+    with torch.no_grad():
+        assert torch.equal(pair(image, mask), unet(image, mask))  # zero hint weights: the same function
+        pair.fine.enc0.conv.weight[:, 7:] = 0.1  # once the hint counts, the output changes inside the hole only
+        out = pair(image, mask)
+    assert not torch.equal(out, unet(image, mask))
+    assert torch.equal(out * (1 - mask), image * (1 - mask))
+    assert isinstance(build_net(pair.state_dict()), CoarseToFineUNet)
+    assert isinstance(build_net(unet.state_dict()), InpaintUNet)
 
 
 def test_trained_unet_is_never_much_worse_than_the_fill_and_helps_on_text(unet, photos):

@@ -81,6 +81,20 @@ def test_cli_new_run_resume_and_export(tmp_path, monkeypatch, images):
     InpaintUNet().load_state_dict(torch.load(out, map_location="cpu", weights_only=True))
 
 
+def test_coarse_to_fine_arch_trains_both_stages_from_a_unet(images, tmp_path):
+    cfg = TINY | {"arch": "coarse_to_fine"}
+    source = InpaintUNet(widths=tuple(cfg["widths"]))
+    torch.save(source.state_dict(), tmp_path / "unet.pt")
+    trainer = _trainer(images, cfg)
+    trainer.init_weights(tmp_path / "unet.pt")
+    hint = trainer.net.fine.enc0.conv.weight[:, 7:].clone()
+    assert not hint.any()  # starts as the UNet it came from
+    run(trainer, tmp_path / "c.pt", minutes=5, stop_at=2, log_every=1, progress=False)
+    assert trainer.net.fine.enc0.conv.weight[:, 7:].abs().sum() > 0
+    assert trainer.net.coarse.residual.weight.abs().sum() > 0
+    assert all("stage_l1" in h for h in trainer.history)
+
+
 def test_batches_and_loss():
     rgb = (np.random.default_rng(0).random((100, 120, 3)) * 255).astype(np.uint8)
     image, mask = make_batch([rgb], TINY | {"batch": 3, "crop": 40}, np.random.default_rng(1))
