@@ -4,9 +4,11 @@ Captions and watermarks (export/edit_data.py's styles and fonts) rendered on the
 wallpapers and the scikit-image and wheel sample photos of export/inpaint_data.py's catalogue, less
 every photo edit_data evaluates on (40 photos); the served detector in onnxruntime. Per setting
 value: how many of the same photos *without* captions get any pixel painted (and how many lines, of
-which kinds), the kinds of the captions' lines, and the glyph recall per true line.
+which kinds), the kinds of the captions' lines, and the glyph recall per true line. A photo whose
+mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
 
     python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
+        [--detect '{"box_thresh": 0.4}']
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from export.eval_edits import LocalModels
 from export.inpaint_data import catalog, load_rgb
 from retouch.glyphs import GlyphSettings, text_masks
 from retouch.morphology import dilate
+from retouch.remove_text import RemoveTextSettings
 from retouch.text import DetectSettings, detect_text
 
 SEED = 777
@@ -41,14 +44,26 @@ def best_box(ink: np.ndarray, boxes: np.ndarray) -> tuple[int | None, float]:
     return best, share
 
 
-def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: bool, sources: tuple[str, ...]) -> dict:
+def run(
+    models: LocalModels,
+    settings: GlyphSettings,
+    photos: int,
+    show_lines: bool,
+    sources: tuple[str, ...],
+    detect: DetectSettings | None = None,
+) -> dict:
+    detect = detect or DetectSettings()
+    max_text_coverage, over_coverage = RemoveTextSettings().max_text_coverage, 0
     images = [im for im in catalog() if im.source in sources and im.key not in TEXT_FREE][:photos]
     kinds, recalls, painted_free, painted_lines = collections.Counter(), [], 0, 0
     free_kinds, areas, coverages = collections.Counter(), [], []
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
-        found, _ = asyncio.run(detect_text(rgb, DetectSettings(), models.detect))
+        found, _ = asyncio.run(detect_text(rgb, detect, models.detect))
         free_mask, free_lines = text_masks(rgb, found.boxes, found.scores, settings)
+        if (free_mask > 0).mean() > max_text_coverage:  # remove_text leaves the photo for review
+            over_coverage += 1
+            free_mask, free_lines = np.zeros_like(free_mask), []
         painted_free += bool(free_mask.any())
         painted_lines += sum(line.kind == "glyph" for line in free_lines)
         free_kinds.update(line.kind for line in free_lines)
@@ -62,8 +77,11 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
             styles=SCENE_STYLES,
             fonts=SCENE_FONTS,
         )
-        found, _ = asyncio.run(detect_text(scene.rgb, DetectSettings(), models.detect))
+        found, _ = asyncio.run(detect_text(scene.rgb, detect, models.detect))
         mask, lines = text_masks(scene.rgb, found.boxes, found.scores, settings)
+        if (mask > 0).mean() > max_text_coverage:
+            over_coverage += 1
+            mask = np.zeros_like(mask)
         ink = np.zeros(scene.rgb.shape[:2], bool)
         for line in scene.lines:
             ink |= line.ink
@@ -82,6 +100,7 @@ def run(models: LocalModels, settings: GlyphSettings, photos: int, show_lines: b
                 )
     return {
         "text_free_painted": painted_free,
+        "over_max_text_coverage": over_coverage,
         "text_free_lines_painted": painted_lines,
         "text_free_line_kinds": dict(free_kinds),
         "photos": len(images),
@@ -103,6 +122,7 @@ def main(argv=None) -> int:
         help="export/inpaint_data.py catalogue sources (edit_data's evaluation photos are always left out)",
     )
     parser.add_argument("--lines", action="store_true", help="print every line not painted in full")
+    parser.add_argument("--detect", default="{}", help="DetectSettings overrides as a JSON object, for every run")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     models = LocalModels()
@@ -116,6 +136,7 @@ def main(argv=None) -> int:
                     args.photos,
                     args.lines,
                     tuple(args.sources.split(",")),
+                    DetectSettings(**json.loads(args.detect)),
                 )
             ),
         )

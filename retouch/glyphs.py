@@ -76,8 +76,8 @@ class GlyphSettings(Settings):
         2,
         ge=0,
         le=1000,
-        description="in a photo with this many cleanly split lines, confident text-like lines that do not "
-        "split cleanly are painted as boxes (0: never)",
+        description="in a photo with this many cleanly split lines, text-like lines left uncertain (an unclean "
+        "split, or a score from low_score) are painted: their clean glyph mask, else their box (0: never)",
     )
     halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
     grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
@@ -129,6 +129,7 @@ class LineMask:
     x0: int
     mask: np.ndarray  # bool, window-sized: the pixels to paint (empty for texture/uncertain)
     figures: dict
+    clean_split: np.ndarray | None = None  # uncertain lines that split cleanly: the glyph mask they would paint
 
     def paint(self, mask: np.ndarray) -> None:
         """Mark this line's pixels (255) in the image-sized mask."""
@@ -370,7 +371,8 @@ def segment_line(
         return LineMask("box", y0, x0, whole_box, {**figures, "reason": "unclean split"})
     if split.textlike:
         reason = "unclean split" if confident else "low detector score"
-        return LineMask("uncertain", y0, x0, empty, {**figures, "reason": reason})
+        candidate = split.painted if split.clean and score >= settings.low_score else None
+        return LineMask("uncertain", y0, x0, empty, {**figures, "reason": reason}, candidate)
     return LineMask("texture", y0, x0, empty, {**figures, "reason": "no letter-like glyphs"})
 
 
@@ -392,17 +394,22 @@ def text_masks(
         cv2.fillPoly(own, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
         boxes_per_pixel[y0 : y0 + own.shape[0], x0 : x0 + own.shape[1]] += own
     lines = [segment_line(image_lab, q, float(s), settings, boxes_per_pixel) for q, s in zip(boxes, scores)]
-    # Captions come in groups: in a photo with `rescue_after` cleanly split lines, a confident line
-    # that looks like text but does not split cleanly is text too, and its box is painted.
+    # Captions come in groups: in a photo with `rescue_after` cleanly split lines, a line that looks
+    # like text but split uncleanly or scored between low_score and min_score is text too: its clean
+    # glyph mask is painted, else its box.
     glyph_lines = sum(line.kind == "glyph" for line in lines)
     if settings.rescue_after and glyph_lines >= settings.rescue_after:
         for i, line in enumerate(lines):
-            if line.kind == "uncertain" and line.figures.get("reason") == "unclean split":
+            if line.kind != "uncertain" or line.figures["score"] < settings.low_score:
+                continue
+            figures = {**line.figures, "reason": f"{line.figures['reason']}, beside {glyph_lines} glyph lines"}
+            if line.clean_split is not None:  # a low score, but its glyphs split cleanly
+                lines[i] = LineMask("glyph", line.y0, line.x0, line.clean_split, figures)
+            else:  # the box, as unclean="box" paints it
                 (y0, x0, _, _), box, _, _ = _line_window(
                     np.asarray(boxes[i], np.float32), rgb.shape[:2], settings.halo_px
                 )
-                reason = f"unclean split, beside {glyph_lines} glyph lines"  # the box as unclean="box" paints it
-                lines[i] = LineMask("box", y0, x0, dilate(box.astype(bool), 2), {**line.figures, "reason": reason})
+                lines[i] = LineMask("box", y0, x0, dilate(box.astype(bool), 2), figures)
     for line in lines:
         line.paint(out)
     return out, lines

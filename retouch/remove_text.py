@@ -45,6 +45,13 @@ class RemoveTextSettings(OutputSettings):
     residual_overlap: Float = Field(
         0.5, ge=0, le=1, description="a re-detected box this much inside the mask is residual text"
     )
+    max_text_coverage: Float = Field(
+        0.3,
+        ge=0,
+        le=MAX_PAINTED_COVERAGE,
+        description="a text mask over this share of the photo is left for review, not painted (captions cover "
+        "far less; rows of coins or tiles read as large lettering cover more)",
+    )
 
 
 class CleanSettings(Settings):
@@ -84,6 +91,7 @@ async def remove_text(
     the caller checks its size."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
+    text_coverage = float(np.count_nonzero(mask)) / mask.size
     if object_mask is not None:
         mask = np.maximum(mask, np.where(object_mask > 127, 255, 0).astype(np.uint8))
     kinds = [line.kind for line in lines]
@@ -98,12 +106,14 @@ async def remove_text(
         "candidates": candidates,
         "mask_sha256": mask_sha256(mask),
         "mask_coverage": round(coverage, 6),
+        "text_coverage": round(text_coverage, 6),
         "residual_lines": 0,
     }
     reasons = ["uncertain_lines"] if candidates else []
-    if not mask.any() or coverage > MAX_PAINTED_COVERAGE:
-        if mask.any():
-            reasons.append("coverage_over_cap")
+    too_much = ["text_coverage"] if text_coverage > settings.max_text_coverage else []
+    too_much += ["coverage_over_cap"] if coverage > MAX_PAINTED_COVERAGE else []
+    if not mask.any() or too_much:  # nothing to paint, or too much to trust: the photo as sent
+        reasons += too_much
         return (
             rgb.copy(),
             np.zeros_like(mask),

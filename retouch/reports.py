@@ -125,7 +125,10 @@ class Line(Figures):
     pixels: int = Field(description="pixels painted for the line")
     score: float = Field(description="detector score")
     height_px: float
-    reason: str | None = Field(None, description="why the line was not painted glyph by glyph")
+    reason: str | None = Field(
+        None,
+        description="why the line was painted as a box or left alone, or why a line that would be left alone was painted (rescued beside glyph lines)",
+    )
     contrast: float | None = None
     background_spread: float | None = None
     separation: float | None = None
@@ -148,7 +151,8 @@ class RemoveTextFigures(Step):
     line_kinds: dict[str, int]
     candidates: list[int] = Field(description="lines (indices) left for review")
     mask_sha256: str = Field(description="sha256 of the mask painted")
-    mask_coverage: float
+    mask_coverage: float = Field(description="share of the image in the mask (text, and the objects of `clean`)")
+    text_coverage: float = Field(description="share of the image in the text mask (see max_text_coverage)")
     residual_lines: int = Field(description="boxes found again over the painted mask")
     outcome: Literal["accepted", "needs_review", "no_text"]
     review_reasons: list[str]

@@ -12,6 +12,7 @@ from skimage import data
 from test_detect_text import detect, encode
 from text_scenes import Scene, make_scene, score
 
+from retouch.remove_text import RemoveTextSettings
 from retouch_client import InvalidInputError
 
 pytestmark = pytest.mark.e2e
@@ -145,6 +146,7 @@ TEXT_FREE = {
     "grass": data.grass(),
     "gravel": data.gravel(),
     "hubble": data.hubble_deep_field()[:400, :600],
+    "coins": data.coins(),  # rows of coins read as large lettering: over max_text_coverage, left for review
 }
 
 
@@ -156,8 +158,9 @@ def test_text_free_photos_come_back_pixel_identical(client, name):
     report = result.report["remove_text"]
     np.testing.assert_array_equal(pixels(result), photo)
     assert report["outcome"] in ("no_text", "needs_review") and not result.outputs["OUTPUT_MASK"].any()
-    if report["outcome"] == "needs_review":  # candidates listed, nothing painted
-        assert report["candidates"] and report["review_reasons"] == ["uncertain_lines"]
+    if report["outcome"] == "needs_review":  # candidates listed, or too much of the photo: nothing painted
+        assert report["candidates"] or report["text_coverage"] > RemoveTextSettings().max_text_coverage
+        assert set(report["review_reasons"]) <= {"uncertain_lines", "text_coverage"}
 
 
 def test_a_dense_caption_is_edited_not_refused(client):
@@ -171,6 +174,13 @@ def test_a_dense_caption_is_edited_not_refused(client):
     assert report["mask_coverage"] > 0.03 and report["line_kinds"].get("glyph", 0) >= 4
     hole = result.outputs["OUTPUT_MASK"] > 0
     np.testing.assert_array_equal(pixels(result)[~hole], scene.rgb[~hole])
+
+    # Under a max_text_coverage it exceeds, the same photo is left as sent, with the reason.
+    strict = client.remove_text(scene.rgb, max_text_coverage=report["text_coverage"] / 2)
+    assert strict.report["remove_text"]["outcome"] == "needs_review"
+    assert "text_coverage" in strict.report["remove_text"]["review_reasons"]
+    np.testing.assert_array_equal(pixels(strict), scene.rgb)
+    assert not strict.outputs["OUTPUT_MASK"].any()
 
 
 def test_settings_are_checked(client, scenes):

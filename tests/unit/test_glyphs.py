@@ -130,3 +130,23 @@ def test_an_unclean_line_beside_clean_ones_is_painted_as_its_box():
 
     _, alone = text_masks(scene.rgb, boxes[i : i + 1], scores[i : i + 1], GlyphSettings())
     assert alone[0].kind == "uncertain" and not alone[0].mask.any()
+
+
+def test_a_low_scored_line_beside_clean_ones_is_painted_with_its_glyph_mask():
+    """A line the detector scored between low_score and min_score is left for review alone, and
+    painted, glyphs only, beside rescue_after cleanly split lines; under low_score it never is."""
+    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
+    boxes = np.stack([unclipped(line.quad, 0.3 * line.height) for line in scene.lines])
+    _, confident = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), GlyphSettings())
+    i = next(k for k, line in enumerate(confident) if line.kind == "glyph" and "reason" not in line.figures)
+    settings = GlyphSettings(low_score_separation=100)  # no low-score line passes on its own
+    scores = np.full(len(boxes), 0.9, np.float32)
+    scores[i] = 0.55
+    _, strict = text_masks(scene.rgb, boxes, scores, settings.model_copy(update={"rescue_after": 0}))
+    assert strict[i].kind == "uncertain" and strict[i].figures["reason"] == "low detector score"
+    mask, lines = text_masks(scene.rgb, boxes, scores, settings)
+    assert lines[i].kind == "glyph" and lines[i].figures["reason"].startswith("low detector score, beside")
+    assert np.array_equal(lines[i].mask, confident[i].mask)  # the same glyphs as at a confident score
+    scores[i] = 0.45
+    _, low = text_masks(scene.rgb, boxes, scores, settings)
+    assert low[i].kind == "uncertain" and not low[i].mask.any()
