@@ -91,6 +91,12 @@ class GlyphSettings(Settings):
     max_stroke_cv: Float = Field(
         0.85, ge=0, le=10, description="stroke widths' coefficient of variation, at most (letters' are consistent)"
     )
+    min_aspect: Float = Field(
+        1.25,
+        ge=0,
+        le=20,
+        description="a line's box is at least this many times longer than high (a blob as long as high is no caption)",
+    )
     min_score: Float = Field(0.6, ge=0, le=1, description="detector score from which a line is painted")
     low_score: Float = Field(
         0.5,
@@ -305,14 +311,19 @@ def _split_line(
     return _Split(painted, separation, letters, clean, textlike, figures)
 
 
+def line_sides(quad: np.ndarray) -> tuple[float, float]:
+    """A line's (height, length): its quad's short and long sides, in pixels (at least 1)."""
+    side = sorted([np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])])
+    return max(float(side[0]), 1.0), max(float(side[1]), 1.0)
+
+
 def _line_window(
     quad: np.ndarray, shape: tuple[int, int], halo_px: int
 ) -> tuple[tuple[int, int, int, int], np.ndarray, float, int]:
     """A line's window in the image ((y0, x0, y1, x1): the quad with room for its background ring
     and halo), the quad rasterised in it (uint8, 1 inside), the line's height and its ring width."""
     h, w = shape
-    side = sorted([np.linalg.norm(quad[1] - quad[0]), np.linalg.norm(quad[2] - quad[1])])
-    height = max(float(side[0]), 1.0)
+    height = line_sides(quad)[0]
     ring_px = int(np.clip(round(0.15 * height), 2, 8))
     pad = ring_px + halo_px + 2
     x0, y0 = np.floor(quad.min(axis=0)).astype(int) - pad
@@ -348,6 +359,8 @@ def segment_line(
         background &= ~others | box
     if box.sum() < 16 or background.sum() < 8:
         return LineMask("uncertain", y0, x0, empty, {**figures, "reason": "too small to segment"})
+    if line_sides(quad)[1] < settings.min_aspect * height:
+        return LineMask("texture", y0, x0, empty, {**figures, "reason": "as high as long: no line of text"})
 
     local = quad - [x0, y0]
     split = _split_line(window, box, background, grown, local, height, ring_px, others, settings)

@@ -150,3 +150,17 @@ def test_a_low_scored_line_beside_clean_ones_is_painted_with_its_glyph_mask():
     scores[i] = 0.45
     _, low = text_masks(scene.rgb, boxes, scores, settings)
     assert low[i].kind == "uncertain" and not low[i].mask.any()
+
+
+def test_a_blob_as_high_as_long_is_no_line_of_text():
+    """A ring in a square box splits cleanly (an 'O'), but a caption is longer than high: a fish's
+    scales or a pair of horns in a square box were painted on text-free photos before min_aspect."""
+    rgb = np.full((120, 200, 3), 200, np.uint8)
+    cv2.circle(rgb, (70, 60), 24, (20, 20, 20), 6, cv2.LINE_AA)
+    quad = np.array([[40, 30], [100, 30], [100, 90], [40, 90]], np.float32)
+    score = np.array([0.9], np.float32)
+    _, loose = text_masks(rgb, quad[None], score, GlyphSettings(min_aspect=0))
+    assert loose[0].kind == "glyph"
+    mask, lines = text_masks(rgb, quad[None], score, GlyphSettings())
+    assert lines[0].kind == "texture" and lines[0].figures["reason"] == "as high as long: no line of text"
+    assert not mask.any()
