@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from export.common import current_export, ort_session, sha256_file, write_model
-from export.inpaint_nets import InpaintUNet, PushPullFill
+from export.inpaint_nets import PushPullFill, build_net
 from export.ncnn_to_onnx import IR_VERSION, OPSET
 from retouch.inpaint_adapter import SPEC_FILENAME, InpaintSpec, inpaint_with_spec, load_spec, range_affine
 
@@ -47,17 +47,16 @@ CANONICAL_IO = {
 }
 
 
-def load_unet(weights: Path | None = None, sha256: str | None = "pinned") -> InpaintUNet:
-    """The trained UNet (default: the committed weights); refuses weights whose sha256 differs from
+def load_unet(weights: Path | None = None, sha256: str | None = "pinned") -> nn.Module:
+    """The trained network (default: the committed weights; a UNet or, from a pair's weights, a
+    CoarseToFineUNet: same contract, same export); refuses weights whose sha256 differs from
     `sha256`, by default WEIGHTS_SHA256 (None: any weights, for experiments)."""
     weights = weights or WEIGHTS
     sha256 = WEIGHTS_SHA256 if sha256 == "pinned" else sha256
     got = sha256_file(weights)
     if sha256 is not None and got != sha256:
         raise RuntimeError(f"sha256 mismatch for {weights}: got {got}, pinned {sha256}")
-    net = InpaintUNet()
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return net.eval()
+    return build_net(torch.load(weights, map_location="cpu", weights_only=True)).eval()
 
 
 class ForeignConvention(nn.Module):

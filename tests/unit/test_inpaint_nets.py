@@ -12,7 +12,7 @@ import torch
 from export import inpainters
 from export.eval_inpainter import hole_psnr, telea
 from export.inpaint_nets import CoarseToFineUNet, InpaintUNet, PushPullFill, build_net
-from export.inpainters import export, load_unet, ort_session, parity_inputs, torch_reference
+from export.inpainters import canonical_model, export, load_unet, ort_session, parity_inputs, torch_reference
 from retouch.masks import block_mask, text_stroke_mask
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,6 +123,16 @@ def test_coarse_to_fine_pair_starts_exactly_at_its_unet_and_keeps_known_pixels(u
     assert torch.equal(out * (1 - mask), image * (1 - mask))
     assert isinstance(build_net(pair.state_dict()), CoarseToFineUNet)
     assert isinstance(build_net(unet.state_dict()), InpaintUNet)
+
+
+@pytest.mark.parametrize("shape", [(45, 70), (101, 33)])
+def test_coarse_to_fine_pair_exports_to_onnx_with_parity(unet, shape):
+    pair = CoarseToFineUNet.from_unet(unet.state_dict()).eval()
+    with torch.no_grad():
+        pair.fine.enc0.conv.weight[:, 7:] = 0.05  # the coarse stage counts
+    image, mask = parity_inputs(*shape)
+    got = ort_session(canonical_model(pair)).run(None, {"IMAGE": image, "MASK": mask})[0]
+    np.testing.assert_allclose(got, torch_reference(pair, image, mask), atol=inpainters.PARITY_TOL["inpaint_unet"])
 
 
 def test_trained_unet_is_never_much_worse_than_the_fill_and_helps_on_text(unet, photos):
