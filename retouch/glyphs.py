@@ -97,7 +97,7 @@ class GlyphSettings(Settings):
         le=20,
         description="a line's box is at least this many times longer than high (a blob as long as high is no caption)",
     )
-    min_score: Float = Field(0.6, ge=0, le=1, description="detector score from which a line is painted")
+    min_score: Float = Field(0.7, ge=0, le=1, description="detector score from which a line is painted")
     low_score: Float = Field(
         0.5,
         ge=0,
