@@ -79,6 +79,12 @@ class GlyphSettings(Settings):
         description="in a photo with this many cleanly split lines, text-like lines left uncertain (an unclean "
         "split, or a score from low_score) are painted: their clean glyph mask, else their box (0: never)",
     )
+    rescue_height_ratio: Float = Field(
+        1.2,
+        ge=0,
+        le=10,
+        description="...or beside fewer clean lines, one this close in height (a caption's font size; 0: never)",
+    )
     halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
     grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
     min_separation: Float = Field(
@@ -389,6 +395,12 @@ def segment_line(
     return LineMask("texture", y0, x0, empty, {**figures, "reason": "no letter-like glyphs"})
 
 
+def _same_size(line: LineMask, heights: list[float], settings: GlyphSettings) -> bool:
+    """Is the line within rescue_height_ratio of a clean line's height (a caption's own font size)?"""
+    h = line.figures["height_px"]
+    return any(max(h, g) <= settings.rescue_height_ratio * min(h, g) for g in heights)
+
+
 def text_masks(
     rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, settings: GlyphSettings
 ) -> tuple[np.ndarray, list[LineMask]]:
@@ -407,15 +419,19 @@ def text_masks(
         cv2.fillPoly(own, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
         boxes_per_pixel[y0 : y0 + own.shape[0], x0 : x0 + own.shape[1]] += own
     lines = [segment_line(image_lab, q, float(s), settings, boxes_per_pixel) for q, s in zip(boxes, scores)]
-    # Captions come in groups: in a photo with `rescue_after` cleanly split lines, a line that looks
-    # like text but split uncleanly or scored between low_score and min_score is text too: its clean
-    # glyph mask is painted, else its box.
-    glyph_lines = sum(line.kind == "glyph" for line in lines)
-    if settings.rescue_after and glyph_lines >= settings.rescue_after:
+    # Captions come in groups: in a photo with `rescue_after` cleanly split lines (or one of about
+    # its height), a line that looks like text but split uncleanly or scored between low_score and
+    # min_score is text too: its clean glyph mask is painted, else its box.
+    glyph_heights = [line.figures["height_px"] for line in lines if line.kind == "glyph"]
+    glyph_lines = len(glyph_heights)
+    if settings.rescue_after and glyph_lines:
         for i, line in enumerate(lines):
             if line.kind != "uncertain" or line.figures["score"] < settings.low_score:
                 continue
-            figures = {**line.figures, "reason": f"{line.figures['reason']}, beside {glyph_lines} glyph lines"}
+            if glyph_lines < settings.rescue_after and not _same_size(line, glyph_heights, settings):
+                continue
+            beside = f"beside {glyph_lines} glyph line{'s' if glyph_lines > 1 else ''}"
+            figures = {**line.figures, "reason": f"{line.figures['reason']}, {beside}"}
             if line.clean_split is not None:  # a low score, but its glyphs split cleanly
                 lines[i] = LineMask("glyph", line.y0, line.x0, line.clean_split, figures)
             else:  # the box, as unclean="box" paints it

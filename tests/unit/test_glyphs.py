@@ -164,3 +164,26 @@ def test_a_blob_as_high_as_long_is_no_line_of_text():
     mask, lines = text_masks(rgb, quad[None], score, GlyphSettings())
     assert lines[0].kind == "texture" and lines[0].figures["reason"] == "as high as long: no line of text"
     assert not mask.any()
+
+
+def test_one_clean_line_of_the_same_size_is_enough_to_rescue():
+    """A caption's lines share a font size: beside one clean line within rescue_height_ratio of its
+    height, an unclean line is painted; with the ratio 0 (or beside fewer than rescue_after lines
+    of other sizes) it is left for review."""
+    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
+    boxes = np.stack([unclipped(line.quad, 0.3 * line.height) for line in scene.lines])
+    scores = np.full(len(boxes), 0.9, np.float32)
+    _, strict = text_masks(scene.rgb, boxes, scores, GlyphSettings(rescue_after=0))
+    i = next(k for k, line in enumerate(strict) if line.kind == "uncertain")
+    height = strict[i].figures["height_px"]
+    j = next(
+        k
+        for k, line in enumerate(strict)
+        if line.kind == "glyph"
+        and max(height, line.figures["height_px"]) <= 1.2 * min(height, line.figures["height_px"])
+    )
+    pair, pair_scores = boxes[[i, j]], scores[[i, j]]
+    _, lines = text_masks(scene.rgb, pair, pair_scores, GlyphSettings())
+    assert lines[0].kind == "box" and lines[0].figures["reason"] == "unclean split, beside 1 glyph line"
+    _, lines = text_masks(scene.rgb, pair, pair_scores, GlyphSettings(rescue_height_ratio=0))
+    assert lines[0].kind == "uncertain"
