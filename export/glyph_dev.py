@@ -8,7 +8,7 @@ which kinds), the kinds of the captions' lines, and the glyph recall per true li
 mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
 
     python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
-        [--detect '{"box_thresh": 0.4}']
+        [--detect '{"box_thresh": 0.4}'] [--edits]
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import cv2
 import numpy as np
 
 from export.edit_data import SCENE_FONTS, SCENE_STYLES, TEXT_FREE, make_scene
-from export.eval_edits import LocalModels
+from export.eval_edits import LocalModels, _covered, grow, psnr
 from export.inpaint_data import catalog, load_rgb
 from retouch.glyphs import GlyphSettings, text_masks
+from retouch.inpaint import classical_fill
 from retouch.morphology import dilate
-from retouch.remove_text import RemoveTextSettings
+from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text
 
 SEED = 777
@@ -44,6 +45,27 @@ def best_box(ink: np.ndarray, boxes: np.ndarray) -> tuple[int | None, float]:
     return best, share
 
 
+def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dict:
+    """remove_text end to end on one caption scene, against TELEA with the true glyph mask: squared
+    error in the text region (true glyphs grown 2 px), PSNR there, and the share of the scene's
+    lines the independent detector still finds."""
+    ink = np.any([line.ink for line in scene.lines], axis=0)
+    region = grow(ink, 2)
+    out, _, _ = asyncio.run(remove_text(scene.rgb, settings, models.detect, models.fill))
+    telea = classical_fill("TELEA", scene.rgb, ink)
+    after = models.independent_boxes(out)
+    scores = {"n": int(region.sum()) * 3}
+    for name, image in (("served", out), ("telea", telea)):
+        scores[f"{name}_sse"] = float(((image[region].astype(np.float64) - scene.photo[region]) ** 2).sum())
+        scores[f"{name}_psnr"] = psnr(image, scene.photo, region)
+    scores["residual"] = sum(_covered(after, line.quad, scene.rgb.shape[:2]) for line in scene.lines) / len(scene.lines)
+    return scores
+
+
+def pooled_psnr(sse: float, n: int) -> float:
+    return round(float(10 * np.log10(255.0**2 / max(sse / max(n, 1), 1e-12))), 2)
+
+
 def run(
     models: LocalModels,
     settings: GlyphSettings,
@@ -51,12 +73,13 @@ def run(
     show_lines: bool,
     sources: tuple[str, ...],
     detect: DetectSettings | None = None,
+    edits: bool = False,
 ) -> dict:
     detect = detect or DetectSettings()
     max_text_coverage, over_coverage = RemoveTextSettings().max_text_coverage, 0
     images = [im for im in catalog() if im.source in sources and im.key not in TEXT_FREE][:photos]
     kinds, recalls, painted_free, painted_lines = collections.Counter(), [], 0, 0
-    free_kinds, areas, coverages = collections.Counter(), [], []
+    free_kinds, areas, coverages, edited = collections.Counter(), [], [], []
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
         found, _ = asyncio.run(detect_text(rgb, detect, models.detect))
@@ -77,6 +100,8 @@ def run(
             styles=SCENE_STYLES,
             fonts=SCENE_FONTS,
         )
+        if edits and scene.lines:
+            edited.append(edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings)))
         found, _ = asyncio.run(detect_text(scene.rgb, detect, models.detect))
         mask, lines = text_masks(scene.rgb, found.boxes, found.scores, settings)
         if (mask > 0).mean() > max_text_coverage:
@@ -98,7 +123,14 @@ def run(
                     f"  {scene.name} {line.style} {kind} recall {recall:.2f}",
                     {} if kind == "missed" else lines[i].figures,
                 )
-    return {
+    figures = {}
+    if edited:
+        n = sum(e["n"] for e in edited)
+        for name in ("served", "telea"):
+            figures[f"{name}_psnr_pooled"] = pooled_psnr(sum(e[f"{name}_sse"] for e in edited), n)
+            figures[f"{name}_psnr_median"] = round(float(np.median([e[f"{name}_psnr"] for e in edited])), 2)
+        figures["residual_mean"] = round(float(np.mean([e["residual"] for e in edited])), 4)
+    return figures | {
         "text_free_painted": painted_free,
         "over_max_text_coverage": over_coverage,
         "text_free_lines_painted": painted_lines,
@@ -123,6 +155,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--lines", action="store_true", help="print every line not painted in full")
     parser.add_argument("--detect", default="{}", help="DetectSettings overrides as a JSON object, for every run")
+    parser.add_argument(
+        "--edits",
+        action="store_true",
+        help="also run remove_text end to end on the caption scenes: PSNR in the text region against TELEA with "
+        "the true glyph mask, and residual lines (the independent detector), as make eval scores them",
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     models = LocalModels()
@@ -137,6 +175,7 @@ def main(argv=None) -> int:
                     args.lines,
                     tuple(args.sources.split(",")),
                     DetectSettings(**json.loads(args.detect)),
+                    args.edits,
                 )
             ),
         )
