@@ -524,7 +524,12 @@ def _run_rows() -> list[dict]:
                 "lr": f"{cfg['lr']:g} peak, {cfg['warmup']} warm-up steps, cosine to {cfg['min_lr_fraction']:g}x "
                 f"at step {cfg['steps']}; EMA {cfg['ema_decay']}",
                 "data": f"batch {cfg['batch']}, crop {cfg['crop']}, masks {cfg['mask_mix']}, jitter {cfg['jitter']}"
-                + (f"; loss + {cfg['ssim_weight']:g} x (1 - SSIM)" if cfg.get("ssim_weight") else ""),
+                + (f"; loss + {cfg['ssim_weight']:g} x (1 - SSIM)" if cfg.get("ssim_weight") else "")
+                + (
+                    f"; coarse-to-fine pair, coarse-stage loss x {cfg['stage_weight']:g}"
+                    if cfg.get("arch") == "coarse_to_fine"
+                    else ""
+                ),
                 "last_ratio": log["history"][-1]["l1_over_fill"] if log["history"] else None,
             }
         )
