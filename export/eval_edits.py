@@ -326,11 +326,14 @@ def evaluate_windows(models: LocalModels, cases: list[tuple[str, np.ndarray, np.
     return rows
 
 
+TEXTURED_RING = 0.12  # the window table splits strokes at this ring edge density (textured_edges' old default)
+
+
 def window_table(rows: list[dict]) -> list[str]:
     def pooled(rs, route):
         return 10 * np.log10(255.0**2 / max(sum(r[route] for r in rs) / max(sum(r["n"] for r in rs), 1), 1e-10))
 
-    textured = InpaintSettings().textured_edges
+    textured = TEXTURED_RING
     groups = [(kind, lambda r, k=kind: r["kind"] == k) for kind in ("text", "block", "object")]
     groups[1:1] = [  # the auto rule's split of strokes: the ring's edge density
         (f"text, ring edges < {textured}", lambda r: r["kind"] == "text" and r["edge_density"] < textured),

@@ -92,10 +92,11 @@ class InpaintSettings(OutputSettings):
         "which a hole counts as a rectangle (filled by patchmatch)",
     )
     textured_edges: Float = Field(
-        0.12,
+        1.01,
         ge=0,
-        le=1,
-        description="auto route: share of edges in the ring around a stroke from which patchmatch fills it",
+        le=1.01,
+        description="auto route: share of edges in the ring around a stroke from which patchmatch fills it "
+        "(1.01: never; fsr won on strokes in texture in make eval's window table)",
     )
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
@@ -243,12 +244,13 @@ def route_features(grey: np.ndarray, hole: np.ndarray, image_pixels: int | None 
 
 
 def choose_route(features: dict, settings: InpaintSettings) -> str:
-    """auto, per window, from export/eval_edits.py's per-window table (docs/reports/edit_quality.md):
-    strokes go to xphoto FSR (text on smooth ground: +3.0 dB over the fast fill), except in
-    texture, where FSR takes over a second a window and PatchMatch, which copies texture, is the
-    better fill (+1.4 dB over Telea at ~0.25 s a window); rectangles go to PatchMatch (+1.6 dB
-    over the fast fill at ~0.5 s a window: it copies texture where the diffusing fills blur); blobs go
-    to the fast fill (PatchMatch's +0.5 dB there costs 100x; the UNet adds under 0.1 dB at 20x)."""
+    """auto, per window, from export/eval_edits.py's per-window table (docs/reports/edit_quality.md,
+    24 photos): strokes go to xphoto FSR (+2.1 dB over the fast fill at ~0.33 s a window; in
+    texture too, where PatchMatch, the route there until the table grew from 5 to 32 such windows,
+    lost 2.3 dB to it; `textured_edges` can still send them there); rectangles go to PatchMatch
+    (+1.5 dB over the fast fill at ~0.2 s a window: it copies texture where the diffusing fills
+    blur); blobs go to the fast fill (PatchMatch's +0.5 dB there costs 150x; the UNet adds under
+    0.1 dB at 30x)."""
     if settings.route != "auto":
         return settings.route
     if features["stroke_width_px"] <= settings.thin_stroke_px:
