@@ -141,7 +141,9 @@ class LineMask:
     x0: int
     mask: np.ndarray  # bool, window-sized: the pixels to paint (empty for texture/uncertain)
     figures: dict
-    clean_split: np.ndarray | None = None  # uncertain lines that split cleanly: the glyph mask they would paint
+    # Uncertain lines: what text_masks' group rescue paints, (kind, window-sized pixels): the glyph
+    # mask of a line that split cleanly (but scored low), else the line's box.
+    rescue: tuple[str, np.ndarray] | None = None
 
     def paint(self, mask: np.ndarray) -> None:
         """Mark this line's pixels (255) in the image-sized mask."""
@@ -364,7 +366,8 @@ def segment_line(
     if others is not None:
         background &= ~others | box
     if box.sum() < 16 or background.sum() < 8:
-        return LineMask("uncertain", y0, x0, empty, {**figures, "reason": "too small to segment"})
+        figures["reason"] = "too small to segment"
+        return LineMask("uncertain", y0, x0, empty, figures, rescue=("box", dilate(box, 2)))
     if line_sides(quad)[1] < settings.min_aspect * height:
         return LineMask("texture", y0, x0, empty, {**figures, "reason": "as high as long: no line of text"})
 
@@ -390,8 +393,8 @@ def segment_line(
         return LineMask("box", y0, x0, whole_box, {**figures, "reason": "unclean split"})
     if split.textlike:
         reason = "unclean split" if confident else "low detector score"
-        candidate = split.painted if split.clean and score >= settings.low_score else None
-        return LineMask("uncertain", y0, x0, empty, {**figures, "reason": reason}, candidate)
+        rescue = ("glyph", split.painted) if split.clean else ("box", whole_box)
+        return LineMask("uncertain", y0, x0, empty, {**figures, "reason": reason}, rescue)
     return LineMask("texture", y0, x0, empty, {**figures, "reason": "no letter-like glyphs"})
 
 
@@ -426,19 +429,14 @@ def text_masks(
     glyph_lines = len(glyph_heights)
     if settings.rescue_after and glyph_lines:
         for i, line in enumerate(lines):
-            if line.kind != "uncertain" or line.figures["score"] < settings.low_score:
+            if line.rescue is None or line.figures["score"] < settings.low_score:
                 continue
             if glyph_lines < settings.rescue_after and not _same_size(line, glyph_heights, settings):
                 continue
             beside = f"beside {glyph_lines} glyph line{'s' if glyph_lines > 1 else ''}"
             figures = {**line.figures, "reason": f"{line.figures['reason']}, {beside}"}
-            if line.clean_split is not None:  # a low score, but its glyphs split cleanly
-                lines[i] = LineMask("glyph", line.y0, line.x0, line.clean_split, figures)
-            else:  # the box, as unclean="box" paints it
-                (y0, x0, _, _), box, _, _ = _line_window(
-                    np.asarray(boxes[i], np.float32), rgb.shape[:2], settings.halo_px
-                )
-                lines[i] = LineMask("box", y0, x0, dilate(box.astype(bool), 2), figures)
+            kind, pixels = line.rescue
+            lines[i] = LineMask(kind, line.y0, line.x0, pixels, figures)
     for line in lines:
         line.paint(out)
     return out, lines
