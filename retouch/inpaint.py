@@ -11,11 +11,15 @@
 3. A route per window: the fast push-pull fill or the UNet (models served by Triton), or a
    classical fill run in the step itself (cv2 Telea, xphoto FSR or PatchMatch), chosen from the window's
    mask features (choose_route) unless the request names one. export/eval_edits.py measures
-   which wins where.
+   which wins where. A classical route is not bound to the models' window size: it runs once,
+   at native resolution, on the box around all its windows' holes grown by CLASSICAL_CONTEXT
+   (PatchMatch copies patches from that context; in 256-px windows it lost 1.4 dB on blocks).
 4. Each window is also filled with the hole grown by a ring of known pixels (the probe; by the
    fast fill for the classical routes, whose second fill would double their cost); the probe's
    error on that ring and the hole's high-frequency power against the ring's gate the result:
-   `accepted`, or `needs_review` with the conservative fast fill.
+   `accepted`, or `needs_review`. A failed gate replaces the windows a model filled (the UNet)
+   by the conservative fast fill; a classical fill is kept (the probe did not judge it, and on
+   textured photos, where the fast fill's probe fails, it is the better fill).
 5. Pixels outside the holes (outside the feathered band of a resized window) come back bit for bit.
 
 Inference is injected (model name, NCHW image, N1HW mask) -> NCHW image, as in retouch.upscale.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import cv2
@@ -44,6 +48,7 @@ CLASSICAL_ROUTES = {"telea": "TELEA", "fsr": "FSR_FAST", "patchmatch": "PatchMat
 ROUTES = ("auto", *MODEL_ROUTES, *CLASSICAL_ROUTES)
 PROBE_RING_PX = 6  # known pixels around the hole that the probe hides and scores
 WINDOW_MARGIN = 32  # known context a native window keeps around the holes it fills
+CLASSICAL_CONTEXT = 256  # known pixels around its holes that a classical route's fill sees
 # A hole longer than a window but at most this wide (a stroke, a line of text's box) is split over
 # native windows; only thicker ones are filled at reduced resolution.
 NATIVE_BAND_PX = 2 * WINDOW_MARGIN
@@ -293,6 +298,18 @@ def route_fill(route: str, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return classical_fill(CLASSICAL_ROUTES[route], pixels, hole).astype(np.float32) / 255.0
 
 
+def classical_region_fill(route: str, rgb: np.ndarray, hole: np.ndarray, owned: np.ndarray) -> np.ndarray:
+    """The classical route's fill, HxWx3 uint8, of the box around `owned` (HxW bool) grown by
+    CLASSICAL_CONTEXT, run once at native resolution with every hole pixel in that box missing
+    (so other text is never copied); elsewhere the input."""
+    ys, xs = np.nonzero(owned)
+    (h, w), c = hole.shape, CLASSICAL_CONTEXT
+    y0, x0, y1, x1 = max(ys.min() - c, 0), max(xs.min() - c, 0), min(ys.max() + 1 + c, h), min(xs.max() + 1 + c, w)
+    out = rgb.copy()
+    out[y0:y1, x0:x1] = classical_fill(CLASSICAL_ROUTES[route], rgb[y0:y1, x0:x1], hole[y0:y1, x0:x1])
+    return out
+
+
 def window_inputs(image: np.ndarray, hole: np.ndarray, window: Window, side: int) -> tuple[np.ndarray, np.ndarray]:
     """(side x side x 3 image, side x side hole in 0/1) for one window: native windows smaller than
     `side` (a small image) are padded by reflection, reduced ones resized."""
@@ -320,7 +337,7 @@ async def fill_windows(route: str, crops: np.ndarray, holes: np.ndarray, infer: 
 
 
 def paste(
-    rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: np.ndarray, feather_sigma: float
+    rgb: np.ndarray, hole: np.ndarray, windows: list[Window], fills: list[np.ndarray], feather_sigma: float
 ) -> np.ndarray:
     """The fills pasted into the image: a native window writes exactly the hole pixels it owns; a
     reduced one is resized back and blended over a feathered edge. Everything else is the input,
@@ -374,21 +391,36 @@ async def inpaint(
     holes = np.stack([m for _, m in inputs])
     probes = np.stack([dilate(m > 0, PROBE_RING_PX).astype(np.float32) for m in holes])
 
-    n = len(windows)
-    all_crops, both = np.concatenate([crops, crops]), np.concatenate([holes, probes])
-    filled_all = np.empty((2 * n, *crops.shape[1:]), np.float32)
-    # A model route fills hole and probe in one batch; a classical route's probe is the fast fill's
+    # Model routes fill hole and probe in one batch; a classical route's probe is the fast fill's
     # (a classical fill of the probe would double its cost, seconds for FSR).
+    n = len(windows)
     probe_routes = [r if r in MODEL_ROUTES else "fast" for r in routes]
-    for route in dict.fromkeys(routes + probe_routes):
+    all_crops, both = np.concatenate([crops, crops]), np.concatenate([holes, probes])
+    filled_all: list[np.ndarray] = [np.empty(0)] * (2 * n)
+    for route in dict.fromkeys(r for r in routes + probe_routes if r in MODEL_ROUTES):
         idx = [i for i, r in enumerate(routes) if r == route] + [
             n + i for i, r in enumerate(probe_routes) if r == route
         ]
-        filled_all[idx] = await fill_windows(route, all_crops[idx], both[idx], infer)
+        for i, fill in zip(idx, await fill_windows(route, all_crops[idx], both[idx], infer)):
+            filled_all[i] = fill
     ring = (probes > 0) & (holes == 0)
-    ring_error = float(np.abs(filled_all[n:] - crops)[ring].mean()) if ring.any() else 0.0
+    probe_fills = np.stack(filled_all[n:])
+    ring_error = float(np.abs(probe_fills - crops)[ring].mean()) if ring.any() else 0.0
 
-    result = paste(rgb, hole, windows, filled_all[:n], settings.feather_sigma)
+    # A classical route fills all its windows' holes at once, natively; they paste as native windows.
+    fills, placed = filled_all[:n], list(windows)
+    for route in dict.fromkeys(r for r in routes if r in CLASSICAL_ROUTES):
+        mine = [i for i, r in enumerate(routes) if r == route]
+        owned = np.zeros(hole.shape, bool)
+        for i in mine:
+            y0, x0, y1, x1 = windows[i].box
+            owned[y0:y1, x0:x1] |= windows[i].owns
+        region = classical_region_fill(route, rgb, hole, owned).astype(np.float32) / 255.0
+        for i in mine:
+            y0, x0, y1, x1 = windows[i].box
+            fills[i], placed[i] = region[y0:y1, x0:x1], replace(windows[i], scale=1.0)
+
+    result = paste(rgb, hole, placed, fills, settings.feather_sigma)
     known_ring = dilate(hole, 8) & ~hole
     hf_ring = high_frequency_power(grey, known_ring)
     hf_ratio = high_frequency_power(cv2.cvtColor(result, cv2.COLOR_RGB2GRAY), hole) / max(hf_ring, 1e-6)
@@ -398,8 +430,13 @@ async def inpaint(
         reasons.append("large_coverage")
     used = dict.fromkeys(routes)
     models = [MODEL_ROUTES[r] for r in used if r in MODEL_ROUTES]
-    if not gate_ok and set(used) != {"fast"}:
-        result = paste(rgb, hole, windows, await fill_windows("fast", crops, holes, infer), settings.feather_sigma)
+    # A failed gate replaces what a model other than the fast fill painted (the probe judged it).
+    suspect = [i for i, r in enumerate(routes) if r in MODEL_ROUTES and r != "fast"]
+    if not gate_ok and suspect:
+        safe = await fill_windows("fast", crops[suspect], holes[suspect], infer)
+        for i, fill in zip(suspect, safe):
+            fills[i] = fill
+        result = paste(rgb, hole, placed, fills, settings.feather_sigma)
         models = list(dict.fromkeys([*models, FAST_FILL]))
     route_counts = {r: routes.count(r) for r in used}
     figures.update(
@@ -408,9 +445,9 @@ async def inpaint(
         route_features=route_features(grey, hole),
         verdict="needs_review" if reasons else "accepted",
         review_reasons=reasons,
-        fallback=None if gate_ok else "fast_fill",
+        fallback="fast_fill" if not gate_ok and suspect else None,
         windows=n,
-        native_windows=sum(w.scale >= 1.0 for w in windows),
+        native_windows=sum(w.scale >= 1.0 for w in placed),
         gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf_ratio, 4)},
         models=models,
     )

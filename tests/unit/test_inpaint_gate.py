@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from retouch.inpaint import FAST_FILL, UNET, InpaintSettings, inpaint
+from retouch.inpaint import FAST_FILL, UNET, InpaintSettings, classical_fill, inpaint
 from retouch.settings import parse_settings
 
 
@@ -85,13 +85,16 @@ def test_noise_from_the_fast_fill_itself_is_flagged_but_has_nothing_safer(case):
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
 
 
-def test_a_classical_route_is_probed_by_the_fast_fill_and_falls_back_to_it(case):
+def test_a_classical_route_is_probed_by_the_fast_fill_and_kept_when_the_gate_fails(case):
     """The classical routes' probe is the fast fill's (a second classical fill would double its
-    cost): so the gate judges the fast fill there, and a noisy fast model fails it, and the
-    classical fill is replaced by the fast fill's, as documented (retouch.inpaint, step 4)."""
+    cost): so a failed gate judges the fast fill, not the classical fill. The edit is flagged for
+    review and the classical fill is served as is (retouch.inpaint, step 4)."""
     rgb, mask = case
     infer, calls = served(**{FAST_FILL: noise})
     out, report = run(rgb, mask, infer, route="telea")
-    assert report["verdict"] == "needs_review" and report["fallback"] == "fast_fill"
-    assert report["models"] == [FAST_FILL]
-    assert [m for m, _ in calls] == [FAST_FILL, FAST_FILL]  # the probe, then the fallback
+    assert report["verdict"] == "needs_review" and report["review_reasons"] == ["quality_gate"]
+    assert report["fallback"] is None and report["models"] == []  # the served pixels are all Telea's
+    assert [m for m, _ in calls] == [FAST_FILL]  # the probe only
+    hole = mask > 0
+    np.testing.assert_array_equal(out[hole], classical_fill("TELEA", rgb, hole)[hole])
+    np.testing.assert_array_equal(out[~hole], rgb[~hole])

@@ -10,6 +10,7 @@ from retouch.inpaint import (
     WINDOW_MARGIN,
     InpaintSettings,
     choose_route,
+    classical_fill,
     inpaint,
     plan_windows,
     prepare_mask,
@@ -65,12 +66,25 @@ def test_reduced_fill_stays_inside_its_feathered_band():
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (600, 600, 3), dtype=np.uint8)
     mask = block_mask(rgb.shape, 150, 150, 300)  # a thick hole too large for a 256 window
-    out, figures = run(rgb, mask, max_coverage=0.5)
+    out, figures = run(rgb, mask, max_coverage=0.5, route="fast")
     assert figures["native_windows"] == 0 and figures["windows"] == 1
     settings = InpaintSettings()
     band = int(np.ceil(2 * settings.feather_sigma) + 4 * settings.feather_sigma) + 1
     far = cv2.dilate(mask, np.ones((2 * band + 1, 2 * band + 1), np.uint8)) == 0
     np.testing.assert_array_equal(out[far], rgb[far])
+
+
+def test_a_classical_route_fills_a_large_hole_natively_in_one_run():
+    """Not bound to the models' window: the hole too large for a 256 window is filled at native
+    resolution, with the known pixels around it as context, and only its pixels change."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (600, 600, 3), dtype=np.uint8)
+    mask = block_mask(rgb.shape, 150, 150, 300)
+    out, figures = run(rgb, mask, max_coverage=0.5, route="telea")
+    assert figures["native_windows"] == figures["windows"] == 1 and figures["models"] == []
+    hole = mask > 0
+    np.testing.assert_array_equal(out[hole], classical_fill("TELEA", rgb, hole)[hole])
+    np.testing.assert_array_equal(out[~hole], rgb[~hole])
 
 
 def test_fill_is_better_than_flat_fill(photos):
