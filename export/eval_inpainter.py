@@ -529,6 +529,11 @@ def _run_rows() -> list[dict]:
                     f"; coarse-to-fine pair, coarse-stage loss x {cfg['stage_weight']:g}"
                     if cfg.get("arch") == "coarse_to_fine"
                     else ""
+                )
+                + (
+                    f"; + {cfg['teacher_weight']:g} x L1 to the {cfg['teacher']} teacher's fill"
+                    if cfg.get("teacher_weight")
+                    else ""
                 ),
                 "last_ratio": log["history"][-1]["l1_over_fill"] if log["history"] else None,
             }

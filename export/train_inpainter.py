@@ -25,7 +25,9 @@ read here. Loss, inside the hole only: L1, plus L1 of the image gradients (edges
 L1 at 1/4 scale (colour cast over big holes), and optionally (--ssim-weight) 1 - SSIM in the hole.
 `--arch coarse_to_fine` trains the pair of export/inpaint_nets.CoarseToFineUNet (from --init's UNet
 weights, which it starts out equal to); its coarse stage also gets the loss at half size
-(--stage-weight).
+(--stage-weight). `--teacher-weight W` distils a classical fill into the net: + W x L1 in the hole
+towards the `--teacher` fill of the same crop (default auto: FSR_FAST for strokes, PatchMatch for
+the rest, computed per batch on the CPU).
 
 Other commands:
     python -m export.train_inpainter --export-weights CHECKPOINT OUT.pt [--raw]
@@ -83,6 +85,11 @@ DEFAULTS = {
     "widths": [16, 32, 64, 96, 128],
     "arch": "unet",  # or "coarse_to_fine" (export/inpaint_nets.CoarseToFineUNet)
     "stage_weight": 0.5,  # coarse_to_fine: weight of the coarse stage's own loss at half size
+    # Distillation: L1 in the hole towards a classical fill of the same crop, by this weight; the
+    # teacher is a retouch.inpaint.CLASSICAL_FILLS name, or "auto": inpaint's auto rule (FSR_FAST
+    # for strokes, PatchMatch for the rest, where each beats the fill in make eval).
+    "teacher": "auto",
+    "teacher_weight": 0.0,
 }
 ARCHS = {"unet": InpaintUNet, "coarse_to_fine": CoarseToFineUNet}
 
@@ -106,6 +113,21 @@ def make_batch(images: list[np.ndarray], cfg: dict, rng: np.random.Generator, ki
         masks.append(mask if mask.any() else inpaint_data.area_block_mask(size, size, rng))
     image = torch.from_numpy(np.stack(crops).transpose(0, 3, 1, 2).copy())
     return image, torch.from_numpy(np.stack(masks).astype(np.float32)[:, None])
+
+
+def teacher_fills(image: torch.Tensor, mask: torch.Tensor, teacher: str) -> torch.Tensor:
+    """The classical fill of each [B,3,S,S] crop's hole (mask 1 = hole), as a tensor like image."""
+    from retouch.inpaint import InpaintSettings, classical_fill, route_features
+
+    thin = InpaintSettings().thin_stroke_px
+    pixels = (image.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    out = []
+    for rgb, hole in zip(pixels, mask[:, 0].numpy() > 0):
+        name = teacher
+        if teacher == "auto":
+            name = "FSR_FAST" if route_features(rgb[..., 1], hole)["stroke_width_px"] <= thin else "PatchMatch"
+        out.append(classical_fill(name, rgb, hole) if hole.any() else rgb)
+    return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
 
 
 def _masked_l1(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -267,7 +289,12 @@ class Trainer:
             losses["total"] = losses["total"] + cfg["stage_weight"] * stage["total"]
             losses["stage_l1"] = stage["l1"]
         else:
-            losses = inpaint_loss(self.net(image, mask), image, mask, *weights)
+            output = self.net(image, mask)
+            losses = inpaint_loss(output, image, mask, *weights)
+        if cfg.get("teacher_weight", 0.0) > 0:
+            taught = teacher_fills(image.cpu(), mask.cpu(), cfg["teacher"]).to(self.device)
+            losses["teacher"] = _masked_l1(output, taught, mask)
+            losses["total"] = losses["total"] + cfg["teacher_weight"] * losses["teacher"]
         with torch.no_grad():  # the fill's own L1 on the same batch: progress despite batch noise
             losses["fill_l1"] = _masked_l1(self.fill(image, mask), image, mask)
         self.optimizer.zero_grad(set_to_none=True)
