@@ -19,7 +19,9 @@
    error on that ring and the hole's high-frequency power against the ring's gate the result:
    `accepted`, or `needs_review`. A failed gate replaces the windows a model filled (the UNet)
    by the conservative fast fill; a classical fill is kept (the probe did not judge it, and on
-   textured photos, where the fast fill's probe fails, it is the better fill).
+   textured photos, where the fast fill's probe fails, it is the better fill for a mask of thin
+   strokes) unless `gate_fallback` is "all", remove_text's default (its own masks, wider and
+   boxier, measured better with the swap).
 5. Pixels outside the holes (outside the feathered band of a resized window) come back bit for bit.
 
 Inference is injected (model name, NCHW image, N1HW mask) -> NCHW image, as in retouch.upscale.
@@ -102,6 +104,11 @@ class InpaintSettings(OutputSettings):
         le=1.01,
         description="auto route: share of edges in the ring around a stroke from which patchmatch fills it "
         "(1.01: never; fsr won on strokes in texture in make eval's window table)",
+    )
+    gate_fallback: Literal["models", "all"] = Field(
+        "models",
+        description="what a failed gate swaps for the fast fill: the UNet's windows (models; a classical fill's "
+        "probe is the fast fill's, so the gate never judged it), or every window but the fast fill's (all)",
     )
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
@@ -430,12 +437,14 @@ async def inpaint(
         reasons.append("large_coverage")
     used = dict.fromkeys(routes)
     models = [MODEL_ROUTES[r] for r in used if r in MODEL_ROUTES]
-    # A failed gate replaces what a model other than the fast fill painted (the probe judged it).
-    suspect = [i for i, r in enumerate(routes) if r in MODEL_ROUTES and r != "fast"]
+    # A failed gate swaps what a model other than the fast fill painted (the probe judged it), and
+    # with gate_fallback "all" the classical fills too.
+    swap = ("fast",) if settings.gate_fallback == "all" else ("fast", *CLASSICAL_ROUTES)
+    suspect = [i for i, r in enumerate(routes) if r not in swap]
     if not gate_ok and suspect:
         safe = await fill_windows("fast", crops[suspect], holes[suspect], infer)
         for i, fill in zip(suspect, safe):
-            fills[i] = fill
+            fills[i], placed[i] = fill, windows[i]
         result = paste(rgb, hole, placed, fills, settings.feather_sigma)
         models = list(dict.fromkeys([*models, FAST_FILL]))
     route_counts = {r: routes.count(r) for r in used}

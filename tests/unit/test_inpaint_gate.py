@@ -98,3 +98,27 @@ def test_a_classical_route_is_probed_by_the_fast_fill_and_kept_when_the_gate_fai
     hole = mask > 0
     np.testing.assert_array_equal(out[hole], classical_fill("TELEA", rgb, hole)[hole])
     np.testing.assert_array_equal(out[~hole], rgb[~hole])
+
+
+def test_gate_fallback_all_swaps_a_classical_fill_too(case):
+    """remove_text's default: a failed gate swaps the classical windows for the fast fill as well."""
+    rgb, mask = case
+    infer, calls = served(**{FAST_FILL: noise})
+    out, report = run(rgb, mask, infer, route="telea", gate_fallback="all")
+    assert report["verdict"] == "needs_review" and report["fallback"] == "fast_fill"
+    assert report["models"] == [FAST_FILL]
+    assert [m for m, _ in calls] == [FAST_FILL, FAST_FILL]  # the probe, then the swap
+    fast, _ = run(rgb, mask, served(**{FAST_FILL: noise})[0], route="fast")
+    np.testing.assert_array_equal(out, fast)
+
+
+def test_remove_text_keeps_its_own_inpaint_defaults_under_a_partial_section():
+    from retouch.remove_text import INPAINT_DEFAULTS, RemoveTextSettings
+
+    for raw in ({}, {"inpaint": {"route": "fsr"}}):
+        fill = parse_settings(RemoveTextSettings, raw).inpaint
+        assert {k: getattr(fill, k) for k in INPAINT_DEFAULTS} == INPAINT_DEFAULTS
+    assert (
+        parse_settings(RemoveTextSettings, {"inpaint": {"gate_fallback": "models"}}).inpaint.gate_fallback == "models"
+    )
+    assert InpaintSettings().gate_fallback == "models"
