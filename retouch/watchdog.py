@@ -26,12 +26,16 @@ class Stub:
     state: str  # /proc/<pid>/stat's state: R, S, D, ..., Z (dead, not reaped)
     model: str | None  # None once dead: a zombie's command line is empty
     instance: str | None
+    exit_status: int | None = None  # a zombie's wait status (0: it exited cleanly)
 
 
-def read_stat(text: str) -> tuple[str, int]:
-    """(state, ppid) from /proc/<pid>/stat; the command name may hold spaces and parentheses."""
+def read_stat(text: str) -> tuple[str, int, int | None]:
+    """(state, ppid, wait status) from /proc/<pid>/stat; the command name may hold spaces and
+    parentheses. The wait status (field 52, as waitpid reports it) is the last field; it is
+    meaningful only for a zombie."""
     fields = text.rpartition(")")[2].split()
-    return fields[0], int(fields[1])
+    status = int(fields[-1]) if fields[0] == "Z" and len(fields) >= 50 else None
+    return fields[0], int(fields[1]), status
 
 
 def stub_identity(argv: list[str]) -> tuple[str, str] | None:
@@ -47,7 +51,7 @@ def stub_processes(parent: int, proc: Path = Path("/proc")) -> dict[int, Stub]:
     stubs = {}
     for entry in proc.glob("[0-9]*"):
         try:
-            state, ppid = read_stat((entry / "stat").read_text())
+            state, ppid, status = read_stat((entry / "stat").read_text())
             if ppid != parent:
                 continue
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
@@ -57,7 +61,7 @@ def stub_processes(parent: int, proc: Path = Path("/proc")) -> dict[int, Stub]:
         if identity is None and state != "Z":
             continue  # some other child
         model, instance = identity or (None, None)
-        stubs[int(entry.name)] = Stub(int(entry.name), state, model, instance)
+        stubs[int(entry.name)] = Stub(int(entry.name), state, model, instance, status)
     return stubs
 
 
@@ -65,7 +69,8 @@ def stub_processes(parent: int, proc: Path = Path("/proc")) -> dict[int, Stub]:
 class StubTracker:
     """Remembers which model each live stub serves, so that when one turns into a zombie (its
     command line gone) the model can be named. A stub that disappears was reaped by the backend:
-    a normal unload or reload, not a death."""
+    a normal unload or reload, not a death. Nor is a zombie that exited cleanly (status 0): that
+    is a retired stub caught in the moment before the backend reaps it."""
 
     known: dict[int, tuple[str, str]] = field(default_factory=dict)
 
@@ -80,7 +85,8 @@ class StubTracker:
             if stub is None:
                 del self.known[pid]
             elif stub.state == "Z":
-                died.append((pid, model, instance))
+                if stub.exit_status != 0:
+                    died.append((pid, model, instance))
                 del self.known[pid]
         return died
 

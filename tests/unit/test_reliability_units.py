@@ -4,6 +4,7 @@ watchdog's detection of dead stubs (retouch/watchdog.py), without Triton."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -106,9 +107,23 @@ def test_tracker_tells_a_death_from_an_unload():
     }
     assert tracker.observe(alive) == []
     # 10 killed (a zombie, never reaped in Triton 2.51); 11 unloaded (reaped: gone from /proc).
-    assert tracker.observe({10: Stub(10, "Z", None, None)}) == [(10, "upscale_tiles", "upscale_tiles_0_0")]
-    assert tracker.observe({10: Stub(10, "Z", None, None)}) == []  # reported once
+    killed = Stub(10, "Z", None, None, exit_status=9)
+    assert tracker.observe({10: killed}) == [(10, "upscale_tiles", "upscale_tiles_0_0")]
+    assert tracker.observe({10: killed}) == []  # reported once
     assert tracker.known == {}
+
+
+def test_tracker_ignores_a_retired_stub_caught_before_it_is_reaped():
+    """A reload retires the old stubs: each exits cleanly and is a zombie for a moment."""
+    tracker = StubTracker()
+    tracker.observe({10: Stub(10, "S", "upscale_tiles", "upscale_tiles_0_0")})
+    assert tracker.observe({10: Stub(10, "Z", None, None, exit_status=0)}) == []
+    assert tracker.known == {}
+    # A stub that exits with an error is a death too, not only a killed one.
+    tracker.observe({11: Stub(11, "S", "decode_image", "decode_image_0_0")})
+    assert tracker.observe({11: Stub(11, "Z", None, None, exit_status=1 << 8)}) == [
+        (11, "decode_image", "decode_image_0_0")
+    ]
 
 
 def test_stub_processes_reads_proc(tmp_path):
@@ -131,8 +146,21 @@ def test_stub_processes_reads_proc(tmp_path):
         # The real /proc: our killed child is a zombie until we reap it, as a dead stub is.
         real = stub_processes(os.getpid())
         assert real[child.pid].state == "Z" and real[child.pid].model is None
+        assert real[child.pid].exit_status == signal.SIGKILL  # as waitpid would report it
     finally:
         child.kill()
+        child.wait()
+
+
+def test_stub_processes_reads_a_clean_exit():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        assert stub_processes(os.getpid())[child.pid].exit_status == 0
+    finally:
         child.wait()
 
 
