@@ -389,7 +389,7 @@ def main(argv=None) -> int:
     blocks = evaluate_masks(models, chosen, "block", args.fsr_best, SEED)
     objects = evaluate_masks(models, chosen, "object", args.fsr_best, SEED + 1)
     rng = np.random.default_rng(SEED + 2)
-    cases = [("text", sc.rgb, sc.photo, grow(np.any([line.ink for line in sc.lines], axis=0), 1)) for sc in scenes]
+    cases = [("text", sc.rgb, sc.photo, grow(sc.ink, 1)) for sc in scenes]
     cases += [
         (k, rgb, rgb, (block_mask if k == "block" else object_mask)(rgb.shape[:2], rng))
         for _, rgb in chosen

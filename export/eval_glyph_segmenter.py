@@ -163,7 +163,7 @@ def combine(shape, rule_lines: list, learned: list, rescue_confidence: float) ->
 
 
 def measure(scene, painted: np.ndarray) -> dict:
-    ink = np.any([line.ink for line in scene.lines], axis=0)
+    ink = scene.ink
     region = grow(ink, 2)
     filled = opencv_fill("TELEA", scene.rgb, painted) if painted.any() else scene.rgb
     err = (filled[region].astype(np.float64) - scene.photo[region]) ** 2

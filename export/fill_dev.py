@@ -18,10 +18,9 @@ import time
 import cv2
 import numpy as np
 
-from export.edit_data import SCENE_FONTS, SCENE_STYLES, TEXT_FREE, make_scene
 from export.eval_edits import LocalModels, block_mask, grow, object_mask, psnr
-from export.glyph_dev import SEED, pooled_psnr
-from export.inpaint_data import catalog, load_rgb
+from export.glyph_dev import dev_photos, dev_scene, pooled_psnr
+from export.inpaint_data import load_rgb
 from retouch.inpaint import InpaintSettings, classical_fill, inpaint
 
 SOURCES = ("lomiri", "ukui", "skimage", "wheel")
@@ -29,7 +28,7 @@ SOURCES = ("lomiri", "ukui", "skimage", "wheel")
 
 def cases(photos: int):
     """(kind, image, truth, hole, scored region) for each mask kind and dev photo."""
-    images = [im for im in catalog() if im.source in SOURCES and im.key not in TEXT_FREE][:photos]
+    images = dev_photos(SOURCES, photos)
     for kind, seed in (("block", 11), ("object", 12), ("text", 13)):
         rng = np.random.default_rng(seed)
         for k, image in enumerate(images):
@@ -38,14 +37,9 @@ def cases(photos: int):
                 hole = (block_mask if kind == "block" else object_mask)(rgb.shape[:2], rng)
                 yield kind, rgb, rgb, hole, hole
                 continue
-            layout = "dense" if k % 2 else "sparse"
-            scene = make_scene(
-                f"{image.key}-{layout}", rgb, seed=SEED + k, layout=layout, lines=3 + k % 6,
-                styles=SCENE_STYLES, fonts=SCENE_FONTS,
-            )  # fmt: skip
+            scene = dev_scene(image.key, rgb, k)
             if scene.lines:
-                ink = np.any([line.ink for line in scene.lines], axis=0)
-                yield kind, scene.rgb, scene.photo, ink, grow(ink, 2)
+                yield kind, scene.rgb, scene.photo, scene.ink, grow(scene.ink, 2)
 
 
 def main(argv=None) -> int:

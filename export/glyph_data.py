@@ -144,7 +144,7 @@ def main(argv=None) -> int:
                 styles=STYLES,
                 fonts=TRAIN_FONTS,
             )
-            ink = np.any([line.ink for line in scene.lines], axis=0) if scene.lines else np.zeros(photo.shape[:2], bool)
+            ink = scene.ink
             for rgb, truth, kind in ((scene.rgb, ink, 1), (photo, np.zeros_like(ink), 0)):
                 for image, box, label in crops(rgb, truth, detect(rgb).boxes):
                     images.append(image), boxes_.append(box), labels.append(label), kinds.append(kind)

@@ -49,7 +49,7 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
     """remove_text end to end on one caption scene, against TELEA with the true glyph mask: squared
     error in the text region (true glyphs grown 2 px), PSNR there, and the share of the scene's
     lines the independent detector still finds."""
-    ink = np.any([line.ink for line in scene.lines], axis=0)
+    ink = scene.ink
     region = grow(ink, 2)
     out, _, _ = asyncio.run(remove_text(scene.rgb, settings, models.detect, models.fill))
     telea = classical_fill("TELEA", scene.rgb, ink)
@@ -60,6 +60,19 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
         scores[f"{name}_psnr"] = psnr(image, scene.photo, region)
     scores["residual"] = sum(_covered(after, line.quad, scene.rgb.shape[:2]) for line in scene.lines) / len(scene.lines)
     return scores
+
+
+def dev_photos(sources: tuple[str, ...], photos: int) -> list:
+    """The dev catalogue: the chosen sources less every photo edit_data evaluates on."""
+    return [im for im in catalog() if im.source in sources and im.key not in TEXT_FREE][:photos]
+
+
+def dev_scene(key: str, rgb: np.ndarray, k: int):
+    """The k-th dev photo's caption scene: dense and sparse layouts alternate, 3-8 lines."""
+    layout = "dense" if k % 2 else "sparse"
+    return make_scene(
+        f"{key}-{layout}", rgb, seed=SEED + k, layout=layout, lines=3 + k % 6, styles=SCENE_STYLES, fonts=SCENE_FONTS
+    )
 
 
 def pooled_psnr(sse: float, n: int) -> float:
@@ -77,7 +90,7 @@ def run(
 ) -> dict:
     detect = detect or DetectSettings()
     max_text_coverage, over_coverage = RemoveTextSettings().max_text_coverage, 0
-    images = [im for im in catalog() if im.source in sources and im.key not in TEXT_FREE][:photos]
+    images = dev_photos(sources, photos)
     kinds, recalls, painted_free, painted_lines = collections.Counter(), [], 0, 0
     free_kinds, areas, coverages, edited = collections.Counter(), [], [], []
     for k, image in enumerate(images):
@@ -90,16 +103,7 @@ def run(
         painted_free += bool(free_mask.any())
         painted_lines += sum(line.kind == "glyph" for line in free_lines)
         free_kinds.update(line.kind for line in free_lines)
-        layout = "dense" if k % 2 else "sparse"
-        scene = make_scene(
-            f"{image.key}-{layout}",
-            rgb,
-            seed=SEED + k,
-            layout=layout,
-            lines=3 + k % 6,
-            styles=SCENE_STYLES,
-            fonts=SCENE_FONTS,
-        )
+        scene = dev_scene(image.key, rgb, k)
         if edits and scene.lines:
             edited.append(edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings)))
         found, _ = asyncio.run(detect_text(scene.rgb, detect, models.detect))
@@ -107,10 +111,7 @@ def run(
         if (mask > 0).mean() > max_text_coverage:
             over_coverage += 1
             mask = np.zeros_like(mask)
-        ink = np.zeros(scene.rgb.shape[:2], bool)
-        for line in scene.lines:
-            ink |= line.ink
-        areas.append(float((mask > 0).sum()) / max(int(dilate(ink, 2).sum()), 1))
+        areas.append(float((mask > 0).sum()) / max(int(dilate(scene.ink, 2).sum()), 1))
         coverages.append(float((mask > 0).mean()))
         for line in scene.lines:
             i, share = best_box(line.ink, found.boxes)

@@ -439,8 +439,8 @@ async def inpaint(
     models = [MODEL_ROUTES[r] for r in used if r in MODEL_ROUTES]
     # A failed gate swaps what a model other than the fast fill painted (the probe judged it), and
     # with gate_fallback "all" the classical fills too.
-    swap = ("fast",) if settings.gate_fallback == "all" else ("fast", *CLASSICAL_ROUTES)
-    suspect = [i for i, r in enumerate(routes) if r not in swap]
+    kept = ("fast",) if settings.gate_fallback == "all" else ("fast", *CLASSICAL_ROUTES)
+    suspect = [i for i, r in enumerate(routes) if r not in kept]
     if not gate_ok and suspect:
         safe = await fill_windows("fast", crops[suspect], holes[suspect], infer)
         for i, fill in zip(suspect, safe):

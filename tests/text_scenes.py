@@ -98,6 +98,14 @@ class Scene:
     lines: list[Line] = field(default_factory=list)
     photo: np.ndarray | None = None  # the photo without the text
 
+    @property
+    def ink(self) -> np.ndarray:
+        """HxW bool: every pixel any line changed."""
+        ink = np.zeros(self.rgb.shape[:2], bool)
+        for line in self.lines:
+            ink |= line.ink
+        return ink
+
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
@@ -326,13 +334,12 @@ def score(scene: Scene, boxes: np.ndarray, mask: np.ndarray, mask_dilation: int)
     detected = quad_mask(boxes, shape)
     missed = []
     allowance = np.zeros(shape, bool)
-    ink = np.zeros(shape, bool)
     for line in scene.lines:
         truth = quad_mask([line.quad], shape)
         if (detected & truth).sum() < FOUND_COVERAGE * truth.sum():
             missed.append((line.size, line.contrast, round(line.angle, 1), line.text))
         allowance |= quad_mask([line.quad], shape, grow=0.5 * line.height + mask_dilation)
-        ink |= line.ink
+    ink = scene.ink
     served = mask > 0
     return Score(
         len(scene.lines),

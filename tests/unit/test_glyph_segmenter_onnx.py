@@ -35,7 +35,7 @@ def test_onnx_matches_torch_and_segments_text(tmp_path):
         assert mask.kind == "glyph"
         h_, w_ = mask.mask.shape
         painted[mask.y0 : mask.y0 + h_, mask.x0 : mask.x0 + w_] |= mask.mask
-    ink = np.any([line.ink for line in scene.lines], axis=0)
+    ink = scene.ink
     region = cv2.dilate(ink.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))) > 0
     assert (painted & ink).sum() / ink.sum() > 0.9
     assert (painted & region).sum() / painted.sum() > 0.85  # glyphs, not the box
