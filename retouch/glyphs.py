@@ -11,7 +11,9 @@ from the background, and decides from that separation whether the box holds text
    the ring's own spread), or of a colour far commoner in the box than around it (`min_enrichment`).
 3. Halo: anti-aliasing, outlines and drop shadows sit between the two; pixels next to the glyphs
    that are still measurably off the background join them (hysteresis, up to `halo_px`), and the
-   mask grows `grow_px` more. The halo's measured width is reported per line.
+   mask grows `grow_px` more: one pixel everywhere, further only over pixels at least
+   `grow_contrast` of the halo's threshold off the background. The halo's measured width is
+   reported per line.
 4. Evidence that the box holds text: the glyphs stand well clear of the background's spread, fill
    a share of the box typical of writing, and either have consistent stroke widths or sit like
    letters on a line (alike heights, on the line's axis, about one per line height).
@@ -87,6 +89,13 @@ class GlyphSettings(Settings):
     )
     halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
     grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
+    grow_contrast: Float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="beyond its first pixel the growth takes only pixels at least this share of the halo's "
+        "threshold off the background (0: every pixel within grow_px)",
+    )
     min_separation: Float = Field(
         2.2, ge=0, le=20, description="glyph contrast over background spread for a clean split"
     )
@@ -281,14 +290,22 @@ def _split_line(
 
     # Halo: pixels next to the glyphs still clearly off the background, grown a ring at a time
     # (hysteresis); how far it went is the halo's measured width.
-    soft = d > 0.75 * max(min_contrast, spread)
+    off_background = max(min_contrast, spread)
+    soft = d > 0.75 * off_background
     halo, reach = glyphs.copy(), 0
     for step in range(1, settings.halo_px + 1):
         nxt = dilate(halo, 1) & soft & grown
         if nxt.sum() == halo.sum():
             break
         halo, reach = nxt, step
-    painted = dilate(halo, settings.grow_px) & grown  # anti-aliasing
+    # Anti-aliasing: one pixel round the halo always; further out only pixels that differ from the
+    # background at all, since every photo pixel painted needlessly is one the fill gets wrong
+    # (40 dev photos, glyph_dev --edits: +0.4 dB pooled, with remove_text's residual repaint).
+    painted = dilate(halo, min(settings.grow_px, 1))
+    if settings.grow_px > 1:
+        further = dilate(halo, settings.grow_px)
+        painted |= further & (d > settings.grow_contrast * off_background) if settings.grow_contrast else further
+    painted &= grown
 
     letters = (
         layout["letters_per_height"] >= settings.min_letters

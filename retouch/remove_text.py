@@ -4,7 +4,9 @@ Nothing is painted unless it is text. Each detected line is segmented into glyph
 (retouch.glyphs): lines that split cleanly are painted with their glyph mask; lines that look like
 texture are left alone; lines that may be text but do not split cleanly are left alone too and
 make the outcome `needs_review` (the report lists them as candidates). Verification runs the
-detector again on the result: a box found again over the painted mask is residual text.
+detector again on the result: a box found again over the painted mask is residual text (the
+ghost of an outline or a shadow the glyph mask left); its whole box is painted once more
+(`repaint_residual`), and whatever is found after that is reported.
 
 Outcomes:
 - no_text: nothing to remove; the image comes back unchanged, bit for bit;
@@ -23,7 +25,7 @@ from retouch.glyphs import GlyphSettings, text_masks
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.morphology import dilate
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
-from retouch.text import DetectSettings, Infer, detect_text
+from retouch.text import DetectSettings, Infer, box_mask, detect_text
 
 # The service's own mask is never refused: the fill takes up to this much of the image, and a
 # larger mask (a page of text) is left for review instead of painted.
@@ -51,6 +53,11 @@ class RemoveTextSettings(OutputSettings):
     residual_overlap: Float = Field(
         0.5, ge=0, le=1, description="a re-detected box this much inside the mask is residual text"
     )
+    repaint_residual: bool = Field(
+        True,
+        description="a box found again over the painted mask is filled once more, whole (grown 2 px); "
+        "false: only reported",
+    )
     max_text_coverage: Float = Field(
         0.3,
         ge=0,
@@ -74,18 +81,18 @@ class CleanSettings(Settings):
     upscale: UpscaleSettings = Field(UpscaleSettings(), description="the upscale step's settings")
 
 
-def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> int:
-    """How many boxes lie at least `overlap` inside the mask's reach (the mask grown by a little,
-    since a glyph mask is thinner than the box around what is left of it)."""
+def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> list[int]:
+    """The boxes (indices) that lie at least `overlap` inside the mask's reach (the mask grown by a
+    little, since a glyph mask is thinner than the box around what is left of it)."""
     reach = dilate(mask, 4) > 0
-    count = 0
-    for quad in boxes:
+    found = []
+    for i, quad in enumerate(boxes):
         box = np.zeros(mask.shape, np.uint8)
         cv2.fillPoly(box, [np.round(quad).astype(np.int32)], 1)
         inside = np.count_nonzero(box.astype(bool) & reach)
         if box.any() and inside / np.count_nonzero(box) >= overlap:
-            count += 1
-    return count
+            found.append(i)
+    return found
 
 
 async def remove_text(
@@ -135,10 +142,27 @@ async def remove_text(
     out, filled = await inpaint(rgb, mask, settings.inpaint, inpaint_infer, model_size)
     again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
     residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
+    # Ghosts: outlines and shadows the glyph mask left (40 dev photos, glyph_dev --edits: +0.37 dB
+    # pooled, residual lines 16.5 -> 14.0 %), filled in the first fill's result.
+    ghosts = box_mask(again.boxes[residual], *mask.shape, dilation=2)
+    if (
+        residual
+        and settings.repaint_residual
+        and np.count_nonzero(ghosts) <= settings.inpaint.max_coverage * ghosts.size
+    ):
+        out, repainted = await inpaint(out, ghosts, settings.inpaint, inpaint_infer, model_size)
+        repainted["lines"] = len(residual)
+        mask = np.maximum(mask, ghosts)
+        again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
+        residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
+        reasons += repainted["review_reasons"]
+        coverage = round(float(np.count_nonzero(mask)) / mask.size, 6)
+        figures.update(repaint=repainted, mask_sha256=mask_sha256(mask), mask_coverage=coverage)
     reasons += filled["review_reasons"] + (["residual_text"] if residual else [])
+    reasons = list(dict.fromkeys(reasons))
     figures.update(
         inpaint=filled,
-        residual_lines=residual,
+        residual_lines=len(residual),
         review_reasons=reasons,
         outcome="needs_review" if reasons else "accepted",
     )

@@ -143,6 +143,10 @@ class Line(Figures):
     )
 
 
+class RepaintFigures(InpaintFigures):
+    lines: int = Field(description="boxes found again over the painted mask and filled once more")
+
+
 class RemoveTextFigures(Step):
     detection: DetectTextFigures
     boxes: list[list[list[float]]] = Field(description="[N, 4, 2] corners (x, y), clockwise from top-left")
@@ -153,10 +157,13 @@ class RemoveTextFigures(Step):
     mask_sha256: str = Field(description="sha256 of the mask painted")
     mask_coverage: float = Field(description="share of the image in the mask (text, and the objects of `clean`)")
     text_coverage: float = Field(description="share of the image in the text mask (see max_text_coverage)")
-    residual_lines: int = Field(description="boxes found again over the painted mask")
+    residual_lines: int = Field(description="boxes found again over the painted mask (after any repaint)")
     outcome: Literal["accepted", "needs_review", "no_text"]
     review_reasons: list[str]
     inpaint: InpaintFigures | None = Field(None, description="the fill's figures, when something was painted")
+    repaint: RepaintFigures | None = Field(
+        None, description="the second fill's figures, when boxes found again were filled once more (repaint_residual)"
+    )
 
 
 # A section: the step's effective settings, then its figures.

@@ -74,11 +74,11 @@ class Operations:
 
     def remove_text(self, image: ImageInput, **settings: Any):
         """Erase overlaid text: detect, glyph masks, inpaint, verify. Settings (all optional): detect
-        ({...}), mask ({glyph mask settings}), inpaint ({...}), residual_overlap, max_text_coverage,
-        format, quality. The mask painted is in Result.outputs["OUTPUT_MASK"]; the report's
-        remove_text section has the boxes, scores, each line's mask kind and figures, the candidates
-        left for review, gate figures, residual text and the outcome (accepted, needs_review,
-        no_text)."""
+        ({...}), mask ({glyph mask settings}), inpaint ({...}), residual_overlap, repaint_residual,
+        max_text_coverage, format, quality. The mask painted is in Result.outputs["OUTPUT_MASK"]; the
+        report's remove_text section has the boxes, scores, each line's mask kind and figures, the
+        candidates left for review, gate figures, the repaint of boxes found again, residual text and
+        the outcome (accepted, needs_review, no_text)."""
         return self.call(REMOVE_TEXT, image, **settings)
 
     def clean(self, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any):

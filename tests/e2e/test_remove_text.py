@@ -183,6 +183,28 @@ def test_a_dense_caption_is_edited_not_refused(client):
     assert not strict.outputs["OUTPUT_MASK"].any()
 
 
+def test_boxes_found_again_are_filled_once_more(client):
+    """Outlined captions whose glyph masks leave ghosts the detector finds again over the painted
+    mask: those boxes are filled once more, whole, and the report says so."""
+    scene = make_scene(
+        "astronaut-outline", data.astronaut(), seed=1, layout="sparse", sizes=(22, 40), contrasts=("high",),
+        lines=3, styles=("outline",),
+    )  # fmt: skip
+    once = client.remove_text(scene.rgb, repaint_residual=False)
+    first = once.report["remove_text"]
+    assert first["residual_lines"] >= 1 and "repaint" not in first
+    result = client.remove_text(scene.rgb)
+    report = result.report["remove_text"]
+    assert report["repaint"]["lines"] == first["residual_lines"] and report["residual_lines"] < first["residual_lines"]
+    hole, first_hole = result.outputs["OUTPUT_MASK"] > 0, once.outputs["OUTPUT_MASK"] > 0
+    assert (hole | ~first_hole).all() and hole.sum() > first_hole.sum()  # the mask painted is the union
+    assert report["mask_sha256"] != first["mask_sha256"] and report["mask_coverage"] > first["mask_coverage"]
+    out = pixels(result)
+    np.testing.assert_array_equal(out[~hole], scene.rgb[~hole])
+    assert not (np.any(out != pixels(once), axis=2) & ~hole).any()
+    assert report["repaint"]["verdict"] in ("accepted", "needs_review") and report["repaint"]["windows"] >= 1
+
+
 def test_settings_are_checked(client, scenes):
     with pytest.raises(InvalidInputError, match="'inpaint.route' must be one of"):
         client.remove_text(scenes[0].rgb, inpaint={"route": "magic"})

@@ -36,10 +36,12 @@ class TritonPythonModel(FillingStep):
             pixels, settings, detector_infer, self.fill, objects, self.params["model_size"], **self.detect_options
         )
         inpainted = figures.get("inpaint", {})
+        models = [MODEL_NAME, *inpainted.pop("models", [])]
+        models += [m for m in figures.get("repaint", {}).pop("models", []) if m not in models]
         return StepResult(
             {"PIXELS": out, "MASK": mask},
             figures,
-            models=[MODEL_NAME, *inpainted.pop("models", [])],
+            models=models,
             verdict=figures["outcome"],
             mask_coverage=figures["mask_coverage"],
             gate=inpainted.get("gate", {}),
