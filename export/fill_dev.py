@@ -6,7 +6,7 @@ of rendered captions (glyph_dev's scenes). Rows: inpaint's `auto` (as served, wi
 ONNX models), the fast fill, and FSR_FAST and PatchMatch on the whole image; pooled and median
 PSNR in the hole (captions: the glyphs grown 2 px) and median ms.
 
-    python -m export.fill_dev [--photos 24] [--no-classical]
+    python -m export.fill_dev [--photos 24] [--no-classical] [--kinds block,object,text] [--routes auto,fast]
 """
 
 from __future__ import annotations
@@ -26,10 +26,14 @@ from retouch.inpaint import InpaintSettings, classical_fill, inpaint
 SOURCES = ("lomiri", "ukui", "skimage", "wheel")
 
 
-def cases(photos: int):
+KINDS = {"block": 11, "object": 12, "text": 13}  # mask kind -> its seed
+
+
+def cases(photos: int, kinds=tuple(KINDS)):
     """(kind, image, truth, hole, scored region) for each mask kind and dev photo."""
     images = dev_photos(SOURCES, photos)
-    for kind, seed in (("block", 11), ("object", 12), ("text", 13)):
+    for kind in kinds:
+        seed = KINDS[kind]
         rng = np.random.default_rng(seed)
         for k, image in enumerate(images):
             rgb = load_rgb(image, 960)
@@ -46,6 +50,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--no-classical", action="store_true", help="only the served routes (faster)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="mask kinds, comma-separated")
+    parser.add_argument("--routes", default="auto,fast", help="inpaint routes served, comma-separated")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     models = LocalModels()
@@ -56,13 +62,13 @@ def main(argv=None) -> int:
             inpaint(src, hole.astype(np.uint8) * 255, InpaintSettings(route=route), models.fill)
         )[0]
 
-    methods = {"auto": served("auto"), "fast": served("fast")}
+    methods = {route: served(route) for route in args.routes.split(",")}
     if not args.no_classical:
         methods |= {
             name: (lambda n: lambda src, hole: classical_fill(n, src, hole))(name)
             for name in ("FSR_FAST", "PatchMatch")
         }
-    for kind, src, truth, hole, region in cases(args.photos):
+    for kind, src, truth, hole, region in cases(args.photos, args.kinds.split(",")):
         for name, fill in methods.items():
             start = time.perf_counter()
             out = fill(src, hole)

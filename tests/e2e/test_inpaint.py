@@ -92,7 +92,7 @@ def test_inpaint_real_photos_each_route(client, photos, route):
     assert np.median(gains) >= 3.0, gains
 
 
-def test_auto_route_sends_strokes_to_fsr_rectangles_to_patchmatch_and_blobs_to_fast_fill(client, photos):
+def test_auto_route_sends_strokes_to_fsr_and_rectangles_and_blobs_to_patchmatch(client, photos):
     rgb = np.ascontiguousarray(photos["astronaut"][:, ::-1])
     thin = np.zeros((256, 256), np.uint8)
     cv2.line(thin, (30, 200), (220, 200), 255, 2)  # across the suit: plain, then the textured collar
@@ -103,7 +103,8 @@ def test_auto_route_sends_strokes_to_fsr_rectangles_to_patchmatch_and_blobs_to_f
     assert client.inpaint(rgb, smooth).report["inpaint"]["route"] == "patchmatch"
     blob = np.zeros((256, 256), np.uint8)
     cv2.circle(blob, (128, 128), 40, 255, -1)
-    assert client.inpaint(rgb, blob).report["inpaint"]["route"] == "fast"
+    assert client.inpaint(rgb, blob).report["inpaint"]["route"] == "patchmatch"
+    assert client.inpaint(rgb, blob, blob_route="fast").report["inpaint"]["route"] == "fast"
 
 
 def test_identical_requests_identical_bytes(client, photos):

@@ -149,7 +149,7 @@ def test_small_images_get_padded_native_windows(photos):
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
 
 
-def test_routing_strokes_fsr_rectangles_patchmatch_blobs_fast(photos):
+def test_routing_strokes_fsr_rectangles_and_blobs_patchmatch(photos):
     grey = cv2.cvtColor(photos["coffee"], cv2.COLOR_RGB2GRAY)
     thin = np.zeros((256, 256), bool)
     thin[100:103, 20:200] = True
@@ -164,7 +164,8 @@ def test_routing_strokes_fsr_rectangles_patchmatch_blobs_fast(photos):
     assert choose_route(textured, s) == "fsr"  # strokes in texture too (make eval's window table)
     assert choose_route(textured, s.model_copy(update={"textured_edges": 0.12})) == "patchmatch"
     assert choose_route(route_features(grey, rectangle), s) == "patchmatch"
-    assert choose_route(route_features(grey, blob), s) == "fast"
+    assert choose_route(route_features(grey, blob), s) == "patchmatch"
+    assert choose_route(route_features(grey, blob), s.model_copy(update={"blob_route": "fast"})) == "fast"
     assert choose_route(route_features(grey, thin), parse_settings(InpaintSettings, {"route": "unet"})) == "unet"
 
 
