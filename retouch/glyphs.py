@@ -301,11 +301,9 @@ def _split_line(
     # Anti-aliasing: one pixel round the halo always; further out only pixels that differ from the
     # background at all, since every photo pixel painted needlessly is one the fill gets wrong
     # (40 dev photos, glyph_dev --edits: +0.4 dB pooled, with remove_text's residual repaint).
-    painted = dilate(halo, min(settings.grow_px, 1))
-    if settings.grow_px > 1:
-        further = dilate(halo, settings.grow_px)
-        painted |= further & (d > settings.grow_contrast * off_background) if settings.grow_contrast else further
-    painted &= grown
+    painted = dilate(halo, settings.grow_px) & grown
+    if settings.grow_px > 1 and settings.grow_contrast:
+        painted &= dilate(halo, 1) | (d > settings.grow_contrast * off_background)
 
     letters = (
         layout["letters_per_height"] >= settings.min_letters
