@@ -33,9 +33,9 @@ import torch
 from skimage.metrics import structural_similarity
 
 from export import inpaint_data
-from export.inpaint_nets import PushPullFill, build_net
+from export.inpaint_nets import ClassicalRefineUNet, PushPullFill, build_net
 from export.inpainters import WEIGHTS, WEIGHTS_SHA256, load_unet, to_8bit, torch_reference
-from retouch.inpaint import classical_fill
+from retouch.inpaint import CLASSICAL_ROUTES, InpaintSettings, choose_route, classical_fill, route_features
 
 EVAL_SIZE = 256
 EVAL_SEED = 20240611
@@ -103,18 +103,49 @@ def cached(name: str, method: Method, cache_dir: Path = CACHE_DIR) -> Method:
 
 
 def load_net(path: Path) -> torch.nn.Module:
-    """A plain state_dict, or a training checkpoint's EMA weights (a UNet or a coarse-to-fine pair)."""
+    """A plain state_dict, or a training checkpoint's EMA weights (a UNet, a coarse-to-fine pair or,
+    when the checkpoint's config says so, a ClassicalRefineUNet)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "format" in state:
+        if state["config"].get("arch") == "refine":
+            net = ClassicalRefineUNet(tuple(state["config"]["widths"]))
+            net.load_state_dict(state["ema"])
+            return net.eval()
         state = state["ema"]
     return build_net(state).eval()
 
 
-def torch_method(module: torch.nn.Module) -> Method:
-    def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
-        return to_8bit(torch_reference(module, x, hole[None, None].astype(np.float32))[0].transpose(1, 2, 0))
+def auto_classical(fills: dict[str, Method]) -> Method:
+    """The classical fill inpaint's auto route picks for the crop (choose_route), from `fills`
+    (cached methods keyed by retouch.inpaint.CLASSICAL_ROUTES names)."""
+    settings = InpaintSettings()
 
+    def run(image: np.ndarray, hole: np.ndarray):
+        grey = cv2.cvtColor(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        return fills[CLASSICAL_ROUTES.get(choose_route(route_features(grey, hole > 0), settings), "PatchMatch")](
+            image, hole
+        )
+
+    run.reports_time = True
+    return run
+
+
+def torch_method(module: torch.nn.Module, base: Method | None = None) -> Method:
+    """A network's fill; with `base` (a ClassicalRefineUNet), of base's fill, whose time counts too."""
+
+    def run(image: np.ndarray, hole: np.ndarray):
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
+        m = hole[None, None].astype(np.float32)
+        if base is None:
+            return to_8bit(torch_reference(module, x, m)[0].transpose(1, 2, 0))
+        filled, ms = base(image, hole)
+        start = time.perf_counter()
+        with torch.no_grad():
+            b = torch.from_numpy(np.ascontiguousarray(filled.transpose(2, 0, 1)[None], dtype=np.float32))
+            out = module(torch.from_numpy(x), torch.from_numpy(m), b).numpy()
+        return to_8bit(out[0].transpose(1, 2, 0)), ms + (time.perf_counter() - start) * 1e3
+
+    run.reports_time = base is not None
     return run
 
 
@@ -263,6 +294,7 @@ CLASSICAL = {
     "fsr_fast": "xphoto FSR_FAST",
     "fsr_best": "xphoto FSR_BEST",
     "patchmatch": "PatchMatch (pypatchmatch, patch 5)",
+    "auto_classical": "auto's classical pick (FSR_FAST / PatchMatch by choose_route)",
 }
 
 
@@ -618,14 +650,24 @@ def main(argv=None) -> int:
         nets = {"served": Path(os.path.relpath(WEIGHTS))} | {
             n: Path(p) for n, p in (c.split("=", 1) for c in args.candidate)
         }
+        fills = {
+            "FSR_FAST": cached("fsr_fast", classical("FSR_FAST")),
+            "FSR_BEST": cached("fsr_best", classical("FSR_BEST")),
+            "PatchMatch": cached("patchmatch", classical("PatchMatch")),
+        }
+        auto = auto_classical(fills)
         methods: dict[str, Method] = {"served": torch_method(load_unet(WEIGHTS))}
-        methods |= {n: torch_method(load_net(p)) for n, p in nets.items() if n != "served"}
+        for name, path in nets.items():
+            if name != "served":
+                net = load_net(path)
+                methods[name] = torch_method(net, auto if isinstance(net, ClassicalRefineUNet) else None)
         methods |= {
             "fast_fill": torch_method(PushPullFill().eval()),
             "telea": telea,
-            "fsr_fast": cached("fsr_fast", classical("FSR_FAST")),
-            "fsr_best": cached("fsr_best", classical("FSR_BEST")),
-            "patchmatch": cached("patchmatch", classical("PatchMatch")),
+            "fsr_fast": fills["FSR_FAST"],
+            "fsr_best": fills["FSR_BEST"],
+            "patchmatch": fills["PatchMatch"],
+            "auto_classical": auto,
         }
         cases = evaluation_set(images, args.crops)
         result = evaluate(methods, cases, only={"fsr_best": set(fsr_best_subset(cases, args.fsr_best_crops))})

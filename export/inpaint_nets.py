@@ -123,9 +123,16 @@ class InpaintUNet(nn.Module):
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
         return torch.cat([x, skip], dim=1)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor | None = None) -> torch.Tensor:
-        pulled = self.fill.pull(image, mask)
-        filled = composite(image, mask, pulled)  # the fast fill's own output
+    def forward(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        hint: torch.Tensor | None = None,
+        base: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`base`: a fill to refine instead of the push-pull one (ClassicalRefineUNet)."""
+        pulled = self.fill.pull(image, mask) if base is None else base
+        filled = composite(image, mask, pulled)  # the fill's own output
         planes = [image * (1.0 - mask), mask, filled] + ([hint] if self.hint_channels else [])
         x0 = self.enc0(torch.cat(planes, dim=1) * 2.0 - 1.0)
         x1 = self.enc1(x0)
@@ -184,6 +191,26 @@ class CoarseToFineUNet(nn.Module):
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.stages(image, mask)[-1]
+
+
+class ClassicalRefineUNet(InpaintUNet):
+    """The UNet refining a classical fill (FSR_FAST on strokes, PatchMatch elsewhere: inpaint's auto
+    route) that the caller computes: (IMAGE, MASK, BASE) -> OUTPUT, a residual over BASE in the hole.
+
+    `from_unet` takes a trained InpaintUNet's features with the residual head at zero, so it starts
+    out returning exactly the classical fill and training can only add what the net sees beyond it.
+    """
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, base: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(image, mask, base=base)
+
+    @classmethod
+    def from_unet(cls, state: dict, widths: tuple[int, ...] = (16, 32, 64, 96, 128)) -> ClassicalRefineUNet:
+        net = cls(widths)
+        net.load_state_dict(state)
+        nn.init.zeros_(net.residual.weight)
+        nn.init.zeros_(net.residual.bias)
+        return net
 
 
 def build_net(state: dict) -> InpaintUNet | CoarseToFineUNet:

@@ -26,8 +26,10 @@ L1 at 1/4 scale (colour cast over big holes), and optionally (--ssim-weight) 1 -
 `--arch coarse_to_fine` trains the pair of export/inpaint_nets.CoarseToFineUNet (from --init's UNet
 weights, which it starts out equal to); its coarse stage also gets the loss at half size
 (--stage-weight). `--teacher-weight W` distils a classical fill into the net: + W x L1 in the hole
-towards the `--teacher` fill of the same crop (default auto: FSR_FAST for strokes, PatchMatch for
-the rest, computed per batch on the CPU).
+towards the `--teacher` fill of the same crop (default auto: the classical fill that inpaint's auto
+route picks for the crop, retouch.inpaint.choose_route; computed per batch on the CPU). `--arch
+refine` trains export/inpaint_nets.ClassicalRefineUNet: a residual over that same teacher fill, which
+it gets as an input (from --init's UNet features, with the residual head at zero).
 
 Other commands:
     python -m export.train_inpainter --export-weights CHECKPOINT OUT.pt [--raw]
@@ -53,12 +55,13 @@ from pathlib import Path
 # Read when torch loads, so set before importing it (no effect if the caller imported torch first).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from export import inpaint_data
-from export.inpaint_nets import CoarseToFineUNet, InpaintUNet, PushPullFill, half_size
+from export.inpaint_nets import ClassicalRefineUNet, CoarseToFineUNet, InpaintUNet, PushPullFill, half_size
 
 FORMAT = "retouch-inpaint-train/1"
 CHECKPOINT_DIR = Path("export/checkpoints")
@@ -83,15 +86,17 @@ DEFAULTS = {
     "scale": [0.5, 2.0],
     "mask_mix": MASK_MIX,
     "widths": [16, 32, 64, 96, 128],
-    "arch": "unet",  # or "coarse_to_fine" (export/inpaint_nets.CoarseToFineUNet)
+    # or "coarse_to_fine" (export/inpaint_nets.CoarseToFineUNet), or "refine" (ClassicalRefineUNet:
+    # a residual over the `teacher` fill, which every step computes for its crops)
+    "arch": "unet",
     "stage_weight": 0.5,  # coarse_to_fine: weight of the coarse stage's own loss at half size
     # Distillation: L1 in the hole towards a classical fill of the same crop, by this weight; the
-    # teacher is a retouch.inpaint.CLASSICAL_FILLS name, or "auto": inpaint's auto rule (FSR_FAST
-    # for strokes, PatchMatch for the rest, where each beats the fill in make eval).
+    # teacher is a retouch.inpaint.CLASSICAL_FILLS name, or "auto": the classical fill inpaint's auto
+    # route picks (choose_route: FSR_FAST for plain strokes, PatchMatch for the rest).
     "teacher": "auto",
     "teacher_weight": 0.0,
 }
-ARCHS = {"unet": InpaintUNet, "coarse_to_fine": CoarseToFineUNet}
+ARCHS = {"unet": InpaintUNet, "coarse_to_fine": CoarseToFineUNet, "refine": ClassicalRefineUNet}
 
 
 def mask_kinds() -> dict:
@@ -117,15 +122,16 @@ def make_batch(images: list[np.ndarray], cfg: dict, rng: np.random.Generator, ki
 
 def teacher_fills(image: torch.Tensor, mask: torch.Tensor, teacher: str) -> torch.Tensor:
     """The classical fill of each [B,3,S,S] crop's hole (mask 1 = hole), as a tensor like image."""
-    from retouch.inpaint import InpaintSettings, classical_fill, route_features
+    from retouch.inpaint import CLASSICAL_ROUTES, InpaintSettings, choose_route, classical_fill, route_features
 
-    thin = InpaintSettings().thin_stroke_px
+    settings = InpaintSettings()
     pixels = (image.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     out = []
     for rgb, hole in zip(pixels, mask[:, 0].numpy() > 0):
         name = teacher
-        if teacher == "auto":
-            name = "FSR_FAST" if route_features(rgb[..., 1], hole)["stroke_width_px"] <= thin else "PatchMatch"
+        if teacher == "auto":  # the served auto route's classical pick for this crop
+            grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+            name = CLASSICAL_ROUTES.get(choose_route(route_features(grey, hole), settings), "PatchMatch")
         out.append(classical_fill(name, rgb, hole) if hole.any() else rgb)
     return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
 
@@ -271,6 +277,8 @@ class Trainer:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
             state = CoarseToFineUNet.from_unet(state, tuple(self.cfg["widths"])).state_dict()
+        elif isinstance(self.net, ClassicalRefineUNet):
+            state = ClassicalRefineUNet.from_unet(state, tuple(self.cfg["widths"])).state_dict()
         self.net.load_state_dict(state)
         self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         self.init = str(path)
@@ -282,7 +290,12 @@ class Trainer:
             group["lr"] = learning_rate(cfg, self.step_count)
         image, mask = (t.to(self.device) for t in make_batch(self.images, cfg, self.rng, self.kinds))
         weights = cfg["gradient_weight"], cfg["coarse_weight"], cfg.get("ssim_weight", 0.0)  # older runs lack some
-        if isinstance(self.net, CoarseToFineUNet):
+        base = None
+        if isinstance(self.net, ClassicalRefineUNet):
+            base = teacher_fills(image.cpu(), mask.cpu(), cfg["teacher"]).to(self.device)
+            output = self.net(image, mask, base)
+            losses = inpaint_loss(output, image, mask, *weights)
+        elif isinstance(self.net, CoarseToFineUNet):
             small_mask, coarse, output = self.net.stages(image, mask)
             losses = inpaint_loss(output, image, mask, *weights)
             stage = inpaint_loss(coarse, half_size(image, torch.zeros_like(mask))[0], small_mask, *weights)
@@ -295,8 +308,9 @@ class Trainer:
             taught = teacher_fills(image.cpu(), mask.cpu(), cfg["teacher"]).to(self.device)
             losses["teacher"] = _masked_l1(output, taught, mask)
             losses["total"] = losses["total"] + cfg["teacher_weight"] * losses["teacher"]
-        with torch.no_grad():  # the fill's own L1 on the same batch: progress despite batch noise
-            losses["fill_l1"] = _masked_l1(self.fill(image, mask), image, mask)
+        with torch.no_grad():  # the fill's own L1 (refine: the classical base's) on the same batch
+            start = self.fill(image, mask) if base is None else base
+            losses["fill_l1"] = _masked_l1(start, image, mask)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg["clip_grad_norm"])

@@ -11,7 +11,7 @@ import torch
 
 from export import inpainters
 from export.eval_inpainter import hole_psnr, telea
-from export.inpaint_nets import CoarseToFineUNet, InpaintUNet, PushPullFill, build_net
+from export.inpaint_nets import ClassicalRefineUNet, CoarseToFineUNet, InpaintUNet, PushPullFill, build_net, composite
 from export.inpainters import canonical_model, export, load_unet, ort_session, parity_inputs, torch_reference
 from retouch.masks import block_mask, text_stroke_mask
 
@@ -123,6 +123,20 @@ def test_coarse_to_fine_pair_starts_exactly_at_its_unet_and_keeps_known_pixels(u
     assert torch.equal(out * (1 - mask), image * (1 - mask))
     assert isinstance(build_net(pair.state_dict()), CoarseToFineUNet)
     assert isinstance(build_net(unet.state_dict()), InpaintUNet)
+
+
+def test_classical_refine_net_starts_at_its_base_and_keeps_known_pixels(unet):
+    image = torch.rand(2, 3, 61, 90, generator=torch.Generator().manual_seed(4))
+    mask = torch.from_numpy(np.stack([block_mask(61, 90, np.random.default_rng(i)) for i in range(2)])[:, None])
+    mask = mask.float()
+    base = torch.rand(2, 3, 61, 90, generator=torch.Generator().manual_seed(5))  # any classical fill
+    net = ClassicalRefineUNet.from_unet(unet.state_dict()).eval()
+    with torch.no_grad():
+        assert torch.equal(net(image, mask, base), composite(image, mask, base))  # zero head: the base
+        net.residual.bias[:] = 0.05
+        out = net(image, mask, base)
+    assert not torch.equal(out, composite(image, mask, base))
+    assert torch.equal(out * (1 - mask), image * (1 - mask))
 
 
 @pytest.mark.parametrize("shape", [(45, 70), (101, 33)])

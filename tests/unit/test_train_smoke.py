@@ -95,6 +95,23 @@ def test_coarse_to_fine_arch_trains_both_stages_from_a_unet(images, tmp_path):
     assert all("stage_l1" in h for h in trainer.history)
 
 
+def test_refine_arch_starts_at_the_classical_fill_and_learns_a_residual_over_it(images, tmp_path):
+    """--arch refine: the teacher's fill is the net's base; from a UNet it starts with a zero head,
+    so its first step's L1 equals the classical fill's own (fill_l1 is the base's for this arch)."""
+    cfg = TINY | {"arch": "refine"}
+    source = InpaintUNet(widths=tuple(cfg["widths"]))
+    with torch.no_grad():
+        source.residual.weight.fill_(0.1)  # a trained head, which from_unet must zero
+    torch.save(source.state_dict(), tmp_path / "unet.pt")
+    trainer = _trainer(images, cfg)
+    trainer.init_weights(tmp_path / "unet.pt")
+    assert not trainer.net.residual.weight.any()
+    run(trainer, tmp_path / "c.pt", minutes=5, stop_at=2, log_every=1, progress=False)
+    first = trainer.history[0]
+    assert first["l1"] == pytest.approx(first["fill_l1"], abs=1e-7) and first["l1"] > 0
+    assert trainer.net.residual.weight.abs().sum() > 0
+
+
 def test_batches_and_loss():
     rgb = (np.random.default_rng(0).random((100, 120, 3)) * 255).astype(np.uint8)
     image, mask = make_batch([rgb], TINY | {"batch": 3, "crop": 40}, np.random.default_rng(1))
