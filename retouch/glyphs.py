@@ -82,10 +82,11 @@ class GlyphSettings(Settings):
         "split, or a score from low_score) are painted: their clean glyph mask, else their box (0: never)",
     )
     rescue_height_ratio: Float = Field(
-        1.2,
+        2.5,
         ge=0,
         le=10,
-        description="...or beside fewer clean lines, one this close in height (a caption's font size; 0: never)",
+        description="...or beside fewer clean lines, one within this ratio of a clean line's height (a caption's "
+        "font sizes; 0: never)",
     )
     halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
     grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
