@@ -17,7 +17,6 @@ Outcomes:
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
@@ -87,12 +86,15 @@ def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> list[
     reach = dilate(mask, 4) > 0
     found = []
     for i, quad in enumerate(boxes):
-        box = np.zeros(mask.shape, np.uint8)
-        cv2.fillPoly(box, [np.round(quad).astype(np.int32)], 1)
-        inside = np.count_nonzero(box.astype(bool) & reach)
-        if box.any() and inside / np.count_nonzero(box) >= overlap:
+        box = box_mask(quad[None], *mask.shape) > 0
+        if box.any() and np.count_nonzero(box & reach) / np.count_nonzero(box) >= overlap:
             found.append(i)
     return found
+
+
+def share(mask: np.ndarray) -> float:
+    """The share of the image a mask covers."""
+    return float(np.count_nonzero(mask)) / mask.size
 
 
 async def remove_text(
@@ -110,11 +112,11 @@ async def remove_text(
     the caller checks its size."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
-    text_coverage = float(np.count_nonzero(mask)) / mask.size
+    text_coverage = share(mask)
     if object_mask is not None:
         mask = np.maximum(mask, np.where(object_mask > 127, 255, 0).astype(np.uint8))
     kinds = [line.kind for line in lines]
-    coverage = float(np.count_nonzero(mask)) / mask.size
+    coverage = share(mask)
     candidates = [i for i, k in enumerate(kinds) if k == "uncertain"]
     figures = {
         "detection": detection,
@@ -147,15 +149,14 @@ async def remove_text(
     ghosts = (
         box_mask(again.boxes[residual], *mask.shape, dilation=2) if residual and settings.repaint_residual else None
     )
-    if ghosts is not None and np.count_nonzero(ghosts) <= settings.inpaint.max_coverage * ghosts.size:
+    if ghosts is not None and share(ghosts) <= settings.inpaint.max_coverage:
         out, repainted = await inpaint(out, ghosts, settings.inpaint, inpaint_infer, model_size)
         repainted["lines"] = len(residual)
         mask = np.maximum(mask, ghosts)
         again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
         residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
         reasons += repainted["review_reasons"]
-        coverage = round(float(np.count_nonzero(mask)) / mask.size, 6)
-        figures.update(repaint=repainted, mask_sha256=mask_sha256(mask), mask_coverage=coverage)
+        figures.update(repaint=repainted, mask_sha256=mask_sha256(mask), mask_coverage=round(share(mask), 6))
     reasons += filled["review_reasons"] + (["residual_text"] if residual else [])
     reasons = list(dict.fromkeys(reasons))
     figures.update(

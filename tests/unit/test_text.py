@@ -254,3 +254,17 @@ def test_export_is_checked_idempotent_and_swappable(tmp_path):
     session = ort.InferenceSession(str(tmp_path / "text_detector" / "1" / "model.onnx"))
     assert [i.name for i in session.get_inputs()] == ["INPUT"]
     assert [o.name for o in session.get_outputs()] == ["OUTPUT"]
+
+
+def test_residual_boxes_are_those_lying_mostly_in_the_painted_mask():
+    from retouch.remove_text import residual_boxes
+
+    mask = np.zeros((60, 100), np.uint8)
+    mask[20:30, 10:50] = 255  # a painted line
+    inside = np.array([[12, 21], [48, 21], [48, 29], [12, 29]], np.float32)  # what is left of it
+    straddling = np.array([[30, 21], [90, 21], [90, 29], [30, 29]], np.float32)  # half out
+    elsewhere = np.array([[60, 40], [95, 40], [95, 55], [60, 55]], np.float32)  # other text
+    boxes = np.stack([inside, straddling, elsewhere])
+    assert residual_boxes(boxes, mask, 0.5) == [0]
+    assert residual_boxes(boxes, mask, 0.3) == [0, 1]
+    assert residual_boxes(boxes[:0], mask, 0.5) == []
