@@ -103,3 +103,42 @@ def test_headroom_oracle_beats_its_base_more_the_finer_it_sees(photos):
     base = evaluate({"telea": telea}, cases)["summary"]
     for kind in ("text", "block"):
         assert bound[kind]["2"] > bound[kind]["8"] > base[kind]["telea"]["psnr_pooled"]
+
+
+def test_a_refine_checkpoint_is_scored_on_auto_s_classical_pick(photos, tmp_path):
+    """auto_classical runs the fill inpaint's auto route picks (FSR_FAST for a stroke, PatchMatch for
+    a block); a ClassicalRefineUNet checkpoint is scored on that fill, which it starts out equal to,
+    and its time includes the base's."""
+    import torch
+
+    from export.inpaint_nets import ClassicalRefineUNet, InpaintUNet
+    from export.train_inpainter import FORMAT
+
+    picked = []
+
+    def fill(name):
+        def run(image, hole):
+            picked.append(name)
+            return telea(image, hole), 5.0
+
+        return run
+
+    auto = eval_inpainter.auto_classical({n: fill(n) for n in ("FSR_FAST", "PatchMatch")})
+    image = np.asarray(next(iter(photos.values())))[:64, :64].astype(np.float32) / 255
+    stroke, block = np.zeros((64, 64), np.float32), np.zeros((64, 64), np.float32)
+    stroke[30:32, 5:60] = 1
+    block[16:48, 16:48] = 1
+    auto(image, stroke), auto(image, block)
+    assert picked == ["FSR_FAST", "PatchMatch"]
+
+    widths = (4, 4, 8, 8, 8)
+    net = ClassicalRefineUNet.from_unet(InpaintUNet(widths).state_dict(), widths)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    torch.save(
+        {"format": FORMAT, "config": {"arch": "refine", "widths": list(widths)}, "ema": state}, tmp_path / "r.pt"
+    )
+    loaded = eval_inpainter.load_net(tmp_path / "r.pt")
+    assert isinstance(loaded, ClassicalRefineUNet)
+    out, ms = eval_inpainter.torch_method(loaded, auto)(image * (1 - block[..., None]), block)
+    base, _ = auto(image * (1 - block[..., None]), block)
+    assert np.abs(out - base).max() <= 0.5 / 255 + 1e-6 and ms >= 5.0
