@@ -400,14 +400,15 @@ def route_lines(result: dict) -> list[str]:
     return lines
 
 
-def fsr_fast_lines(result: dict) -> list[str]:
+def gain_lines(result: dict, base: str) -> list[str]:
+    """Each network's paired gain over `base` on the same crops, per mask kind."""
     kinds = list(result["summary"])
     lines = [
         "| network | " + " | ".join(f"{k}: pooled gain [95 % interval] / median gain (dB)" for k in kinds) + " |",
         "|---|" + "---|" * len(kinds),
     ]
     for net in networks(result):
-        gains = [paired_gain(result["rows"], net, kind, base="fsr_fast") for kind in kinds]
+        gains = [paired_gain(result["rows"], net, kind, base=base) for kind in kinds]
         lines.append(
             f"| {_label(net)} | "
             + " | ".join(
@@ -467,9 +468,17 @@ def render_report(result: dict, notes: str = "") -> str:
         "",
         "The same against FSR_FAST, the best classical fill that runs in under a second:",
         "",
-        *fsr_fast_lines(result),
+        *gain_lines(result, "fsr_fast"),
         "",
     ]
+    if any(r["method"] == "auto_classical" for r in result["rows"]):
+        out += [
+            "And against the classical fill inpaint's auto route picks for each crop (FSR_FAST or PatchMatch), "
+            "the base a refine network (`--arch refine`) starts from:",
+            "",
+            *gain_lines(result, "auto_classical"),
+            "",
+        ]
     if "headroom_pooled_psnr" in result:
         sigmas = list(next(iter(result["headroom_pooled_psnr"].values())))
         out += [
@@ -565,6 +574,11 @@ def _run_rows() -> list[dict]:
                 + (
                     f"; + {cfg['teacher_weight']:g} x L1 to the {cfg['teacher']} teacher's fill"
                     if cfg.get("teacher_weight")
+                    else ""
+                )
+                + (
+                    f"; refines the {cfg['teacher']} classical fill (its L1 / fill L1 is against that fill)"
+                    if cfg.get("arch") == "refine"
                     else ""
                 ),
                 "last_ratio": log["history"][-1]["l1_over_fill"] if log["history"] else None,

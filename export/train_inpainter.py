@@ -274,7 +274,17 @@ class Trainer:
         self.init = None
 
     def init_weights(self, path: Path) -> None:
+        """From a plain UNet state_dict (converted to this run's arch), or from a training checkpoint's
+        EMA weights; one of this run's own arch is taken as it is (a refine net keeps its head)."""
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if "format" in state:
+            same = state["config"].get("arch", "unet") == self.cfg.get("arch", "unet")
+            state = state["ema"]
+            if same:
+                self.net.load_state_dict(state)
+                self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+                self.init = str(path)
+                return
         if isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
             state = CoarseToFineUNet.from_unet(state, tuple(self.cfg["widths"])).state_dict()
         elif isinstance(self.net, ClassicalRefineUNet):
@@ -469,7 +479,11 @@ def main(argv=None) -> int:
         "--name", help="a new run's name: checkpoint export/checkpoints/NAME.pt, log export/reports/runs/NAME.json"
     )
     ap.add_argument("--resume", type=Path, help="continue this checkpoint exactly (its config wins)")
-    ap.add_argument("--init", type=Path, help="a new run starts from these weights (a plain state_dict)")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        help="a new run starts from these weights: a plain UNet state_dict, or a run's checkpoint (its EMA weights)",
+    )
     ap.add_argument("--minutes", type=float, default=60.0, help="wall-time budget of this process, loading included")
     ap.add_argument("--stop-at", type=int, help="stop at this step (the schedule still runs to --steps)")
     ap.add_argument("--checkpoint-minutes", type=float, default=15.0)

@@ -110,6 +110,12 @@ def test_refine_arch_starts_at_the_classical_fill_and_learns_a_residual_over_it(
     first = trainer.history[0]
     assert first["l1"] == pytest.approx(first["fill_l1"], abs=1e-7) and first["l1"] > 0
     assert trainer.net.residual.weight.abs().sum() > 0
+    # A next run starts from this one's checkpoint as it is (its EMA weights, head included).
+    follow = _trainer(images, cfg)
+    follow.init_weights(tmp_path / "c.pt")
+    for key, value in train_inpainter.load_checkpoint(tmp_path / "c.pt")["ema"].items():
+        assert torch.equal(follow.net.state_dict()[key], value)
+    assert follow.net.residual.weight.abs().sum() > 0
 
 
 def test_batches_and_loss():
