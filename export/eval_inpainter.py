@@ -35,7 +35,7 @@ from skimage.metrics import structural_similarity
 from export import inpaint_data
 from export.inpaint_nets import ClassicalRefineUNet, PushPullFill, build_net
 from export.inpainters import WEIGHTS, WEIGHTS_SHA256, load_unet, to_8bit, torch_reference
-from retouch.inpaint import CLASSICAL_ROUTES, InpaintSettings, choose_route, classical_fill, route_features
+from retouch.inpaint import InpaintSettings, classical_fill, classical_pick
 
 EVAL_SIZE = 256
 EVAL_SEED = 20240611
@@ -117,14 +117,12 @@ def load_net(path: Path) -> torch.nn.Module:
 
 def auto_classical(fills: dict[str, Method]) -> Method:
     """The classical fill inpaint's auto route picks for the crop (choose_route), from `fills`
-    (cached methods keyed by retouch.inpaint.CLASSICAL_ROUTES names)."""
+    (cached methods keyed by retouch.inpaint.CLASSICAL_FILLS names)."""
     settings = InpaintSettings()
 
     def run(image: np.ndarray, hole: np.ndarray):
-        grey = cv2.cvtColor(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-        return fills[CLASSICAL_ROUTES.get(choose_route(route_features(grey, hole > 0), settings), "PatchMatch")](
-            image, hole
-        )
+        u8 = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+        return fills[classical_pick(u8, hole > 0, settings)](image, hole)
 
     run.reports_time = True
     return run

@@ -55,7 +55,6 @@ from pathlib import Path
 # Read when torch loads, so set before importing it (no effect if the caller imported torch first).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -122,7 +121,7 @@ def make_batch(images: list[np.ndarray], cfg: dict, rng: np.random.Generator, ki
 
 def teacher_fills(image: torch.Tensor, mask: torch.Tensor, teacher: str) -> torch.Tensor:
     """The classical fill of each [B,3,S,S] crop's hole (mask 1 = hole), as a tensor like image."""
-    from retouch.inpaint import CLASSICAL_ROUTES, InpaintSettings, choose_route, classical_fill, route_features
+    from retouch.inpaint import InpaintSettings, classical_fill, classical_pick
 
     settings = InpaintSettings()
     pixels = (image.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
@@ -130,8 +129,7 @@ def teacher_fills(image: torch.Tensor, mask: torch.Tensor, teacher: str) -> torc
     for rgb, hole in zip(pixels, mask[:, 0].numpy() > 0):
         name = teacher
         if teacher == "auto":  # the served auto route's classical pick for this crop
-            grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            name = CLASSICAL_ROUTES.get(choose_route(route_features(grey, hole), settings), "PatchMatch")
+            name = classical_pick(rgb, hole, settings)
         out.append(classical_fill(name, rgb, hole) if hole.any() else rgb)
     return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
 
@@ -277,18 +275,14 @@ class Trainer:
         """From a plain UNet state_dict (converted to this run's arch), or from a training checkpoint's
         EMA weights; one of this run's own arch is taken as it is (a refine net keeps its head)."""
         state = torch.load(path, map_location="cpu", weights_only=True)
+        same_arch = "format" in state and state["config"].get("arch", "unet") == self.cfg.get("arch", "unet")
         if "format" in state:
-            same = state["config"].get("arch", "unet") == self.cfg.get("arch", "unet")
             state = state["ema"]
-            if same:
-                self.net.load_state_dict(state)
-                self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-                self.init = str(path)
-                return
-        if isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
-            state = CoarseToFineUNet.from_unet(state, tuple(self.cfg["widths"])).state_dict()
-        elif isinstance(self.net, ClassicalRefineUNet):
-            state = ClassicalRefineUNet.from_unet(state, tuple(self.cfg["widths"])).state_dict()
+        widths = tuple(self.cfg["widths"])
+        if not same_arch and isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
+            state = CoarseToFineUNet.from_unet(state, widths).state_dict()
+        elif not same_arch and isinstance(self.net, ClassicalRefineUNet):
+            state = ClassicalRefineUNet.from_unet(state, widths).state_dict()
         self.net.load_state_dict(state)
         self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         self.init = str(path)

@@ -278,6 +278,13 @@ def choose_route(features: dict, settings: InpaintSettings) -> str:
     return settings.blob_route
 
 
+def classical_pick(rgb: np.ndarray, hole: np.ndarray, settings: InpaintSettings) -> str:
+    """The classical fill (a CLASSICAL_FILLS name) auto picks for an HxWx3 uint8 crop's hole;
+    PatchMatch where auto would pick a model route (the base a refine network starts from)."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return CLASSICAL_ROUTES.get(choose_route(route_features(grey, hole), settings), "PatchMatch")
+
+
 def high_frequency_power(grey: np.ndarray, where: np.ndarray) -> float:
     lap = cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F)
     return float(np.mean(lap[where] ** 2)) if where.any() else 0.0
