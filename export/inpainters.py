@@ -5,6 +5,9 @@
 - inpaint_fast_fill: the weight-free push-pull fill (export/inpaint_nets.py), dynamic N, H, W.
 - inpaint_unet: the UNet from the committed weights export/weights/inpaint_unet.pt (sha256 pinned
   below; trained by export/train_inpainter.py), the same fill inside, dynamic N, H, W.
+- inpaint_refine: the ClassicalRefineUNet from export/weights/inpaint_refine.pt (pinned below):
+  (IMAGE, MASK, BASE) -> OUTPUT, a residual over BASE, the classical fill inpaint's auto route
+  computed for the window (FSR_FAST on strokes, PatchMatch elsewhere), dynamic N, H, W.
 - inpaint_custom: the bring-your-own slot. By default it holds the UNet exported under the foreign
   conventions of the committed inpaint_custom/1/inpaint_spec.json, which proves the adapter
   (retouch/inpaint_adapter.py). A model.onnx that this script did not write is left alone.
@@ -30,14 +33,16 @@ import torch
 from torch import nn
 
 from export.common import current_export, ort_session, sha256_file, write_model
-from export.inpaint_nets import PushPullFill, build_net
+from export.inpaint_nets import ClassicalRefineUNet, PushPullFill, build_net
 from export.ncnn_to_onnx import IR_VERSION, OPSET
 from retouch.inpaint_adapter import SPEC_FILENAME, InpaintSpec, inpaint_with_spec, load_spec, range_affine
 
 HERE = Path(__file__).parent
 WEIGHTS = HERE / "weights" / "inpaint_unet.pt"
 WEIGHTS_SHA256 = "ee384edd925140d7a99c6aa9446f87e3c5e16b3df31238b8d1ca954f2a5caf1c"
-PARITY_TOL = {"inpaint_fast_fill": 1e-5, "inpaint_unet": 1e-4, "inpaint_custom": 1e-4}
+REFINE_WEIGHTS = HERE / "weights" / "inpaint_refine.pt"
+REFINE_WEIGHTS_SHA256 = "df2fb9509ad86f70743c96aff7f3ce46612d081adcbab58d22aa61628d6c66dc"
+PARITY_TOL = {"inpaint_fast_fill": 1e-5, "inpaint_unet": 1e-4, "inpaint_refine": 1e-4, "inpaint_custom": 1e-4}
 UINT8_HALF_STEP = 0.5 / 255
 GENERATOR = "export.inpainters"
 LICENSE = "project code and project-trained weights (retouch)"
@@ -45,18 +50,38 @@ CANONICAL_IO = {
     "input": "IMAGE float32 [N,3,H,W] RGB in [0,1]; MASK float32 [N,1,H,W], 1 = hole, 0 = known, soft ok",
     "output": "OUTPUT float32 [N,3,H,W] RGB in [0,1]; equals IMAGE exactly where MASK == 0",
 }
+REFINE_IO = CANONICAL_IO | {
+    "input": CANONICAL_IO["input"] + "; BASE float32 [N,3,H,W] RGB in [0,1], a classical fill of the hole",
+}
 
 
-def load_unet(weights: Path | None = None, sha256: str | None = "pinned") -> nn.Module:
-    """The trained network (default: the committed weights; a UNet or, from a pair's weights, a
-    CoarseToFineUNet: same contract, same export); refuses weights whose sha256 differs from
-    `sha256`, by default WEIGHTS_SHA256 (None: any weights, for experiments)."""
-    weights = weights or WEIGHTS
-    sha256 = WEIGHTS_SHA256 if sha256 == "pinned" else sha256
+def _pinned_state(weights: Path, pinned: str, sha256: str | None) -> dict:
+    """The state_dict in `weights`, refused when its sha256 differs from `sha256` ("pinned": `pinned`;
+    None: any weights, for experiments)."""
+    sha256 = pinned if sha256 == "pinned" else sha256
     got = sha256_file(weights)
     if sha256 is not None and got != sha256:
         raise RuntimeError(f"sha256 mismatch for {weights}: got {got}, pinned {sha256}")
-    return build_net(torch.load(weights, map_location="cpu", weights_only=True)).eval()
+    return torch.load(weights, map_location="cpu", weights_only=True)
+
+
+def pinned_weights(name: str) -> tuple[Path, str]:
+    """The committed weights a network model is exported from, and their pinned sha256."""
+    return (REFINE_WEIGHTS, REFINE_WEIGHTS_SHA256) if name == "inpaint_refine" else (WEIGHTS, WEIGHTS_SHA256)
+
+
+def load_unet(weights: Path | None = None, sha256: str | None = "pinned") -> nn.Module:
+    """The trained network (default: the committed weights, WEIGHTS_SHA256; a UNet or, from a pair's
+    weights, a CoarseToFineUNet: same contract, same export)."""
+    return build_net(_pinned_state(weights or WEIGHTS, WEIGHTS_SHA256, sha256)).eval()
+
+
+def load_refine(weights: Path | None = None, sha256: str | None = "pinned") -> ClassicalRefineUNet:
+    """The trained ClassicalRefineUNet (default: the committed weights, REFINE_WEIGHTS_SHA256). Its
+    state_dict has a UNet's keys, so the caller, not the file, says which net it is."""
+    net = ClassicalRefineUNet()
+    net.load_state_dict(_pinned_state(weights or REFINE_WEIGHTS, REFINE_WEIGHTS_SHA256, sha256))
+    return net.eval()
 
 
 class ForeignConvention(nn.Module):
@@ -91,9 +116,10 @@ class ForeignConvention(nn.Module):
 def to_onnx(
     module: nn.Module,
     example: tuple[torch.Tensor, ...],
-    names: tuple[str, str, str],
+    names: tuple[str, ...],
     dynamic: dict[str, dict[int, str]],
 ) -> onnx.ModelProto:
+    """`module` exported with `names`: its inputs', then its output's."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the classic exporter's deprecation notice
         warnings.simplefilter("ignore")
@@ -101,8 +127,8 @@ def to_onnx(
             module,
             example,
             buffer,
-            input_names=list(names[:2]),
-            output_names=[names[2]],
+            input_names=list(names[:-1]),
+            output_names=[names[-1]],
             dynamic_axes=dynamic,
             opset_version=OPSET,
             dynamo=False,
@@ -119,8 +145,12 @@ def _nchw_dynamic(names: tuple[str, ...]) -> dict[str, dict[int, str]]:
 
 
 def canonical_model(module: nn.Module) -> onnx.ModelProto:
+    """IMAGE, MASK (and BASE for a refine net) -> OUTPUT, dynamic N, H, W."""
     example = (torch.rand(1, 3, 64, 64), (torch.rand(1, 1, 64, 64) > 0.7).float())
-    return to_onnx(module, example, ("IMAGE", "MASK", "OUTPUT"), _nchw_dynamic(("IMAGE", "MASK", "OUTPUT")))
+    names = ("IMAGE", "MASK", "OUTPUT")
+    if isinstance(module, ClassicalRefineUNet):
+        example, names = (*example, torch.rand(1, 3, 64, 64)), ("IMAGE", "MASK", "BASE", "OUTPUT")
+    return to_onnx(module, example, names, _nchw_dynamic(names))
 
 
 def foreign_model(net: nn.Module, spec: InpaintSpec) -> onnx.ModelProto:
@@ -158,9 +188,20 @@ def parity_inputs(height: int = 45, width: int = 70, batch: int = 2) -> tuple[np
     return image, mask
 
 
-def torch_reference(module: nn.Module, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def torch_reference(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
+    """The module's output for its inputs as arrays (IMAGE, MASK and, for a refine net, BASE)."""
     with torch.no_grad():
-        return module(torch.from_numpy(image), torch.from_numpy(mask)).numpy()
+        return module(*(torch.from_numpy(a) for a in arrays)).numpy()
+
+
+def canonical_feeds(module: nn.Module, image: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """The inputs of `module`'s canonical export: a refine net's BASE is a smooth stand-in fill
+    (the image blurred), so parity is checked where the net's residual matters."""
+    feeds = {"IMAGE": image, "MASK": mask}
+    if isinstance(module, ClassicalRefineUNet):
+        base = torch.nn.functional.avg_pool2d(torch.from_numpy(image), 5, stride=1, padding=2).numpy()
+        feeds["BASE"] = np.ascontiguousarray(base)
+    return feeds
 
 
 def _exporter_sha256() -> str:
@@ -176,14 +217,17 @@ def _build(name: str, version_dir: Path) -> tuple[onnx.ModelProto, float, dict]:
     if name == "inpaint_fast_fill":
         module, fields = PushPullFill().eval(), {"sources": sources, "weights": "none (a fixed algorithm)"}
     else:
-        module = load_unet()
-        sources[str(WEIGHTS.relative_to(HERE.parent))] = WEIGHTS_SHA256
+        module = load_refine() if name == "inpaint_refine" else load_unet()
+        weights, pinned = pinned_weights(name)
+        sources[str(weights.relative_to(HERE.parent))] = pinned
         fields = {"sources": sources, "training_report": "export/reports/inpaint_unet.md"}
     if name != "inpaint_custom":
         model = canonical_model(module)
-        got = ort_session(model).run(None, {"IMAGE": image, "MASK": mask})[0]
-        diff = float(np.abs(got - torch_reference(module, image, mask)).max())
-        return model, diff, fields | CANONICAL_IO | {"dynamic_axes": "N, H, W (any size)"}
+        feeds = canonical_feeds(module, image, mask)
+        got = ort_session(model).run(None, feeds)[0]
+        diff = float(np.abs(got - torch_reference(module, *feeds.values())).max())
+        io = REFINE_IO if name == "inpaint_refine" else CANONICAL_IO
+        return model, diff, fields | io | {"dynamic_axes": "N, H, W (any size)"}
     spec = load_spec(version_dir / SPEC_FILENAME)
     sources[SPEC_FILENAME] = sha256_file(version_dir / SPEC_FILENAME)
     model = foreign_model(module, spec)
@@ -225,7 +269,7 @@ def export(name: str, out_dir, force: bool = False) -> dict:
     key = {
         "exporter_sha256": _exporter_sha256(),
         "torch": torch.__version__,
-        "weights_sha256": None if name == "inpaint_fast_fill" else WEIGHTS_SHA256,
+        "weights_sha256": None if name == "inpaint_fast_fill" else pinned_weights(name)[1],
     }
     if name == "inpaint_custom":
         key["spec_sha256"] = sha256_file(version_dir / SPEC_FILENAME)
@@ -249,8 +293,13 @@ def export(name: str, out_dir, force: bool = False) -> dict:
     return meta
 
 
-MODELS = ("inpaint_fast_fill", "inpaint_unet", "inpaint_custom")
-BENCH_SIZES = {"inpaint_fast_fill": (512, 256), "inpaint_unet": (256, 512), "inpaint_custom": (512,)}
+MODELS = ("inpaint_fast_fill", "inpaint_unet", "inpaint_refine", "inpaint_custom")
+BENCH_SIZES = {
+    "inpaint_fast_fill": (512, 256),
+    "inpaint_unet": (256, 512),
+    "inpaint_refine": (256,),
+    "inpaint_custom": (512,),
+}
 
 
 def bench(name: str, out_dir, size: int, batch: int = 1, repeats: int = 20, threads: int = 2) -> float:
@@ -267,9 +316,10 @@ def bench(name: str, out_dir, size: int, batch: int = 1, repeats: int = 20, thre
         def call():
             return inpaint_with_spec(lambda feeds: session.run([spec.output], feeds)[0], image, mask, spec)
     else:
+        feeds = {"IMAGE": image, "MASK": mask} | ({"BASE": image} if name == "inpaint_refine" else {})
 
         def call():
-            return session.run(None, {"IMAGE": image, "MASK": mask})
+            return session.run(None, feeds)
 
     call()
     times = []

@@ -106,6 +106,9 @@ class InpaintFigures(Step):
     review_reasons: list[Literal["quality_gate", "large_coverage"]] | None = None
     fallback: Literal["fast_fill"] | None = Field(None, description="the fill served after the gate failed")
     native_windows: int | None = Field(None, description="windows filled at native resolution")
+    refined_windows: int | None = Field(
+        None, description="windows whose classical fill inpaint_refine refined (setting refine)"
+    )
     gate: Gate | None = None
 
 

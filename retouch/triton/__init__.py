@@ -230,14 +230,16 @@ async def bls(model: str, inputs: dict[str, np.ndarray], output: str = "OUTPUT")
 
 
 def fill_infer(max_batch: int, served: dict[str, str]):
-    """Inference for the inpainting models: (model, images, masks) -> filled images, sent in
+    """Inference for the inpainting models: (model, images, masks[, bases]) -> filled images, sent in
     chunks the models accept, to the model `served` puts behind each name retouch.inpaint uses."""
 
-    async def infer(model: str, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        async def call(i, m):
-            return await bls(served[model], {"IMAGE": i, "MASK": m})
+    async def infer(model: str, images: np.ndarray, masks: np.ndarray, bases: np.ndarray | None = None) -> np.ndarray:
+        names = ("IMAGE", "MASK") if bases is None else ("IMAGE", "MASK", "BASE")
 
-        return await in_chunks(call, (images, masks), max_batch)
+        async def call(*arrays):
+            return await bls(served[model], dict(zip(names, arrays)))
+
+        return await in_chunks(call, (images, masks) if bases is None else (images, masks, bases), max_batch)
 
     return infer
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from retouch.inpaint import FAST_FILL, UNET
+from retouch.inpaint import FAST_FILL, REFINE, UNET
 from retouch.settings import parse_settings
 from retouch.text import MODEL_NAME as TEXT_DETECTOR
 from retouch.triton import (
@@ -107,6 +107,7 @@ FILL_PARAMETERS = {
     "crops_per_request_batch": positive_int,
     "fast_fill_model": model_name,
     "unet_model": model_name,
+    "refine_model": model_name,
 }
 
 
@@ -225,8 +226,14 @@ class FillingStep(OperationStep):
     windows to the model the config puts behind it."""
 
     PARAMETERS = FILL_PARAMETERS
-    MODELS = (FAST_FILL, UNET)
+    MODELS = (FAST_FILL, UNET, REFINE)
 
     def setup(self, args: dict) -> None:
-        self.served.update({FAST_FILL: self.params["fast_fill_model"], UNET: self.params["unet_model"]})
+        self.served.update(
+            {
+                FAST_FILL: self.params["fast_fill_model"],
+                UNET: self.params["unet_model"],
+                REFINE: self.params["refine_model"],
+            }
+        )
         self.fill = fill_infer(self.params["crops_per_request_batch"], self.served)

@@ -24,6 +24,7 @@ from scripts.local_server import local_server
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 FIXED_MODEL, FAST_MODEL, STEP = "inpaint_fixed512", "inpaint_fast_fill_byo", "inpaint_regions_byo"
+REFINE_MODEL = "inpaint_refine_byo"
 
 
 def copy_model(model: str, root: Path, name: str) -> str:
@@ -34,7 +35,8 @@ def copy_model(model: str, root: Path, name: str) -> str:
 
 def deployment(root: Path) -> Path:
     """A third model repository, everything the step reads in it: the custom slot as a fixed-size
-    model, the fast fill, and the inpaint step with those models behind its unet and fast routes."""
+    model, the fast fill, the refine net, and the inpaint step with those models behind its unet and
+    fast routes."""
     config = copy_model("inpaint_custom", root, FIXED_MODEL)
     config = config.replace("dims: [ 3, -1, -1 ]", "dims: [ 3, 512, 512 ]").replace(
         "dims: [ 1, -1, -1 ]", "dims: [ 1, 512, 512 ]"
@@ -42,11 +44,13 @@ def deployment(root: Path) -> Path:
     assert config.count("512, 512") == 3
     (root / FIXED_MODEL / "config.pbtxt").write_text(config)
     (root / FAST_MODEL / "config.pbtxt").write_text(copy_model("inpaint_fast_fill", root, FAST_MODEL))
+    (root / REFINE_MODEL / "config.pbtxt").write_text(copy_model("inpaint_refine", root, REFINE_MODEL))
     config = copy_model("inpaint_regions", root, STEP)
     config = config.replace('string_value: "inpaint_unet"', f'string_value: "{FIXED_MODEL}"')
     config = config.replace('string_value: "inpaint_fast_fill"', f'string_value: "{FAST_MODEL}"')
+    config = config.replace('string_value: "inpaint_refine"', f'string_value: "{REFINE_MODEL}"')
     config = re.sub(r"count: \d+", "count: 1", config)
-    assert FIXED_MODEL in config and FAST_MODEL in config
+    assert FIXED_MODEL in config and FAST_MODEL in config and REFINE_MODEL in config
     (root / STEP / "config.pbtxt").write_text(config)
     return root
 
@@ -57,7 +61,7 @@ def server(tmp_path_factory):
     with local_server(
         tmp_path_factory.mktemp("tritonserver"),
         RETOUCH_SERVER_ARGS=f"--model-repository={repository}",
-        RETOUCH_LOAD_MODELS=f"{FAST_MODEL} {FIXED_MODEL} {STEP}",
+        RETOUCH_LOAD_MODELS=f"{FAST_MODEL} {FIXED_MODEL} {REFINE_MODEL} {STEP}",
     ) as endpoints:
         yield endpoints
 

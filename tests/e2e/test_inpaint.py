@@ -79,7 +79,9 @@ def test_inpaint_real_photos_each_route(client, photos, route):
         assert set(report["gate"]) == {"ring_error", "hf_ratio"}
         assert report["fallback"] in (None, "fast_fill")
         assert len(report["mask_sha256"]) == 64 and 0 < report["mask_coverage"] <= 0.12
-        assert {m["name"] for m in result.report["models"]} <= {"inpaint_fast_fill", "inpaint_unet"}
+        assert {m["name"] for m in result.report["models"]} <= {"inpaint_fast_fill", "inpaint_unet", "inpaint_refine"}
+        assert ("inpaint_refine" in {m["name"] for m in result.report["models"]}) == (report["refined_windows"] > 0)
+        assert route == "auto" or report["refined_windows"] == 0
         assert report["route"] in ("fast", "unet", "telea", "fsr", "patchmatch", "mixed")
         # Native-resolution windows: outside the hole, the input bit for bit.
         if report["windows"] == report["native_windows"]:

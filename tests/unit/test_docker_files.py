@@ -136,6 +136,7 @@ def test_dockerfile_copy_sources_exist_and_are_not_dockerignored():
     # BYO spec, every shim. (Generated model.onnx/model.json are dropped on purpose: stage 1 makes them.)
     needed = [
         "export/weights/inpaint_unet.pt",
+        "export/weights/inpaint_refine.pt",
         "model_repository/inpaint_custom/1/inpaint_spec.json",
         *(str(p.relative_to(ROOT)) for p in ROOT.glob("model_repository/*/1/model.py")),
     ]
@@ -188,6 +189,7 @@ def test_every_loaded_onnx_model_is_exported_by_a_run_step():
         "text_detector",
         "inpaint_fast_fill",
         "inpaint_unet",
+        "inpaint_refine",
         "inpaint_custom",
         "upscaler_waifu2x_photo_x2",
     }

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from retouch.inpaint import FAST_FILL, UNET, InpaintSettings, classical_fill, inpaint
+from retouch.inpaint import FAST_FILL, REFINE, UNET, InpaintSettings, classical_fill, inpaint
 from retouch.settings import parse_settings
 
 
@@ -30,9 +30,10 @@ def served(**models):
     """The fake `infer`: each model name filled by the given function; the calls are recorded."""
     calls = []
 
-    async def infer(model, images, masks):
+    async def infer(model, images, masks, bases=None):
         calls.append((model, len(images)))
-        return np.stack([models[model](i, m) for i, m in zip(images, masks)]).astype(np.float32)
+        extra = [()] * len(images) if bases is None else [(b,) for b in bases]
+        return np.stack([models[model](i, m, *e) for i, m, e in zip(images, masks, extra)]).astype(np.float32)
 
     return infer, calls
 
@@ -110,6 +111,44 @@ def test_gate_fallback_all_swaps_a_classical_fill_too(case):
     assert [m for m, _ in calls] == [FAST_FILL, FAST_FILL]  # the probe, then the swap
     fast, _ = run(rgb, mask, served(**{FAST_FILL: noise})[0], route="fast")
     np.testing.assert_array_equal(out, fast)
+
+
+def brighter_base(image: np.ndarray, mask: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """A refine net's contract (IMAGE, MASK, BASE -> OUTPUT), faked: the base lifted in the hole."""
+    return np.where(mask > 0, np.clip(base + 0.2, 0, 1), image)
+
+
+def test_auto_refines_the_classical_fill_of_native_windows_only():
+    """On auto, inpaint_refine gets the classical fill of each native window of the routes in
+    `refine` (patchmatch by default) as BASE, all in one call; a hole filled at reduced resolution
+    keeps its classical fill; refine [] or a named route serves the classical fill as is."""
+    from skimage import data
+
+    rgb = np.ascontiguousarray(data.astronaut())
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    mask[250:480, 250:480] = 255  # thick and larger than a window: reduced resolution, patchmatch
+    mask[40:70, 40:70] = mask[40:70, 150:180] = 255  # one native window of strokes to auto: fsr
+    mask[40:80, 300:360] = 255  # a native window with a rectangle: patchmatch
+    rectangle = np.zeros(mask.shape, bool)
+    rectangle[40:80, 300:360] = True
+    infer, calls = served(**{FAST_FILL: telea, REFINE: brighter_base})
+    out, report = run(rgb, mask, infer)
+    assert report["routes"] == {"patchmatch": 2, "fsr": 1}
+    assert report["refined_windows"] == 1 and REFINE in report["models"]
+    assert [(m, n) for m, n in calls if m == REFINE] == [(REFINE, 1)]
+    plain, plain_report = run(rgb, mask, served(**{FAST_FILL: telea})[0], refine=[])
+    assert plain_report["refined_windows"] == 0 and REFINE not in plain_report["models"]
+    np.testing.assert_array_equal(out[~rectangle], plain[~rectangle])  # strokes and the reduced window
+    lift = out[rectangle].astype(int) - plain[rectangle]
+    assert np.all((lift == np.minimum(51, 255 - plain[rectangle].astype(int))) | (abs(lift - 51) <= 1))
+    infer, calls = served(**{FAST_FILL: telea, REFINE: brighter_base})
+    both, both_report = run(rgb, mask, infer, refine=["fsr", "patchmatch"])
+    assert both_report["refined_windows"] == 2 and [(m, n) for m, n in calls if m == REFINE] == [(REFINE, 2)]
+    infer, calls = served(**{FAST_FILL: telea})
+    _, named_report = run(rgb, mask, infer, route="patchmatch")
+    assert named_report["refined_windows"] == 0 and [m for m, _ in calls] == [FAST_FILL]  # the probe only
+    for image in (out, both):
+        np.testing.assert_array_equal(image[mask == 0], rgb[mask == 0])
 
 
 def test_remove_text_keeps_its_own_inpaint_defaults_under_a_partial_section():

@@ -20,8 +20,11 @@ from retouch.morphology import feather
 from retouch.settings import parse_settings
 
 
-async def telea(model, images, masks):
-    """A real classical fill (OpenCV's Telea) standing in for the served models: same contract."""
+async def telea(model, images, masks, bases=None):
+    """A real classical fill (OpenCV's Telea) standing in for the served models: same contract.
+    For inpaint_refine (bases given): the base in the hole, what an untrained refine net returns."""
+    if bases is not None:
+        return np.where(masks > 0, bases, images).astype(np.float32)
     out = []
     for img, m in zip(images, masks):
         u8 = np.clip(img.transpose(1, 2, 0) * 255, 0, 255).astype(np.uint8)
