@@ -14,8 +14,9 @@ the true glyph mask kept from the rendering; and the same photos with block mask
 
 Columns: PSNR and SSIM in the hole (the text region = true glyphs dilated 2 px, the same pixels
 for every row); mask recall (of true glyph pixels) and area (over the true glyphs dilated 2 px);
-residual lines (re-detected by an independent detector, PP-OCRv4 from rapidocr); pixels changed on
-text-free photos; ms per image; refusals.
+residual lines (re-detected by an independent detector, PP-OCRv4 from rapidocr; also the lines it
+finds in the clean photo, and the residual lines the clean photo lacks: what the edit left); pixels
+changed on text-free photos; ms per image; refusals.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ def summarise(rows: list[dict]) -> dict:
             "ssim_median": round(float(np.median([r["ssim"] for r in ok])), 4) if ok else None,
             "ms_median": round(float(np.median([r["ms"] for r in mine])), 1),
         }
-        for key in ("recall", "area", "residual", "changed"):
+        for key in ("recall", "area", "residual", "residual_floor", "residual_new", "changed"):
             values = [r[key] for r in mine if r.get(key) is not None]
             if values:
                 out[method][key] = round(float(np.median(values)), 4)
@@ -220,10 +221,6 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
             lambda: asyncio.run(remove_text(scene.rgb, RemoveTextSettings(), models.detect, models.fill))
         )
         painted = mask > 0
-        after = models.independent_boxes(out)
-        residual = sum(_covered(after, line.quad, scene.rgb.shape[:2]) for line in scene.lines) / max(
-            len(scene.lines), 1
-        )
         rows.append(
             score(
                 "remove_text (served)",
@@ -233,7 +230,7 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
                 ms,
                 recall=float((painted & ink).sum() / max(ink.sum(), 1)),
                 area=float(painted.sum() / max(region.sum(), 1)),
-                residual=residual,
+                **residual_lines(models, out, scene),
                 outcome=fig["outcome"],
                 scene=scene.name,
             )
@@ -252,6 +249,21 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
             )
         print(f"  {scene.name}: {fig['outcome']}", file=sys.stderr)
     return rows
+
+
+def residual_lines(models: LocalModels, out: np.ndarray, scene) -> dict:
+    """Shares of the scene's lines the independent detector finds: after the edit (`residual`), in the
+    clean photo (`residual_floor`: a sign, a logo or text-like texture under a caption is found even
+    after a perfect edit) and after the edit but not in the clean photo (`residual_new`: what the
+    edit left)."""
+    shape, lines = scene.rgb.shape[:2], max(len(scene.lines), 1)
+    after, clean = models.independent_boxes(out), models.independent_boxes(scene.photo)
+    found = [(_covered(after, line.quad, shape), _covered(clean, line.quad, shape)) for line in scene.lines]
+    return {
+        "residual": sum(a for a, _ in found) / lines,
+        "residual_floor": sum(c for _, c in found) / lines,
+        "residual_new": sum(a and not c for a, c in found) / lines,
+    }
 
 
 def _covered(boxes: np.ndarray, quad: np.ndarray, shape) -> bool:
@@ -435,6 +447,8 @@ def render(result: dict, args, n_free: int, n_scenes: int) -> str:
             ("mask recall (mean)", "recall_mean"),
             ("mask area / true (median)", "area"),
             ("residual lines (mean)", "residual_mean"),
+            ("lines found in the clean photo (mean)", "residual_floor_mean"),
+            ("residual lines the clean photo lacks (mean)", "residual_new_mean"),
         ]
         + cols[3:]
     )

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from export.edit_data import SCENE_FONTS, SCENE_STYLES, TEXT_FREE, make_scene
-from export.eval_edits import LocalModels, _covered, grow, psnr
+from export.eval_edits import LocalModels, grow, psnr, residual_lines
 from export.inpaint_data import catalog, load_rgb
 from retouch.glyphs import GlyphSettings, text_masks
 from retouch.inpaint import classical_fill
@@ -53,12 +53,10 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
     region = grow(ink, 2)
     out, _, _ = asyncio.run(remove_text(scene.rgb, settings, models.detect, models.fill))
     telea = classical_fill("TELEA", scene.rgb, ink)
-    after = models.independent_boxes(out)
-    scores = {"n": int(region.sum()) * 3}
+    scores = {"n": int(region.sum()) * 3, **residual_lines(models, out, scene)}
     for name, image in (("served", out), ("telea", telea)):
         scores[f"{name}_sse"] = float(((image[region].astype(np.float64) - scene.photo[region]) ** 2).sum())
         scores[f"{name}_psnr"] = psnr(image, scene.photo, region)
-    scores["residual"] = sum(_covered(after, line.quad, scene.rgb.shape[:2]) for line in scene.lines) / len(scene.lines)
     return scores
 
 
@@ -133,7 +131,8 @@ def run(
         for name in ("served", "telea"):
             figures[f"{name}_psnr_pooled"] = pooled_psnr(sum(e[f"{name}_sse"] for e in edited), n)
             figures[f"{name}_psnr_median"] = round(float(np.median([e[f"{name}_psnr"] for e in edited])), 2)
-        figures["residual_mean"] = round(float(np.mean([e["residual"] for e in edited])), 4)
+        for key in ("residual", "residual_floor", "residual_new"):
+            figures[f"{key}_mean"] = round(float(np.mean([e[key] for e in edited])), 4)
     return figures | {
         "text_free_painted": painted_free,
         "over_max_text_coverage": over_coverage,
