@@ -360,13 +360,21 @@ def window_inputs(image: np.ndarray, hole: np.ndarray, window: Window, side: int
     return crop, holes
 
 
+async def model_fill(
+    model: str, crops: np.ndarray, holes: np.ndarray, infer: InpaintInfer, bases: np.ndarray | None = None
+) -> np.ndarray:
+    """[N, S, S, 3] crops and [N, S, S] holes (and [N, S, S, 3] bases, for inpaint_refine) through a
+    served model, which takes and returns NCHW -> [N, S, S, 3] fills."""
+    nchw = [np.ascontiguousarray(crops.transpose(0, 3, 1, 2)), np.ascontiguousarray(holes[:, None])]
+    if bases is not None:
+        nchw.append(np.ascontiguousarray(bases.transpose(0, 3, 1, 2)))
+    return (await infer(model, *nchw)).transpose(0, 2, 3, 1)
+
+
 async def fill_windows(route: str, crops: np.ndarray, holes: np.ndarray, infer: InpaintInfer) -> np.ndarray:
     """[N, S, S, 3] crops and [N, S, S] holes -> [N, S, S, 3] fills by the route."""
     if route in MODEL_ROUTES:
-        out = await infer(
-            MODEL_ROUTES[route], np.ascontiguousarray(crops.transpose(0, 3, 1, 2)), np.ascontiguousarray(holes[:, None])
-        )
-        return out.transpose(0, 2, 3, 1)
+        return await model_fill(MODEL_ROUTES[route], crops, holes, infer)
     return np.stack([route_fill(route, c, m > 0) for c, m in zip(crops, holes)])
 
 
@@ -460,13 +468,8 @@ async def inpaint(
                 bases[i] = window_inputs(region, hole, windows[i], model_size)[0]
     if bases:
         refined = sorted(bases)
-        out = await infer(
-            REFINE,
-            np.ascontiguousarray(crops[refined].transpose(0, 3, 1, 2)),
-            np.ascontiguousarray(holes[refined][:, None]),
-            np.ascontiguousarray(np.stack([bases[i] for i in refined]).transpose(0, 3, 1, 2)),
-        )
-        for i, fill in zip(refined, out.transpose(0, 2, 3, 1)):
+        out = await model_fill(REFINE, crops[refined], holes[refined], infer, np.stack([bases[i] for i in refined]))
+        for i, fill in zip(refined, out):
             fills[i] = fill
 
     result = paste(rgb, hole, placed, fills, settings.feather_sigma)

@@ -234,12 +234,12 @@ def fill_infer(max_batch: int, served: dict[str, str]):
     chunks the models accept, to the model `served` puts behind each name retouch.inpaint uses."""
 
     async def infer(model: str, images: np.ndarray, masks: np.ndarray, bases: np.ndarray | None = None) -> np.ndarray:
-        names = ("IMAGE", "MASK") if bases is None else ("IMAGE", "MASK", "BASE")
+        named = {"IMAGE": images, "MASK": masks} | ({} if bases is None else {"BASE": bases})
 
         async def call(*arrays):
-            return await bls(served[model], dict(zip(names, arrays)))
+            return await bls(served[model], dict(zip(named, arrays)))
 
-        return await in_chunks(call, (images, masks) if bases is None else (images, masks, bases), max_batch)
+        return await in_chunks(call, tuple(named.values()), max_batch)
 
     return infer
 
