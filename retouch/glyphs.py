@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import cv2
@@ -48,6 +48,12 @@ class GlyphSettings(Settings):
     )
     unclean: Literal["review", "box"] = Field(
         "review", description="a text-like line that does not split cleanly: review (leave it) or box (paint it)"
+    )
+    box_mask: Literal["segmenter", "whole"] = Field(
+        "segmenter",
+        description="a line painted as a box (text that does not split cleanly, rescued or unclean=box): the "
+        "learned glyph segmenter's ink inside the box, grown 1 px (segmenter; the box where it finds none), or "
+        "the whole box (whole)",
     )
     min_contrast: Float = Field(
         14.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, at least"
@@ -564,21 +570,19 @@ def learned_line_mask(crop: LineCrop, prob: np.ndarray, threshold: float, min_co
 LEARNED_THRESHOLD = 0.10
 LEARNED_MIN_CONFIDENCE = 0.9075
 WIDTH_STEP = 64  # crop widths are padded up to a multiple of this, so alike lines share a batch
+SEGMENTER = "glyph_segmenter"  # the served model (export/glyph_segmenters.py)
+# A box line's segmented ink grows this far (40 dev photos, glyph_dev --edits: 1 px beats 2).
+BOX_INK_GROW_PX = 1
 
 # [N, 4, CROP_HEIGHT, W] float32 crops -> [N, 1, CROP_HEIGHT, W] float32 ink probability
 GlyphInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 
 
-async def learned_text_masks(
-    rgb: np.ndarray,
-    boxes: np.ndarray,
-    infer: GlyphInfer,
-    threshold: float = LEARNED_THRESHOLD,
-    min_confidence: float = LEARNED_MIN_CONFIDENCE,
-    max_batch: int = 8,
-) -> tuple[np.ndarray, list[LineMask]]:
-    """text_masks with the learned segmenter: HxWx3 uint8 + detected quads -> (HxW uint8 mask,
-    255 = text; one LineMask per box). Crops of one padded width go out as one batch (in chunks of
+async def ink_probabilities(
+    rgb: np.ndarray, boxes: np.ndarray, infer: GlyphInfer, max_batch: int = 8
+) -> list[tuple[LineCrop, np.ndarray] | None]:
+    """Each detected quad's rectified crop and the segmenter's ink probability on it (crop-sized;
+    None for a degenerate quad). Crops of one padded width go out as one batch (in chunks of
     max_batch, concurrently); the padding is zeros, box channel included, as in training."""
     crops = [line_crop(q, rgb.shape[:2]) for q in boxes]
     probs: dict[int, np.ndarray] = {}
@@ -595,13 +599,60 @@ async def learned_text_masks(
         probs.update({i: out[row, 0, :, : crops[i].width] for row, i in enumerate(members)})
 
     await asyncio.gather(*(run(w, m) for w, m in by_width.items()))
+    return [None if crop is None else (crop, probs[i]) for i, crop in enumerate(crops)]
+
+
+async def learned_text_masks(
+    rgb: np.ndarray,
+    boxes: np.ndarray,
+    infer: GlyphInfer,
+    threshold: float = LEARNED_THRESHOLD,
+    min_confidence: float = LEARNED_MIN_CONFIDENCE,
+    max_batch: int = 8,
+) -> tuple[np.ndarray, list[LineMask]]:
+    """text_masks with the learned segmenter alone: HxWx3 uint8 + detected quads -> (HxW uint8 mask,
+    255 = text; one LineMask per box)."""
     mask = np.zeros(rgb.shape[:2], np.uint8)
     lines = []
-    for i, crop in enumerate(crops):
-        if crop is None:
+    for found in await ink_probabilities(rgb, boxes, infer, max_batch):
+        if found is None:
             lines.append(LineMask("uncertain", 0, 0, np.zeros((0, 0), bool), {"reason": "too small to segment"}))
             continue
-        line = learned_line_mask(crop, probs[i], threshold, min_confidence)
+        line = learned_line_mask(*found, threshold, min_confidence)
         line.paint(mask)
         lines.append(line)
+    return mask, lines
+
+
+async def segment_box_lines(
+    rgb: np.ndarray,
+    boxes: np.ndarray,
+    lines: list[LineMask],
+    infer: GlyphInfer,
+    max_batch: int = 8,
+) -> tuple[np.ndarray, list[LineMask]]:
+    """The lines text_masks paints whole (`box`: text that did not split cleanly) painted with the
+    learned segmenter's ink instead, grown BOX_INK_GROW_PX, inside the same box; a line where it
+    finds no ink keeps its box. -> (HxW uint8 mask of every line, the lines). Which lines are
+    painted does not change: the rule decides that, the segmenter only shapes the mask (the
+    segmenter alone is behind the rule on the line decision, docs/reports/glyph_segmenter.md)."""
+    chosen = [i for i, line in enumerate(lines) if line.kind == "box"]
+    lines = list(lines)
+    if chosen:
+        found = await ink_probabilities(rgb, boxes[chosen], infer, max_batch)
+        for i, crop_prob in zip(chosen, found):
+            line = lines[i]
+            if crop_prob is None:
+                continue
+            y0, x0, window = crop_prob[0].paste(crop_prob[1])
+            ink = np.zeros(rgb.shape[:2], bool)
+            ink[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = window > LEARNED_THRESHOLD
+            h, w = line.mask.shape
+            ink = dilate(ink[line.y0 : line.y0 + h, line.x0 : line.x0 + w], BOX_INK_GROW_PX) & line.mask
+            if ink.any():
+                share = round(float(ink.sum()) / max(int(line.mask.sum()), 1), 4)
+                lines[i] = replace(line, mask=ink, figures={**line.figures, "mask": "segmenter", "box_share": share})
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    for line in lines:
+        line.paint(mask)
     return mask, lines

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, field_validator
 
-from retouch.glyphs import GlyphSettings, text_masks
+from retouch.glyphs import GlyphInfer, GlyphSettings, segment_box_lines, text_masks
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.morphology import dilate
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
@@ -104,14 +104,18 @@ async def remove_text(
     inpaint_infer: InpaintInfer,
     object_mask: np.ndarray | None = None,
     model_size: int = MODEL_SIDE,
+    segment_infer: GlyphInfer | None = None,
     **detect_options,
 ):
     """HxWx3 uint8 -> (result HxWx3 uint8, the mask painted HxW uint8, report figures).
 
     object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain);
-    the caller checks its size."""
+    the caller checks its size. segment_infer runs the learned glyph segmenter, which shapes the
+    mask of the lines painted as boxes (settings.mask.box_mask); without it they are painted whole."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
+    if segment_infer is not None and settings.mask.box_mask == "segmenter":
+        mask, lines = await segment_box_lines(rgb, found.boxes, lines, segment_infer)
     text_coverage = share(mask)
     if object_mask is not None:
         mask = np.maximum(mask, np.where(object_mask > 127, 255, 0).astype(np.uint8))
@@ -155,7 +159,7 @@ async def remove_text(
         mask = np.maximum(mask, ghosts)
         again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
         residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
-        reasons += repainted["review_reasons"]
+        reasons += repainted.get("review_reasons") or []
         figures.update(repaint=repainted, mask_sha256=mask_sha256(mask), mask_coverage=round(share(mask), 6))
     reasons += filled["review_reasons"] + (["residual_text"] if residual else [])
     reasons = list(dict.fromkeys(reasons))

@@ -144,6 +144,10 @@ class Line(Figures):
     faint: bool | None = Field(
         None, description="split at the faint-watermark threshold (GlyphSettings.faint_contrast)"
     )
+    mask: Literal["segmenter"] | None = Field(
+        None, description="a box line painted with the glyph segmenter's ink inside its box (GlyphSettings.box_mask)"
+    )
+    box_share: float | None = Field(None, description="...the share of the box that ink covers")
 
 
 class RepaintFigures(InpaintFigures):

@@ -49,5 +49,6 @@ fi
 "$VENV/bin/python" -m export.upscalers --out model_repository
 "$VENV/bin/python" -m export.text_detectors --out model_repository
 "$VENV/bin/python" -m export.inpainters --out model_repository
+"$VENV/bin/python" -m export.glyph_segmenters --out model_repository
 
 log "done: source scripts/env.sh to use tritonserver and perf_analyzer by hand"

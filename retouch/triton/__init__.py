@@ -20,6 +20,7 @@ from retouch import __version__, reports
 from retouch.batching import in_chunks
 from retouch.codecs import decode_mask
 from retouch.errors import Cancelled, InvalidInput, Overloaded, short
+from retouch.glyphs import SEGMENTER
 from retouch.settings import OutputSettings
 from retouch.text import MODEL_NAME
 
@@ -246,3 +247,7 @@ def fill_infer(max_batch: int, served: dict[str, str]):
 
 async def detector_infer(batch: np.ndarray) -> np.ndarray:
     return await bls(MODEL_NAME, {"INPUT": batch})
+
+
+async def segmenter_infer(batch: np.ndarray) -> np.ndarray:
+    return await bls(SEGMENTER, {"INPUT": batch})

@@ -137,6 +137,7 @@ def test_dockerfile_copy_sources_exist_and_are_not_dockerignored():
     needed = [
         "export/weights/inpaint_unet.pt",
         "export/weights/inpaint_refine.pt",
+        "export/weights/glyph_segmenter.pt",
         "model_repository/inpaint_custom/1/inpaint_spec.json",
         *(str(p.relative_to(ROOT)) for p in ROOT.glob("model_repository/*/1/model.py")),
     ]
@@ -190,6 +191,7 @@ def test_every_loaded_onnx_model_is_exported_by_a_run_step():
         "inpaint_fast_fill",
         "inpaint_unet",
         "inpaint_refine",
+        "glyph_segmenter",
         "inpaint_custom",
         "upscaler_waifu2x_photo_x2",
     }

@@ -81,3 +81,48 @@ def test_learned_text_masks_batch_by_width_and_paint_the_glyphs(tmp_path):
     patch = np.array([[[10, 10], [120, 10], [120, 40], [10, 40]]], np.float32)
     empty, kinds = asyncio.run(learned_text_masks(data.chelsea(), patch, infer))
     assert kinds[0].kind == "texture" and not empty.any()
+
+
+def test_box_lines_are_painted_with_the_segmenters_ink_inside_their_box(tmp_path):
+    """A line text_masks paints whole (an unclean split beside clean lines) is painted with the
+    segmenter's ink instead: the ink covered, a fraction of the box painted, nothing outside the
+    box; the other lines keep their masks; a segmenter that finds nothing leaves the box."""
+    import asyncio
+
+    from retouch.glyphs import GlyphSettings, segment_box_lines, text_masks
+
+    export(tmp_path, force=True)
+    session = ort.InferenceSession(str(tmp_path / NAME / "1" / "model.onnx"))
+
+    async def infer(batch):
+        return session.run(None, {"INPUT": batch})[0]
+
+    async def blind(batch):
+        return np.zeros((batch.shape[0], 1, *batch.shape[2:]), np.float32)
+
+    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
+    boxes = []
+    for line in scene.lines:
+        (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)
+        boxes.append(cv2.boxPoints(((cx, cy), (w + 0.6 * line.height, h + 0.6 * line.height), a)))
+    boxes = np.array(boxes, np.float32)
+    whole, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), GlyphSettings())
+    box_lines = [i for i, line in enumerate(lines) if line.kind == "box"]
+    assert box_lines
+
+    mask, shaped = asyncio.run(segment_box_lines(scene.rgb, boxes, lines, infer))
+    assert [line.kind for line in shaped] == [line.kind for line in lines]
+    for i, (before, after) in enumerate(zip(lines, shaped)):
+        if i not in box_lines:
+            assert after is before
+            continue
+        assert after.figures["mask"] == "segmenter" and 0 < after.figures["box_share"] < 0.8
+        assert not (after.mask & ~before.mask).any()  # inside the box it replaces
+        ink = scene.lines[i].ink
+        assert (mask[ink] > 0).mean() >= 0.9
+    assert (mask > 0).sum() < (whole > 0).sum()
+    assert not ((mask > 0) & (whole == 0)).any()
+
+    kept, unshaped = asyncio.run(segment_box_lines(scene.rgb, boxes, lines, blind))
+    np.testing.assert_array_equal(kept, whole)
+    assert all("mask" not in line.figures for line in unshaped)

@@ -1,9 +1,11 @@
 """text_remove: detect text, inpaint it away, verify. The work is retouch.remove_text.remove_text;
-this is the glue: BLS calls to the detector and the fill models, and the caller's OBJECT_MASK."""
+this is the glue: BLS calls to the detector, the glyph segmenter and the fill models, and the
+caller's OBJECT_MASK."""
 
+from retouch.glyphs import SEGMENTER
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import MODEL_NAME
-from retouch.triton import decode_image_mask, detector_infer, input_array, input_bytes
+from retouch.triton import decode_image_mask, detector_infer, input_array, input_bytes, segmenter_infer
 from retouch.triton.step import (
     DETECTOR_PARAMETERS,
     FILL_PARAMETERS,
@@ -18,7 +20,7 @@ class TritonPythonModel(FillingStep):
     OPERATION = "remove_text"
     SETTINGS = RemoveTextSettings
     PARAMETERS = {**DETECTOR_PARAMETERS, **FILL_PARAMETERS, "max_pixels": positive_int}
-    MODELS = (MODEL_NAME, *FillingStep.MODELS)
+    MODELS = (MODEL_NAME, SEGMENTER, *FillingStep.MODELS)
     OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
     SERIES = ("masked", "gated")
 
@@ -33,10 +35,18 @@ class TritonPythonModel(FillingStep):
             None if object_bytes is None else decode_image_mask(object_bytes, pixels.shape, self.params["max_pixels"])
         )
         out, mask, figures = await remove_text(
-            pixels, settings, detector_infer, self.fill, objects, self.params["model_size"], **self.detect_options
+            pixels,
+            settings,
+            detector_infer,
+            self.fill,
+            objects,
+            self.params["model_size"],
+            segment_infer=segmenter_infer,
+            **self.detect_options,
         )
         inpainted = figures.get("inpaint", {})
-        models = [MODEL_NAME, *inpainted.pop("models", [])]
+        segmented = any(line.get("mask") == "segmenter" for line in figures["lines"])
+        models = [MODEL_NAME, *([SEGMENTER] if segmented else []), *inpainted.pop("models", [])]
         models += [m for m in figures.get("repaint", {}).pop("models", []) if m not in models]
         return StepResult(
             {"PIXELS": out, "MASK": mask},
