@@ -18,6 +18,9 @@ from the background, and decides from that separation whether the box holds text
    a share of the box typical of writing, and either have consistent stroke widths or sit like
    letters on a line (alike heights, on the line's axis, about one per line height).
 
+5. Shape (segment_lines, with the served learned segmenter): a line painted as its box gets the
+   segmenter's ink inside the box instead; a glyph mask keeps only pixels near that ink.
+
 Each line ends as `glyph` (its glyph mask is painted), `texture` (not text: nothing painted) or
 `uncertain` (maybe text but no clean split, or a detector score under `min_score`: nothing painted;
 the caller answers needs_review). `mode="box"` or `unclean="box"` paint whole boxes instead.
@@ -54,6 +57,14 @@ class GlyphSettings(Settings):
         description="a line painted as a box (text that does not split cleanly, rescued or unclean=box): the "
         "learned glyph segmenter's ink inside the box, grown 1 px (segmenter; the box where it finds none), or "
         "the whole box (whole)",
+    )
+    trim_px: Int = Field(
+        5,
+        ge=0,
+        le=64,
+        description="a glyph line's mask keeps only pixels within this distance of the ink the learned glyph "
+        "segmenter sees (photo the colour split took for glyphs; 0: no trimming, nor where it would remove "
+        "more than half the mask)",
     )
     min_contrast: Float = Field(
         14.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, at least"
@@ -573,6 +584,7 @@ WIDTH_STEP = 64  # crop widths are padded up to a multiple of this, so alike lin
 SEGMENTER = "glyph_segmenter"  # the served model (export/glyph_segmenters.py)
 # A box line's segmented ink grows this far (40 dev photos, glyph_dev --edits: 1 px beats 2).
 BOX_INK_GROW_PX = 1
+MIN_TRIM_KEEP = 0.5  # a trim that would leave less of a glyph line's mask than this is not made
 
 # [N, 4, CROP_HEIGHT, W] float32 crops -> [N, 1, CROP_HEIGHT, W] float32 ink probability
 GlyphInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -624,34 +636,51 @@ async def learned_text_masks(
     return mask, lines
 
 
-async def segment_box_lines(
+def shaped_by_segmenter(kind: str, settings: GlyphSettings) -> bool:
+    """Whether segment_lines consults the segmenter on a line of this kind."""
+    if settings.mode != "glyph":
+        return False
+    return (kind == "box" and settings.box_mask == "segmenter") or (kind == "glyph" and settings.trim_px > 0)
+
+
+async def segment_lines(
     rgb: np.ndarray,
     boxes: np.ndarray,
     lines: list[LineMask],
     infer: GlyphInfer,
+    settings: GlyphSettings,
     max_batch: int = 8,
 ) -> tuple[np.ndarray, list[LineMask]]:
-    """The lines text_masks paints whole (`box`: text that did not split cleanly) painted with the
-    learned segmenter's ink instead, grown BOX_INK_GROW_PX, inside the same box; a line where it
-    finds no ink keeps its box. -> (HxW uint8 mask of every line, the lines). Which lines are
-    painted does not change: the rule decides that, the segmenter only shapes the mask (the
-    segmenter alone is behind the rule on the line decision, docs/reports/glyph_segmenter.md)."""
-    chosen = [i for i, line in enumerate(lines) if line.kind == "box"]
+    """The painted lines' masks shaped by the learned segmenter's ink (probability over
+    LEARNED_THRESHOLD): a `box` line (text that did not split cleanly, painted whole) gets that ink
+    grown BOX_INK_GROW_PX inside its box (`box_mask`), a `glyph` line keeps only the pixels of its
+    mask within `trim_px` of the ink (photo the colour split took for glyphs: a fig's seeds, leaves).
+    A line where the segmenter sees no ink, or a glyph line it would cut by more than half, stays
+    as it was. -> (HxW uint8 mask of every line, the lines). Which lines are painted does not
+    change: the rule decides that, the segmenter only shapes them (alone it is behind the rule on
+    that decision, docs/reports/glyph_segmenter.md)."""
+    chosen = [i for i, line in enumerate(lines) if shaped_by_segmenter(line.kind, settings)]
     lines = list(lines)
-    if chosen:
-        found = await ink_probabilities(rgb, boxes[chosen], infer, max_batch)
-        for i, crop_prob in zip(chosen, found):
-            line = lines[i]
-            if crop_prob is None:
-                continue
-            y0, x0, window = crop_prob[0].paste(crop_prob[1])
-            ink = np.zeros(rgb.shape[:2], bool)
-            ink[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = window > LEARNED_THRESHOLD
-            h, w = line.mask.shape
-            ink = dilate(ink[line.y0 : line.y0 + h, line.x0 : line.x0 + w], BOX_INK_GROW_PX) & line.mask
-            if ink.any():
-                share = round(float(ink.sum()) / max(int(line.mask.sum()), 1), 4)
-                lines[i] = replace(line, mask=ink, figures={**line.figures, "mask": "segmenter", "box_share": share})
+    found = await ink_probabilities(rgb, boxes[chosen], infer, max_batch) if chosen else []
+    for i, crop_prob in zip(chosen, found):
+        if crop_prob is None:
+            continue
+        line = lines[i]
+        y0, x0, window = crop_prob[0].paste(crop_prob[1])
+        ink = np.zeros(rgb.shape[:2], bool)
+        ink[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = window > LEARNED_THRESHOLD
+        h, w = line.mask.shape
+        ink = ink[line.y0 : line.y0 + h, line.x0 : line.x0 + w]
+        if line.kind == "box":
+            shaped = dilate(ink, BOX_INK_GROW_PX) & line.mask
+            if shaped.any():
+                share = round(float(shaped.sum()) / max(int(line.mask.sum()), 1), 4)
+                lines[i] = replace(line, mask=shaped, figures={**line.figures, "mask": "segmenter", "box_share": share})
+        else:
+            kept = line.mask & dilate(ink, settings.trim_px)
+            if kept.sum() >= MIN_TRIM_KEEP * line.mask.sum() and kept.sum() < line.mask.sum():
+                trimmed = int(line.mask.sum() - kept.sum())
+                lines[i] = replace(line, mask=kept, figures={**line.figures, "trimmed": trimmed})
     mask = np.zeros(rgb.shape[:2], np.uint8)
     for line in lines:
         line.paint(mask)

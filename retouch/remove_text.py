@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, field_validator
 
-from retouch.glyphs import GlyphInfer, GlyphSettings, segment_box_lines, text_masks
+from retouch.glyphs import GlyphInfer, GlyphSettings, segment_lines, text_masks
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.morphology import dilate
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
@@ -111,11 +111,11 @@ async def remove_text(
 
     object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain);
     the caller checks its size. segment_infer runs the learned glyph segmenter, which shapes the
-    mask of the lines painted as boxes (settings.mask.box_mask); without it they are painted whole."""
+    painted lines' masks (settings.mask.box_mask, trim_px); without it the rule's masks are painted."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
-    if segment_infer is not None and settings.mask.box_mask == "segmenter":
-        mask, lines = await segment_box_lines(rgb, found.boxes, lines, segment_infer)
+    if segment_infer is not None:
+        mask, lines = await segment_lines(rgb, found.boxes, lines, segment_infer, settings.mask)
     text_coverage = share(mask)
     if object_mask is not None:
         mask = np.maximum(mask, np.where(object_mask > 127, 255, 0).astype(np.uint8))

@@ -148,6 +148,9 @@ class Line(Figures):
         None, description="a box line painted with the glyph segmenter's ink inside its box (GlyphSettings.box_mask)"
     )
     box_share: float | None = Field(None, description="...the share of the box that ink covers")
+    trimmed: int | None = Field(
+        None, description="pixels of a glyph line's mask farther than trim_px from the segmenter's ink, left alone"
+    )
 
 
 class RepaintFigures(InpaintFigures):

@@ -61,7 +61,7 @@ def removed(client, scenes):
 
 def test_text_is_gone_and_the_holes_are_filled(triton, server, scenes, removed, tmp_path):
     lines = found_before = found_after = painted_lines = residual_painted = 0
-    gains, outcomes, segmented = [], [], []
+    gains, outcomes, segmented, trimmed = [], [], [], []
     for scene, result in zip(scenes, removed):
         out, mask = pixels(result), result.outputs["OUTPUT_MASK"]
         report = result.report["remove_text"]
@@ -95,16 +95,18 @@ def test_text_is_gone_and_the_holes_are_filled(triton, server, scenes, removed, 
             if (hole & line.ink).sum() >= 0.5 * line.ink.sum() and score_line(line, boxes, out.shape[:2])
         )
         assert [m["name"] for m in result.report["models"]][0] == "text_detector"
-        # Lines painted as boxes are shaped by the glyph segmenter, which the report then names.
+        # Painted lines are shaped by the glyph segmenter, which the report then names.
         segmented += [line for line in report["lines"] if line.get("mask") == "segmenter"]
+        trimmed += [line["trimmed"] for line in report["lines"] if "trimmed" in line]
         assert ("glyph_segmenter" in [m["name"] for m in result.report["models"]]) == any(
-            line.get("mask") == "segmenter" for line in report["lines"]
+            line["kind"] in ("glyph", "box") for line in report["lines"]
         )
     print(
         f"\nremove_text: {lines} rendered lines; detector found {found_before} before, {found_after} after; "
         f"{painted_lines} painted, {residual_painted} of them found again; "
         f"in-hole PSNR gain over a flat fill (dB) {np.round(gains, 2).tolist()}; outcomes {outcomes}; "
-        f"box lines shaped by the segmenter {[line['box_share'] for line in segmented]}"
+        f"box lines shaped by the segmenter {[line['box_share'] for line in segmented]}, "
+        f"pixels trimmed off glyph lines {trimmed}"
     )
     assert segmented and all(line["kind"] == "box" and 0 < line["box_share"] < 1 for line in segmented)
     assert found_before >= 0.95 * lines

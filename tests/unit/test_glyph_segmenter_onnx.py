@@ -83,13 +83,14 @@ def test_learned_text_masks_batch_by_width_and_paint_the_glyphs(tmp_path):
     assert kinds[0].kind == "texture" and not empty.any()
 
 
-def test_box_lines_are_painted_with_the_segmenters_ink_inside_their_box(tmp_path):
+def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
     """A line text_masks paints whole (an unclean split beside clean lines) is painted with the
     segmenter's ink instead: the ink covered, a fraction of the box painted, nothing outside the
-    box; the other lines keep their masks; a segmenter that finds nothing leaves the box."""
+    box. Glyph lines keep their mask near the ink only. A segmenter that finds nothing changes
+    nothing."""
     import asyncio
 
-    from retouch.glyphs import GlyphSettings, segment_box_lines, text_masks
+    from retouch.glyphs import GlyphSettings, segment_lines, text_masks
 
     export(tmp_path, force=True)
     session = ort.InferenceSession(str(tmp_path / NAME / "1" / "model.onnx"))
@@ -106,23 +107,44 @@ def test_box_lines_are_painted_with_the_segmenters_ink_inside_their_box(tmp_path
         (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)
         boxes.append(cv2.boxPoints(((cx, cy), (w + 0.6 * line.height, h + 0.6 * line.height), a)))
     boxes = np.array(boxes, np.float32)
-    whole, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), GlyphSettings())
-    box_lines = [i for i, line in enumerate(lines) if line.kind == "box"]
-    assert box_lines
+    settings = GlyphSettings()
+    whole, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), settings)
+    kinds = [line.kind for line in lines]
+    assert "box" in kinds and "glyph" in kinds
 
-    mask, shaped = asyncio.run(segment_box_lines(scene.rgb, boxes, lines, infer))
-    assert [line.kind for line in shaped] == [line.kind for line in lines]
+    mask, shaped = asyncio.run(segment_lines(scene.rgb, boxes, lines, infer, settings))
+    assert [line.kind for line in shaped] == kinds
     for i, (before, after) in enumerate(zip(lines, shaped)):
-        if i not in box_lines:
-            assert after is before
-            continue
-        assert after.figures["mask"] == "segmenter" and 0 < after.figures["box_share"] < 0.8
-        assert not (after.mask & ~before.mask).any()  # inside the box it replaces
-        ink = scene.lines[i].ink
-        assert (mask[ink] > 0).mean() >= 0.9
+        assert not (after.mask & ~before.mask).any()  # inside what it replaces
+        assert (mask[scene.lines[i].ink] > 0).mean() >= 0.9
+        if before.kind == "box":
+            assert after.figures["mask"] == "segmenter" and 0 < after.figures["box_share"] < 0.8
+        elif "trimmed" in after.figures:
+            assert after.figures["trimmed"] == before.mask.sum() - after.mask.sum() > 0
     assert (mask > 0).sum() < (whole > 0).sum()
     assert not ((mask > 0) & (whole == 0)).any()
 
-    kept, unshaped = asyncio.run(segment_box_lines(scene.rgb, boxes, lines, blind))
+    # Photo the colour split took for glyphs, far from any letter: trimmed away.
+    from dataclasses import replace
+
+    from retouch.morphology import dilate
+
+    i = kinds.index("glyph")
+    line = lines[i]
+    h, w = line.mask.shape
+    near = dilate(np.any([t.ink for t in scene.lines], axis=0), 12)[line.y0 : line.y0 + h, line.x0 : line.x0 + w]
+    stray = ~near & ~line.mask
+    assert stray.sum() > 50
+    stray &= np.cumsum(stray.ravel()).reshape(stray.shape) <= line.mask.sum() // 3  # a third more, at most
+    polluted = list(lines)
+    polluted[i] = replace(line, mask=line.mask | stray)
+    _, cleaned = asyncio.run(segment_lines(scene.rgb, boxes, polluted, infer, settings))
+    assert not (cleaned[i].mask & stray).any() and cleaned[i].figures["trimmed"] >= stray.sum()
+
+    untrimmed = GlyphSettings(trim_px=0)
+    _, only_boxes = asyncio.run(segment_lines(scene.rgb, boxes, lines, infer, untrimmed))
+    assert all(after is before for before, after in zip(lines, only_boxes) if before.kind == "glyph")
+
+    kept, unshaped = asyncio.run(segment_lines(scene.rgb, boxes, lines, blind, settings))
     np.testing.assert_array_equal(kept, whole)
-    assert all("mask" not in line.figures for line in unshaped)
+    assert all(after is before for before, after in zip(lines, unshaped))
