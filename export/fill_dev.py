@@ -8,6 +8,7 @@ starts from) and `auto_refine_all` (inpaint_refine over fsr's windows too), the 
 PSNR in the hole (captions: the glyphs grown 2 px) and median ms.
 
     python -m export.fill_dev [--photos 24] [--no-classical] [--kinds block,object,text] [--routes auto,fast]
+        [--classical-context 256]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import cv2
 import numpy as np
 
+import retouch.inpaint
 from export.eval_edits import LocalModels, block_mask, grow, object_mask, psnr
 from export.glyph_dev import dev_photos, dev_scene, pooled_psnr
 from export.inpaint_data import load_rgb
@@ -53,7 +55,15 @@ def main(argv=None) -> int:
     parser.add_argument("--no-classical", action="store_true", help="only the served routes (faster)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="mask kinds, comma-separated")
     parser.add_argument("--routes", default="auto,fast", help="inpaint routes served, comma-separated")
+    parser.add_argument(
+        "--classical-context",
+        type=int,
+        default=None,
+        help="known pixels a classical route's fill sees around its holes (retouch.inpaint.CLASSICAL_CONTEXT)",
+    )
     args = parser.parse_args(argv)
+    if args.classical_context is not None:
+        retouch.inpaint.CLASSICAL_CONTEXT = args.classical_context
     cv2.setNumThreads(1)
     models = LocalModels()
     rows: dict[str, list[tuple[float, float, int, float]]] = {}
