@@ -2,7 +2,7 @@
 
 Captions and watermarks (export/edit_data.py's styles and fonts) rendered on the lomiri and ukui
 wallpapers and the scikit-image and wheel sample photos of export/inpaint_data.py's catalogue, less
-every photo edit_data evaluates on (40 photos); the served detector in onnxruntime. Per setting
+every photo edit_data evaluates on (40 photos); the served detector and glyph segmenter in onnxruntime. Per setting
 value: how many of the same photos *without* captions get any pixel painted (and how many lines, of
 which kinds), the kinds of the captions' lines, and the glyph recall per true line. A photo whose
 mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
@@ -24,7 +24,7 @@ import numpy as np
 from export.edit_data import SCENE_FONTS, SCENE_STYLES, TEXT_FREE, make_scene
 from export.eval_edits import LocalModels, grow, psnr, residual_lines
 from export.inpaint_data import catalog, load_rgb
-from retouch.glyphs import GlyphSettings, text_masks
+from retouch.glyphs import GlyphSettings, segment_lines, text_masks
 from retouch.inpaint import classical_fill
 from retouch.morphology import dilate
 from retouch.remove_text import RemoveTextSettings, remove_text
@@ -58,6 +58,12 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
         scores[f"{name}_sse"] = float(((image[region].astype(np.float64) - scene.photo[region]) ** 2).sum())
         scores[f"{name}_psnr"] = psnr(image, scene.photo, region)
     return scores
+
+
+def glyph_masks(models: LocalModels, rgb: np.ndarray, found, settings: GlyphSettings):
+    """remove_text's text mask: the rule's glyph masks, shaped by the served glyph segmenter."""
+    mask, lines = text_masks(rgb, found.boxes, found.scores, settings)
+    return asyncio.run(segment_lines(rgb, found.boxes, lines, models.segment, settings))
 
 
 def dev_photos(sources: tuple[str, ...], photos: int) -> list:
@@ -95,7 +101,7 @@ def run(
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
         found, _ = asyncio.run(detect_text(rgb, detect, models.detect))
-        free_mask, free_lines = text_masks(rgb, found.boxes, found.scores, settings)
+        free_mask, free_lines = glyph_masks(models, rgb, found, settings)
         if (free_mask > 0).mean() > max_text_coverage:  # remove_text leaves the photo for review
             over_coverage += 1
             free_mask, free_lines = np.zeros_like(free_mask), []
@@ -108,7 +114,7 @@ def run(
                 edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings, inpaint=inpaint or {}))
             )
         found, _ = asyncio.run(detect_text(scene.rgb, detect, models.detect))
-        mask, lines = text_masks(scene.rgb, found.boxes, found.scores, settings)
+        mask, lines = glyph_masks(models, scene.rgb, found, settings)
         if (mask > 0).mean() > max_text_coverage:
             over_coverage += 1
             mask = np.zeros_like(mask)

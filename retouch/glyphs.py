@@ -58,6 +58,12 @@ class GlyphSettings(Settings):
         "learned glyph segmenter's ink inside the box, grown 1 px (segmenter; the box where it finds none), or "
         "the whole box (whole)",
     )
+    segmenter_rescue: bool = Field(
+        True,
+        description="a line-shaped box the rule calls texture, in a photo with rescue_after cleanly split lines "
+        "(scored from low_score), is painted with the learned glyph segmenter's ink when the segmenter is sure "
+        "of it (ink confidence at least 0.9075)",
+    )
     trim_px: Int = Field(
         5,
         ge=0,
@@ -194,6 +200,7 @@ def _background_distance(colours: np.ndarray, samples: np.ndarray, clusters: int
 
 
 LAB_BINS = 16
+NO_LETTERS = "no letter-like glyphs"  # a texture line's reason when its box is line-shaped
 EXCLUDE_PX = 3  # glyphs (and their shadow) this close to the ring leave the background model
 
 
@@ -428,7 +435,7 @@ def segment_line(
         reason = "unclean split" if confident else "low detector score"
         rescue = ("glyph", split.painted) if split.clean else ("box", whole_box)
         return LineMask("uncertain", y0, x0, empty, {**figures, "reason": reason}, rescue)
-    return LineMask("texture", y0, x0, empty, {**figures, "reason": "no letter-like glyphs"})
+    return LineMask("texture", y0, x0, empty, {**figures, "reason": NO_LETTERS})
 
 
 def _same_size(line: LineMask, heights: list[float], settings: GlyphSettings) -> bool:
@@ -636,11 +643,26 @@ async def learned_text_masks(
     return mask, lines
 
 
-def shaped_by_segmenter(kind: str, settings: GlyphSettings) -> bool:
-    """Whether segment_lines consults the segmenter on a line of this kind."""
+def lines_to_segment(lines: list[LineMask], settings: GlyphSettings) -> list[int]:
+    """The lines segment_lines sends to the segmenter: `box` lines (box_mask), `glyph` lines
+    (trim_px) and, in a photo with rescue_after clean lines, line-shaped `texture` lines scored from
+    low_score (segmenter_rescue)."""
     if settings.mode != "glyph":
-        return False
-    return (kind == "box" and settings.box_mask == "segmenter") or (kind == "glyph" and settings.trim_px > 0)
+        return []
+    group = settings.rescue_after > 0 and sum(line.kind == "glyph" for line in lines) >= settings.rescue_after
+    return [
+        i
+        for i, line in enumerate(lines)
+        if (line.kind == "box" and settings.box_mask == "segmenter")
+        or (line.kind == "glyph" and settings.trim_px > 0)
+        or (
+            line.kind == "texture"
+            and settings.segmenter_rescue
+            and group
+            and line.figures.get("reason") == NO_LETTERS
+            and line.figures["score"] >= settings.low_score
+        )
+    ]
 
 
 async def segment_lines(
@@ -651,15 +673,18 @@ async def segment_lines(
     settings: GlyphSettings,
     max_batch: int = 8,
 ) -> tuple[np.ndarray, list[LineMask]]:
-    """The painted lines' masks shaped by the learned segmenter's ink (probability over
-    LEARNED_THRESHOLD): a `box` line (text that did not split cleanly, painted whole) gets that ink
-    grown BOX_INK_GROW_PX inside its box (`box_mask`), a `glyph` line keeps only the pixels of its
-    mask within `trim_px` of the ink (photo the colour split took for glyphs: a fig's seeds, leaves).
+    """The lines' masks shaped by the learned segmenter's ink (probability over LEARNED_THRESHOLD):
+    a `box` line (text that did not split cleanly, painted whole) gets that ink grown
+    BOX_INK_GROW_PX inside its box (`box_mask`); a `glyph` line keeps only the pixels of its mask
+    within `trim_px` of the ink (photo the colour split took for glyphs: a fig's seeds, leaves); a
+    `texture` line among a caption's clean lines (lines_to_segment) is painted with its ink, as a
+    box line is, when the segmenter is sure of it (ink_confidence at least LEARNED_MIN_CONFIDENCE).
     A line where the segmenter sees no ink, or a glyph line it would cut by more than half, stays
-    as it was. -> (HxW uint8 mask of every line, the lines). Which lines are painted does not
-    change: the rule decides that, the segmenter only shapes them (alone it is behind the rule on
-    that decision, docs/reports/glyph_segmenter.md)."""
-    chosen = [i for i, line in enumerate(lines) if shaped_by_segmenter(line.kind, settings)]
+    as it was. -> (HxW uint8 mask of every line, the lines). The rule decides which lines are text;
+    the segmenter only overrules it inside a caption (alone it is behind the rule on that decision,
+    docs/reports/glyph_segmenter.md)."""
+    chosen = lines_to_segment(lines, settings)
+    glyph_lines = sum(line.kind == "glyph" for line in lines)
     lines = list(lines)
     found = await ink_probabilities(rgb, boxes[chosen], infer, max_batch) if chosen else []
     for i, crop_prob in zip(chosen, found):
@@ -671,7 +696,17 @@ async def segment_lines(
         ink[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = window > LEARNED_THRESHOLD
         h, w = line.mask.shape
         ink = ink[line.y0 : line.y0 + h, line.x0 : line.x0 + w]
-        if line.kind == "box":
+        if line.kind == "texture":
+            confidence = ink_confidence(crop_prob[1], crop_prob[0].box() > 127)
+            box = np.zeros(rgb.shape[:2], np.uint8)
+            cv2.fillPoly(box, [np.round(boxes[i] * 16).astype(np.int32)], 1, shift=4)
+            shaped = dilate(ink, BOX_INK_GROW_PX) & dilate(box[line.y0 : line.y0 + h, line.x0 : line.x0 + w] > 0, 2)
+            if confidence >= LEARNED_MIN_CONFIDENCE and shaped.any():
+                beside = f"beside {glyph_lines} glyph lines"
+                figures = {**line.figures, "reason": f"{NO_LETTERS} to the rule, ink to the segmenter, {beside}"}
+                figures |= {"mask": "segmenter", "segmenter_confidence": round(confidence, 4)}
+                lines[i] = replace(line, kind="glyph", mask=shaped, figures=figures)
+        elif line.kind == "box":
             shaped = dilate(ink, BOX_INK_GROW_PX) & line.mask
             if shaped.any():
                 share = round(float(shaped.sum()) / max(int(line.mask.sum()), 1), 4)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, field_validator
 
-from retouch.glyphs import GlyphInfer, GlyphSettings, segment_lines, text_masks
+from retouch.glyphs import GlyphInfer, GlyphSettings, lines_to_segment, segment_lines, text_masks
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.morphology import dilate
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
@@ -114,7 +114,8 @@ async def remove_text(
     painted lines' masks (settings.mask.box_mask, trim_px); without it the rule's masks are painted."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
-    if segment_infer is not None:
+    segmented = len(lines_to_segment(lines, settings.mask)) if segment_infer is not None else 0
+    if segmented:
         mask, lines = await segment_lines(rgb, found.boxes, lines, segment_infer, settings.mask)
     text_coverage = share(mask)
     if object_mask is not None:
@@ -129,6 +130,7 @@ async def remove_text(
         "lines": [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in lines],
         "line_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
         "candidates": candidates,
+        "segmented_lines": segmented,
         "mask_sha256": mask_sha256(mask),
         "mask_coverage": round(coverage, 6),
         "text_coverage": round(text_coverage, 6),

@@ -145,8 +145,11 @@ class Line(Figures):
         None, description="split at the faint-watermark threshold (GlyphSettings.faint_contrast)"
     )
     mask: Literal["segmenter"] | None = Field(
-        None, description="a box line painted with the glyph segmenter's ink inside its box (GlyphSettings.box_mask)"
+        None,
+        description="painted with the glyph segmenter's ink: a box line inside its box (GlyphSettings.box_mask), or "
+        "a line the rule called texture among a caption's clean lines (segmenter_rescue)",
     )
+    segmenter_confidence: float | None = Field(None, description="...the segmenter's ink confidence, for the latter")
     box_share: float | None = Field(None, description="...the share of the box that ink covers")
     trimmed: int | None = Field(
         None, description="pixels of a glyph line's mask farther than trim_px from the segmenter's ink, left alone"
@@ -164,6 +167,7 @@ class RemoveTextFigures(Step):
     lines: list[Line]
     line_kinds: dict[str, int]
     candidates: list[int] = Field(description="lines (indices) left for review")
+    segmented_lines: int = Field(description="lines the glyph segmenter was asked to shape (glyph_segmenter)")
     mask_sha256: str = Field(description="sha256 of the mask painted")
     mask_coverage: float = Field(description="share of the image in the mask (text, and the objects of `clean`)")
     text_coverage: float = Field(description="share of the image in the text mask (see max_text_coverage)")

@@ -148,3 +148,49 @@ def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
     kept, unshaped = asyncio.run(segment_lines(scene.rgb, boxes, lines, blind, settings))
     np.testing.assert_array_equal(kept, whole)
     assert all(after is before for before, after in zip(lines, unshaped))
+
+
+def test_a_caption_line_the_rule_calls_texture_is_painted_when_the_segmenter_is_sure(tmp_path):
+    """Among a caption's clean lines, a line-shaped box the rule calls texture (its colour split found
+    no letters) is painted with the segmenter's ink when the segmenter is sure of it; alone, or with
+    the rescue off, or with a box as high as long, it stays texture."""
+    import asyncio
+    from dataclasses import replace
+
+    from retouch.glyphs import NO_LETTERS, GlyphSettings, lines_to_segment, segment_lines, text_masks
+
+    export(tmp_path, force=True)
+    session = ort.InferenceSession(str(tmp_path / NAME / "1" / "model.onnx"))
+
+    async def infer(batch):
+        return session.run(None, {"INPUT": batch})[0]
+
+    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
+    boxes = []
+    for line in scene.lines:
+        (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)
+        boxes.append(cv2.boxPoints(((cx, cy), (w + 0.6 * line.height, h + 0.6 * line.height), a)))
+    boxes = np.array(boxes, np.float32)
+    settings = GlyphSettings()
+    _, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), settings)
+    glyphs = [i for i, line in enumerate(lines) if line.kind == "glyph"]
+    assert len(glyphs) >= 3
+    i = glyphs[0]
+    as_texture = list(lines)
+    as_texture[i] = replace(
+        lines[i], kind="texture", mask=np.zeros_like(lines[i].mask), figures={**lines[i].figures, "reason": NO_LETTERS}
+    )
+    assert i in lines_to_segment(as_texture, settings)
+    mask, shaped = asyncio.run(segment_lines(scene.rgb, boxes, as_texture, infer, settings))
+    assert shaped[i].kind == "glyph" and shaped[i].figures["mask"] == "segmenter"
+    assert shaped[i].figures["segmenter_confidence"] >= 0.9075
+    assert (mask[scene.lines[i].ink] > 0).mean() >= 0.9
+
+    for other in (
+        GlyphSettings(rescue_after=len(glyphs)),  # fewer clean lines than the group needs
+        GlyphSettings(segmenter_rescue=False),
+    ):
+        assert i not in lines_to_segment(as_texture, other)
+    square = list(as_texture)
+    square[i] = replace(as_texture[i], figures={**as_texture[i].figures, "reason": "as high as long: no line of text"})
+    assert i not in lines_to_segment(square, settings)

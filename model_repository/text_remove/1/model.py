@@ -2,7 +2,7 @@
 this is the glue: BLS calls to the detector, the glyph segmenter and the fill models, and the
 caller's OBJECT_MASK."""
 
-from retouch.glyphs import SEGMENTER, shaped_by_segmenter
+from retouch.glyphs import SEGMENTER
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import MODEL_NAME
 from retouch.triton import decode_image_mask, detector_infer, input_array, input_bytes, segmenter_infer
@@ -45,8 +45,7 @@ class TritonPythonModel(FillingStep):
             **self.detect_options,
         )
         inpainted = figures.get("inpaint", {})
-        segmented = any(shaped_by_segmenter(line["kind"], settings.mask) for line in figures["lines"])
-        models = [MODEL_NAME, *([SEGMENTER] if segmented else []), *inpainted.pop("models", [])]
+        models = [MODEL_NAME, *([SEGMENTER] if figures["segmented_lines"] else []), *inpainted.pop("models", [])]
         models += [m for m in figures.get("repaint", {}).pop("models", []) if m not in models]
         return StepResult(
             {"PIXELS": out, "MASK": mask},
