@@ -5,8 +5,8 @@
     python -m export.eval_inpainter --reuse --report export/reports/inpaint_unet.md   # re-render only
 
 Methods: the served UNet and the served refine net over auto's classical pick (PyTorch, from the
-pinned weights; their ONNX exports match within 1e-4), each --candidate (a plain state_dict, or a training checkpoint of export/train_inpainter.py, whose
-EMA weights are used), the push-pull fast fill, OpenCV's Telea (radius 3) and opencv-contrib's
+pinned weights; their ONNX exports match within 1e-4), each --candidate (a plain state_dict, or a
+training checkpoint of export/train_inpainter.py, whose EMA weights are used), the push-pull fast fill, OpenCV's Telea (radius 3) and opencv-contrib's
 xphoto FSR_FAST and FSR_BEST (the last on only --fsr-best-crops crops per mask kind: about a minute
 per 256 px crop here). Every output is rounded to 8 bits, as the service returns it; every method runs
 on one thread, one crop at a time, and its wall time per crop is recorded.

@@ -4,8 +4,9 @@ The dev photos of export/glyph_dev.py (lomiri, ukui, scikit-image and wheel phot
 does not use), 960 px long: block masks (seed 11), object masks (seed 12) and the true glyph masks
 of rendered captions (glyph_dev's scenes). Rows: inpaint's `auto` (as served, with the injected
 ONNX models), `auto_classical` (auto with `refine` empty: the classical fills inpaint_refine
-starts from) and `auto_refine_all` (inpaint_refine over fsr's windows too), the fast fill, and FSR_FAST and PatchMatch on the whole image; pooled and median
-PSNR in the hole (captions: the glyphs grown 2 px) and median ms.
+starts from) and `auto_refine_all` (inpaint_refine over fsr's windows too), the fast fill, and
+FSR_FAST and PatchMatch on the whole image; pooled and median PSNR in the hole (captions: the glyphs
+grown 2 px) and median ms.
 
     python -m export.fill_dev [--photos 24] [--no-classical] [--kinds block,object,text] [--routes auto,fast]
         [--classical-context 256]

@@ -279,10 +279,11 @@ class Trainer:
         if "format" in state:
             state = state["ema"]
         widths = tuple(self.cfg["widths"])
-        if not same_arch and isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
-            state = CoarseToFineUNet.from_unet(state, widths).state_dict()
-        elif not same_arch and isinstance(self.net, ClassicalRefineUNet):
-            state = ClassicalRefineUNet.from_unet(state, widths).state_dict()
+        if not same_arch:
+            if isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
+                state = CoarseToFineUNet.from_unet(state, widths).state_dict()
+            elif isinstance(self.net, ClassicalRefineUNet):
+                state = ClassicalRefineUNet.from_unet(state, widths).state_dict()
         self.net.load_state_dict(state)
         self.ema = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
         self.init = str(path)
