@@ -83,6 +83,17 @@ def test_learned_text_masks_batch_by_width_and_paint_the_glyphs(tmp_path):
     assert kinds[0].kind == "texture" and not empty.any()
 
 
+def dense_caption():
+    """Four caption lines on coffee and their boxes grown about as DB's unclip grows them: one of
+    them splits uncleanly beside clean ones (text_masks paints it as its box)."""
+    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
+    boxes = []
+    for line in scene.lines:
+        (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)
+        boxes.append(cv2.boxPoints(((cx, cy), (w + 0.6 * line.height, h + 0.6 * line.height), a)))
+    return scene, np.array(boxes, np.float32)
+
+
 def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
     """A line text_masks paints whole (an unclean split beside clean lines) is painted with the
     segmenter's ink instead: the ink covered, a fraction of the box painted, nothing outside the
@@ -101,12 +112,7 @@ def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
     async def blind(batch):
         return np.zeros((batch.shape[0], 1, *batch.shape[2:]), np.float32)
 
-    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
-    boxes = []
-    for line in scene.lines:
-        (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)
-        boxes.append(cv2.boxPoints(((cx, cy), (w + 0.6 * line.height, h + 0.6 * line.height), a)))
-    boxes = np.array(boxes, np.float32)
+    scene, boxes = dense_caption()
     settings = GlyphSettings()
     whole, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), settings)
     kinds = [line.kind for line in lines]
@@ -165,12 +171,7 @@ def test_a_caption_line_the_rule_calls_texture_is_painted_when_the_segmenter_is_
     async def infer(batch):
         return session.run(None, {"INPUT": batch})[0]
 
-    scene = make_scene("coffee-dense", data.coffee(), seed=0, layout="dense", lines=4)
-    boxes = []
-    for line in scene.lines:
-        (cx, cy), (w, h), a = cv2.minAreaRect(line.quad)
-        boxes.append(cv2.boxPoints(((cx, cy), (w + 0.6 * line.height, h + 0.6 * line.height), a)))
-    boxes = np.array(boxes, np.float32)
+    scene, boxes = dense_caption()
     settings = GlyphSettings()
     _, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), settings)
     glyphs = [i for i, line in enumerate(lines) if line.kind == "glyph"]
