@@ -2,8 +2,8 @@
 
 Captions and watermarks (export/edit_data.py's styles and fonts) rendered on the lomiri and ukui
 wallpapers and the scikit-image and wheel sample photos of export/inpaint_data.py's catalogue, less
-every photo edit_data evaluates on (40 photos); the served detector and glyph segmenter in onnxruntime. Per setting
-value: how many of the same photos *without* captions get any pixel painted (and how many lines, of
+every photo edit_data evaluates on (40 photos); the served detector and glyph segmenter in
+onnxruntime. Per setting value: how many of the same photos *without* captions get any pixel painted (and how many lines, of
 which kinds), the kinds of the captions' lines, and the glyph recall per true line. A photo whose
 mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
 
@@ -62,7 +62,7 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
 
 def glyph_masks(models: LocalModels, rgb: np.ndarray, found, settings: GlyphSettings):
     """remove_text's text mask: the rule's glyph masks, shaped by the served glyph segmenter."""
-    mask, lines = text_masks(rgb, found.boxes, found.scores, settings)
+    _, lines = text_masks(rgb, found.boxes, found.scores, settings)
     return asyncio.run(segment_lines(rgb, found.boxes, lines, models.segment, settings))
 
 

@@ -7,8 +7,8 @@ multiple of 4) -> OUTPUT float32 [N, 1, 48, W], each pixel's ink probability. Dy
 The weights are export/weights/glyph_segmenter.pt (sha256 pinned below; run1 at step 3,215,
 docs/reports/glyph_segmenter.md). Parity with PyTorch is checked before writing.
 
-Served as model_repository/glyph_segmenter: text_remove calls it for the lines it paints as boxes
-(retouch.glyphs.segment_box_lines); scripts/setup.sh exports it.
+Served as model_repository/glyph_segmenter: text_remove calls it to shape the lines it paints
+(retouch.glyphs.segment_lines); scripts/setup.sh and the Dockerfile export it.
 """
 
 from __future__ import annotations

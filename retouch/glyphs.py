@@ -444,6 +444,28 @@ def _same_size(line: LineMask, heights: list[float], settings: GlyphSettings) ->
     return any(max(h, g) <= settings.rescue_height_ratio * min(h, g) for g in heights)
 
 
+def quad_mask(quad: np.ndarray, y0: int, x0: int, shape: tuple[int, int]) -> np.ndarray:
+    """A quad (image pixels, sub-pixel corners) rasterised on the window of `shape` at (y0, x0):
+    uint8, 1 inside."""
+    out = np.zeros(shape, np.uint8)
+    if out.size:
+        cv2.fillPoly(out, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    return out
+
+
+def _on_window(values: np.ndarray, y0: int, x0: int, line: LineMask) -> np.ndarray:
+    """A map placed at (y0, x0) in the image, cut to `line`'s window (zeros where it does not reach)."""
+    h, w = line.mask.shape
+    out = np.zeros((h, w), values.dtype)
+    top, left = max(y0, line.y0), max(x0, line.x0)
+    bottom, right = min(y0 + values.shape[0], line.y0 + h), min(x0 + values.shape[1], line.x0 + w)
+    if bottom > top and right > left:
+        out[top - line.y0 : bottom - line.y0, left - line.x0 : right - line.x0] = values[
+            top - y0 : bottom - y0, left - x0 : right - x0
+        ]
+    return out
+
+
 def text_masks(
     rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, settings: GlyphSettings
 ) -> tuple[np.ndarray, list[LineMask]]:
@@ -456,10 +478,9 @@ def text_masks(
     for quad in boxes:
         x0, y0 = np.maximum(np.floor(quad.min(axis=0)).astype(int) - 1, 0)
         x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + 2
-        own = np.zeros((max(min(y1, rgb.shape[0]) - y0, 0), max(min(x1, rgb.shape[1]) - x0, 0)), np.uint8)
+        own = quad_mask(quad, y0, x0, (max(min(y1, rgb.shape[0]) - y0, 0), max(min(x1, rgb.shape[1]) - x0, 0)))
         if not own.size:
             continue
-        cv2.fillPoly(own, [np.round((quad - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
         boxes_per_pixel[y0 : y0 + own.shape[0], x0 : x0 + own.shape[1]] += own
     lines = [segment_line(image_lab, q, float(s), settings, boxes_per_pixel) for q, s in zip(boxes, scores)]
     # Captions come in groups: in a photo with `rescue_after` cleanly split lines (or one of about
@@ -692,15 +713,11 @@ async def segment_lines(
             continue
         line = lines[i]
         y0, x0, window = crop_prob[0].paste(crop_prob[1])
-        ink = np.zeros(rgb.shape[:2], bool)
-        ink[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = window > LEARNED_THRESHOLD
-        h, w = line.mask.shape
-        ink = ink[line.y0 : line.y0 + h, line.x0 : line.x0 + w]
+        ink = _on_window(window > LEARNED_THRESHOLD, y0, x0, line)
         if line.kind == "texture":
             confidence = ink_confidence(crop_prob[1], crop_prob[0].box() > 127)
-            box = np.zeros(rgb.shape[:2], np.uint8)
-            cv2.fillPoly(box, [np.round(boxes[i] * 16).astype(np.int32)], 1, shift=4)
-            shaped = dilate(ink, BOX_INK_GROW_PX) & dilate(box[line.y0 : line.y0 + h, line.x0 : line.x0 + w] > 0, 2)
+            box = quad_mask(boxes[i], line.y0, line.x0, line.mask.shape) > 0
+            shaped = dilate(ink, BOX_INK_GROW_PX) & dilate(box, 2)
             if confidence >= LEARNED_MIN_CONFIDENCE and shaped.any():
                 beside = f"beside {glyph_lines} glyph lines"
                 figures = {**line.figures, "reason": f"{NO_LETTERS} to the rule, ink to the segmenter, {beside}"}

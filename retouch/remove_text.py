@@ -111,7 +111,8 @@ async def remove_text(
 
     object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain);
     the caller checks its size. segment_infer runs the learned glyph segmenter, which shapes the
-    painted lines' masks (settings.mask.box_mask, trim_px); without it the rule's masks are painted."""
+    painted lines' masks (settings.mask.box_mask, trim_px, segmenter_rescue); without it the rule's
+    masks are painted."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
     segmented = len(lines_to_segment(lines, settings.mask)) if segment_infer is not None else 0
