@@ -466,6 +466,14 @@ def export_weights(checkpoint: Path, out: Path, raw: bool = False) -> None:
     print(f"step {ckpt['step']} {'raw' if raw else 'EMA'} weights -> {out}")
 
 
+def check_mask_mix(mix) -> None:
+    kinds = mask_kinds()
+    if not isinstance(mix, dict) or not mix or set(mix) - set(kinds):
+        raise SystemExit(f"--mask-mix {mix!r}: a JSON object of weights over {sorted(kinds)}")
+    if any(not isinstance(w, (int, float)) or w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+        raise SystemExit(f"--mask-mix {mix!r}: weights are numbers >= 0, not all 0")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
@@ -487,6 +495,12 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", type=Path, help="override the checkpoint path")
     ap.add_argument("--export-weights", nargs=2, type=Path, metavar=("CHECKPOINT", "OUT"))
     ap.add_argument("--raw", action="store_true", help="with --export-weights: the raw weights, not the EMA")
+    ap.add_argument(
+        "--mask-mix",
+        type=json.loads,
+        default=None,
+        help=f"new runs only: JSON weights of the mask kinds (default {json.dumps(MASK_MIX)})",
+    )
     for key, value in DEFAULTS.items():
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             ap.add_argument(
@@ -515,6 +529,7 @@ def main(argv=None) -> int:
         cfg = {k: (getattr(args, k, None) if getattr(args, k, None) is not None else v) for k, v in DEFAULTS.items()}
         if cfg["arch"] not in ARCHS:
             raise SystemExit(f"--arch {cfg['arch']!r}: pick one of {sorted(ARCHS)}")
+        check_mask_mix(cfg["mask_mix"])
         keys, images = load_training_images()
         trainer = Trainer(cfg, images, keys, args.device)
         if args.init:

@@ -65,13 +65,19 @@ def test_cli_new_run_resume_and_export(tmp_path, monkeypatch, images):
     common = ["--checkpoint", str(ckpt), "--minutes", "5"]
     assert (
         train_inpainter.main(
-            ["--name", "t", "--steps", "4", "--crop", "32", "--batch", "2", "--warmup", "1", "--stop-at", "2", *common]
+            ["--name", "t", "--steps", "4", "--crop", "32", "--batch", "2", "--warmup", "1", "--stop-at", "2"]
+            + ["--mask-mix", '{"block": 1, "object": 2}', *common]
         )
         == 0
     )
     assert train_inpainter.load_checkpoint(ckpt)["step"] == 2
-    with pytest.raises(SystemExit):  # a resumed run keeps its config
-        train_inpainter.main(["--resume", str(ckpt), "--lr", "1", *common])
+    assert train_inpainter.load_checkpoint(ckpt)["config"]["mask_mix"] == {"block": 1, "object": 2}
+    for flag in (["--lr", "1"], ["--mask-mix", '{"text": 1}']):  # a resumed run keeps its config
+        with pytest.raises(SystemExit):
+            train_inpainter.main(["--resume", str(ckpt), *flag, *common])
+    for bad in ('{"blok": 1}', '{"text": -1}', '{"text": 0}', "[1]"):
+        with pytest.raises(SystemExit, match="--mask-mix"):
+            train_inpainter.main(["--name", "u", "--mask-mix", bad, "--checkpoint", str(tmp_path / "u.pt")])
     assert train_inpainter.main(["--resume", str(ckpt), *common]) == 0
     assert train_inpainter.load_checkpoint(ckpt)["step"] == 4
     log = json.loads((tmp_path / "runs" / "t.json").read_text())
