@@ -157,8 +157,8 @@ def test_classical_refine_net_starts_at_its_base_and_keeps_known_pixels(unet):
 
 def test_trained_refine_net_improves_on_its_classical_base(refine, photos):
     """The committed refine weights over the classical fill inpaint's auto route picks (FSR_FAST on
-    strokes, PatchMatch on blocks), on the held-out astronaut and chelsea: measured here +0.16 dB
-    on text masks (-0.10 to +0.55) and +0.35 on blocks (every case positive)."""
+    strokes, PatchMatch on blocks), on the held-out astronaut and chelsea: measured here (run8_refine)
+    +0.26 dB on text masks (-0.15 to +0.89) and +0.58 on blocks (+0.06 to +1.15)."""
     gains = {"text": [], "block": []}
     for name in ("astronaut", "chelsea"):
         photo = photos[name]
@@ -172,8 +172,8 @@ def test_trained_refine_net_improves_on_its_classical_base(refine, photos):
                 gains[kind].append(
                     hole_psnr(out[0].transpose(1, 2, 0), target, hole) - hole_psnr(base / 255.0, target, hole)
                 )
-    assert min(gains["text"] + gains["block"]) > -0.15, gains
-    assert np.mean(gains["text"]) > 0.05 and np.mean(gains["block"]) > 0.15, gains
+    assert min(gains["text"] + gains["block"]) > -0.25, gains
+    assert np.mean(gains["text"]) > 0.15 and np.mean(gains["block"]) > 0.4, gains
 
 
 @pytest.mark.parametrize("shape", [(45, 70), (101, 33)])
