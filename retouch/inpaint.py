@@ -25,7 +25,8 @@
 5. On the auto route, the inpaint_refine network (a Triton model) takes the classical fill of each
    native window of the routes in `refine` (PatchMatch by default; FSR_FAST too if asked: the fills
    it was trained on) as BASE and adds what it learned beyond it, all windows in one batch; a
-   window filled at reduced resolution keeps its classical fill. export/eval_inpainter.py (crops)
+   thick hole planned at reduced resolution is covered by native windows on a grid instead (its
+   classical fill is native anyway), so the net refines it too. export/eval_inpainter.py (crops)
    and export/fill_dev.py (whole photos) measure the gain.
 6. Pixels outside the holes (outside the feathered band of a resized window) come back bit for bit.
 
@@ -199,6 +200,29 @@ def _stroke_width(component: np.ndarray) -> float:
     return float(2 * np.percentile(dist[padded > 0], 95))
 
 
+def _native_window(cy0: int, cx0: int, owns_full: np.ndarray, side: int) -> list[Window]:
+    """The native window of `side` around the core at (cy0, cx0), owning `owns_full`'s pixels in it
+    (none if it owns nothing)."""
+    core = side - 2 * WINDOW_MARGIN
+    box = _centred_box(cy0, cx0, cy0 + core, cx0 + core, side, owns_full.shape)
+    owns = owns_full[box[0] : box[2], box[1] : box[3]]
+    return [Window(box, 1.0, owns.copy())] if owns.any() else []
+
+
+def native_grid(hole: np.ndarray, side: int) -> list[Window]:
+    """Native windows on a grid of cores over the box of `hole` (HxW bool), each owning the hole
+    pixels of its core: every pixel exactly once."""
+    core = side - 2 * WINDOW_MARGIN
+    ys, xs = np.nonzero(hole)
+    windows = []
+    for cy0 in range(int(ys.min()), int(ys.max()) + 1, core):
+        for cx0 in range(int(xs.min()), int(xs.max()) + 1, core):
+            cell = np.zeros_like(hole)
+            cell[cy0 : cy0 + core, cx0 : cx0 + core] = True
+            windows.extend(_native_window(cy0, cx0, hole & cell, side))
+    return windows
+
+
 def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list[Window]:
     """Windows of `side` covering every hole pixel exactly once (in `owns`).
 
@@ -213,10 +237,7 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
     windows: list[Window] = []
 
     def native(cy0: int, cx0: int, owns_full: np.ndarray) -> None:
-        box = _centred_box(cy0, cx0, cy0 + core, cx0 + core, side, (h, w))
-        owns = owns_full[box[0] : box[2], box[1] : box[3]]
-        if owns.any():
-            windows.append(Window(box, 1.0, owns.copy()))
+        windows.extend(_native_window(cy0, cx0, owns_full, side))
 
     fits = [c for c in range(1, count) if stats[c, 2] <= core and stats[c, 3] <= core]
     fits.sort(key=lambda c: (stats[c, 1], stats[c, 0]))
@@ -243,11 +264,7 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
         x, y, bw, bh = (int(v) for v in stats[c, :4])
         component = labels == c
         if _stroke_width(component[y : y + bh, x : x + bw]) <= max(settings.thin_stroke_px, NATIVE_BAND_PX):
-            for cy0 in range(y, y + bh, core):
-                for cx0 in range(x, x + bw, core):
-                    cell = np.zeros_like(component)
-                    cell[cy0 : cy0 + core, cx0 : cx0 + core] = True
-                    native(cy0, cx0, component & cell)
+            windows.extend(native_grid(component, side))
         else:
             extent = int(round(max(bw, bh) * (1 + 2 * settings.context)))
             box = _centred_box(y, x, y + bh, x + bw, max(extent, side), (h, w))
@@ -344,6 +361,23 @@ def classical_region_fill(route: str, rgb: np.ndarray, hole: np.ndarray, owned: 
     return out
 
 
+def tile_refined(
+    windows: list[Window], routes: list[str], refining: tuple[str, ...], shape: tuple[int, int], side: int
+) -> tuple[list[Window], list[str]]:
+    """A reduced-resolution window on a route the refine net refines becomes native windows on a
+    grid (native_grid): its classical fill is native anyway, and so the net can refine all of it."""
+    out: list[tuple[Window, str]] = []
+    for window, route in zip(windows, routes):
+        if route not in refining or window.scale >= 1.0:
+            out.append((window, route))
+            continue
+        y0, x0, y1, x1 = window.box
+        hole = np.zeros(shape, bool)
+        hole[y0:y1, x0:x1] = window.owns
+        out.extend((tile, route) for tile in native_grid(hole, side))
+    return [w for w, _ in out], [r for _, r in out]
+
+
 def window_inputs(image: np.ndarray, hole: np.ndarray, window: Window, side: int) -> tuple[np.ndarray, np.ndarray]:
     """(side x side x 3 image, side x side hole in 0/1) for one window: native windows smaller than
     `side` (a small image) are padded by reflection, reduced ones resized."""
@@ -427,6 +461,8 @@ async def inpaint(
     for w in windows:
         y0, x0, y1, x1 = w.box
         routes.append(choose_route(route_features(grey[y0:y1, x0:x1], w.owns, hole.size), settings))
+    refining = settings.refine if settings.route == "auto" else ()
+    windows, routes = tile_refined(windows, routes, refining, hole.shape, model_size)
     image = rgb.astype(np.float32) / 255.0
     inputs = [window_inputs(image, hole, w, model_size) for w in windows]
     crops = np.stack([c for c, _ in inputs])
@@ -452,7 +488,6 @@ async def inpaint(
     # A classical route fills all its windows' holes at once, natively; they paste as native windows.
     # On auto, inpaint_refine then refines the native windows' fills (`bases`) in one batch.
     fills, placed = filled_all[:n], list(windows)
-    refining = settings.refine if settings.route == "auto" else ()
     bases: dict[int, np.ndarray] = {}
     for route in dict.fromkeys(r for r in routes if r in CLASSICAL_ROUTES):
         mine = [i for i, r in enumerate(routes) if r == route]

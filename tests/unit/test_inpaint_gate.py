@@ -118,32 +118,34 @@ def brighter_base(image: np.ndarray, mask: np.ndarray, base: np.ndarray) -> np.n
     return np.where(mask > 0, np.clip(base + 0.2, 0, 1), image)
 
 
-def test_auto_refines_the_classical_fill_of_native_windows_only():
-    """On auto, inpaint_refine gets the classical fill of each native window of the routes in
-    `refine` (patchmatch by default) as BASE, all in one call; a hole filled at reduced resolution
-    keeps its classical fill; refine [] or a named route serves the classical fill as is."""
+def test_auto_refines_the_classical_fill_of_every_window_of_its_routes():
+    """On auto, inpaint_refine gets the classical fill of each window of the routes in `refine`
+    (patchmatch by default) as BASE, all in one call; a hole too thick for one window, on such a
+    route, is refined over native windows on a grid (its classical fill is native anyway); refine []
+    or a named route serves the classical fill as is."""
     from skimage import data
 
     rgb = np.ascontiguousarray(data.astronaut())
     mask = np.zeros(rgb.shape[:2], np.uint8)
-    mask[250:480, 250:480] = 255  # thick and larger than a window: reduced resolution, patchmatch
+    mask[250:480, 250:480] = 255  # thick and larger than a window: patchmatch, refined over 2 x 2 windows
     mask[40:70, 40:70] = mask[40:70, 150:180] = 255  # one native window of strokes to auto: fsr
     mask[40:80, 300:360] = 255  # a native window with a rectangle: patchmatch
-    rectangle = np.zeros(mask.shape, bool)
-    rectangle[40:80, 300:360] = True
+    refined = np.zeros(mask.shape, bool)
+    refined[40:80, 300:360] = refined[250:480, 250:480] = True
     infer, calls = served(**{FAST_FILL: telea, REFINE: brighter_base})
     out, report = run(rgb, mask, infer)
-    assert report["routes"] == {"patchmatch": 2, "fsr": 1}
-    assert report["refined_windows"] == 1 and REFINE in report["models"]
-    assert [(m, n) for m, n in calls if m == REFINE] == [(REFINE, 1)]
+    assert report["routes"] == {"patchmatch": 5, "fsr": 1} and report["native_windows"] == 6
+    assert report["refined_windows"] == 5 and REFINE in report["models"]
+    assert [(m, n) for m, n in calls if m == REFINE] == [(REFINE, 5)]
     plain, plain_report = run(rgb, mask, served(**{FAST_FILL: telea})[0], refine=[])
     assert plain_report["refined_windows"] == 0 and REFINE not in plain_report["models"]
-    np.testing.assert_array_equal(out[~rectangle], plain[~rectangle])  # strokes and the reduced window
-    lift = out[rectangle].astype(int) - plain[rectangle]
-    assert np.all((lift == np.minimum(51, 255 - plain[rectangle].astype(int))) | (abs(lift - 51) <= 1))
+    assert plain_report["native_windows"] == 3  # the thick hole keeps one reduced window: no tiles
+    np.testing.assert_array_equal(out[~refined], plain[~refined])  # the strokes' fsr fill as it was
+    lift = out[refined].astype(int) - plain[refined]
+    assert np.all((lift == np.minimum(51, 255 - plain[refined].astype(int))) | (abs(lift - 51) <= 1))
     infer, calls = served(**{FAST_FILL: telea, REFINE: brighter_base})
     both, both_report = run(rgb, mask, infer, refine=["fsr", "patchmatch"])
-    assert both_report["refined_windows"] == 2 and [(m, n) for m, n in calls if m == REFINE] == [(REFINE, 2)]
+    assert both_report["refined_windows"] == 6 and [(m, n) for m, n in calls if m == REFINE] == [(REFINE, 6)]
     infer, calls = served(**{FAST_FILL: telea})
     _, named_report = run(rgb, mask, infer, route="patchmatch")
     assert named_report["refined_windows"] == 0 and [m for m, _ in calls] == [FAST_FILL]  # the probe only

@@ -12,6 +12,7 @@ from retouch.inpaint import (
     choose_route,
     classical_fill,
     inpaint,
+    native_grid,
     plan_windows,
     prepare_mask,
     route_features,
@@ -140,6 +141,19 @@ def test_windows_own_every_hole_pixel_once_at_native_resolution():
         owned[y0:y1, x0:x1] += w.owns
         ys, xs = np.nonzero(w.owns)  # every owned pixel keeps context, except at the image edge
         assert ((ys >= WINDOW_MARGIN) | (y0 == 0)).all() and ((xs < 256 - WINDOW_MARGIN) | (x1 == 900)).all()
+    np.testing.assert_array_equal(owned, hole.astype(int))
+    assert len(windows) == 4
+
+
+def test_a_native_grid_owns_a_thick_hole_once():
+    hole = np.zeros((400, 500), bool)
+    cv2.circle(hole.view(np.uint8), (300, 200), 150, 1, -1)  # 301 px across: 2 x 2 cores of 192
+    windows = native_grid(hole, 256)
+    owned = np.zeros(hole.shape, int)
+    for w in windows:
+        y0, x0, y1, x1 = w.box
+        assert w.scale == 1.0 and (y1 - y0, x1 - x0) == (256, 256)
+        owned[y0:y1, x0:x1] += w.owns
     np.testing.assert_array_equal(owned, hole.astype(int))
     assert len(windows) == 4
 
