@@ -200,13 +200,16 @@ def _stroke_width(component: np.ndarray) -> float:
     return float(2 * np.percentile(dist[padded > 0], 95))
 
 
-def _native_window(cy0: int, cx0: int, owns_full: np.ndarray, side: int) -> list[Window]:
-    """The native window of `side` around the core at (cy0, cx0), owning `owns_full`'s pixels in it
-    (none if it owns nothing)."""
+def _native_window(cy0: int, cx0: int, owns_full: np.ndarray, side: int, core_only: bool = False) -> list[Window]:
+    """The native window of `side` around the core at (cy0, cx0), owning `owns_full`'s pixels in it,
+    or with core_only those in its core (none if it owns nothing)."""
     core = side - 2 * WINDOW_MARGIN
-    box = _centred_box(cy0, cx0, cy0 + core, cx0 + core, side, owns_full.shape)
-    owns = owns_full[box[0] : box[2], box[1] : box[3]]
-    return [Window(box, 1.0, owns.copy())] if owns.any() else []
+    y0, x0, y1, x1 = box = _centred_box(cy0, cx0, cy0 + core, cx0 + core, side, owns_full.shape)
+    owns = owns_full[y0:y1, x0:x1].copy()
+    if core_only:  # cut to the core here, not with an image-sized cell mask per window
+        owns[: cy0 - y0] = owns[cy0 + core - y0 :] = False
+        owns[:, : cx0 - x0] = owns[:, cx0 + core - x0 :] = False
+    return [Window(box, 1.0, owns)] if owns.any() else []
 
 
 def native_grid(hole: np.ndarray, side: int) -> list[Window]:
@@ -217,9 +220,7 @@ def native_grid(hole: np.ndarray, side: int) -> list[Window]:
     windows = []
     for cy0 in range(int(ys.min()), int(ys.max()) + 1, core):
         for cx0 in range(int(xs.min()), int(xs.max()) + 1, core):
-            cell = np.zeros_like(hole)
-            cell[cy0 : cy0 + core, cx0 : cx0 + core] = True
-            windows.extend(_native_window(cy0, cx0, hole & cell, side))
+            windows.extend(_native_window(cy0, cx0, hole, side, core_only=True))
     return windows
 
 
@@ -235,10 +236,6 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
     core = side - 2 * WINDOW_MARGIN
     count, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=8)
     windows: list[Window] = []
-
-    def native(cy0: int, cx0: int, owns_full: np.ndarray) -> None:
-        windows.extend(_native_window(cy0, cx0, owns_full, side))
-
     fits = [c for c in range(1, count) if stats[c, 2] <= core and stats[c, 3] <= core]
     fits.sort(key=lambda c: (stats[c, 1], stats[c, 0]))
     taken: set[int] = set()
@@ -257,7 +254,7 @@ def plan_windows(hole: np.ndarray, side: int, settings: InpaintSettings) -> list
             and stats[m, 1] + stats[m, 3] <= cy0 + core
         ]
         taken.update(members)
-        native(cy0, cx0, np.isin(labels, members))
+        windows.extend(_native_window(cy0, cx0, np.isin(labels, members), side))
     for c in range(1, count):
         if c in fits:
             continue
@@ -486,7 +483,7 @@ async def inpaint(
     ring_error = float(np.abs(probe_fills - crops)[ring].mean()) if ring.any() else 0.0
 
     # A classical route fills all its windows' holes at once, natively; they paste as native windows.
-    # On auto, inpaint_refine then refines the native windows' fills (`bases`) in one batch.
+    # On auto, inpaint_refine then refines the windows' fills (`bases`) in one batch.
     fills, placed = filled_all[:n], list(windows)
     bases: dict[int, np.ndarray] = {}
     for route in dict.fromkeys(r for r in routes if r in CLASSICAL_ROUTES):
@@ -499,7 +496,7 @@ async def inpaint(
         for i in mine:
             y0, x0, y1, x1 = windows[i].box
             fills[i], placed[i] = region[y0:y1, x0:x1], replace(windows[i], scale=1.0)
-            if route in refining and windows[i].scale >= 1.0:
+            if route in refining:  # its windows are all native (tile_refined)
                 bases[i] = window_inputs(region, hole, windows[i], model_size)[0]
     if bases:
         refined = sorted(bases)
