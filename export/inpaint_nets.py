@@ -102,6 +102,7 @@ class InpaintUNet(nn.Module):
         super().__init__()
         w0, w1, w2, w3, w4 = widths
         self.fill = fill or PushPullFill()
+        self.widths = tuple(widths)
         self.hint_channels = hint_channels  # extra input planes (a coarse fill), see CoarseToFineUNet
         self.enc0 = GatedConv(7 + hint_channels, w0)
         self.enc1 = nn.Sequential(GatedConv(w0, w1, stride=2), GatedConv(w1, w1))
@@ -213,8 +214,61 @@ class ClassicalRefineUNet(InpaintUNet):
         return net
 
 
+def widths_of(state: dict) -> tuple[int, ...]:
+    """An InpaintUNet state_dict's widths, read from its encoder's feature channels."""
+    names = ("enc0", "enc1.0", "enc2.0", "enc3.0", "bottleneck.0")
+    return tuple(state[f"{name}.conv.weight"].shape[0] // 2 for name in names)
+
+
 def build_net(state: dict) -> InpaintUNet | CoarseToFineUNet:
     """The network a plain state_dict was saved from (a pair's keys start with 'coarse.')."""
-    net = CoarseToFineUNet() if any(k.startswith("coarse.") for k in state) else InpaintUNet()
+    net = CoarseToFineUNet() if any(k.startswith("coarse.") for k in state) else InpaintUNet(widths_of(state))
     net.load_state_dict(state)
     return net
+
+
+def _unet_layout(widths: tuple[int, ...]) -> dict[str, tuple[list[int], list[int]]]:
+    """Per conv weight of an InpaintUNet: (output channel blocks, input channel blocks). A gated
+    conv's output is two blocks (features, gates); a decoder's input is (upsampled, skip)."""
+    w0, w1, w2, w3, w4 = widths
+    gated = {
+        "enc0": ([7], w0),
+        "enc1.0": ([w0], w1),
+        "enc1.1": ([w1], w1),
+        "enc2.0": ([w1], w2),
+        "enc2.1": ([w2], w2),
+        "enc3.0": ([w2], w3),
+        "enc3.1": ([w3], w3),
+        "bottleneck.0": ([w3], w4),
+        "bottleneck.1": ([w4], w4),
+        "bottleneck.2": ([w4], w4),
+    }
+    layout = {f"{name}.conv": ([cout, cout], cin) for name, (cin, cout) in gated.items()}
+    decoders = {"dec3.0": ([w4, w3], w3), "dec2.0": ([w3, w2], w2), "dec1.0": ([w2, w1], w1), "dec0.0": ([w1, w0], w0)}
+    layout |= {name: ([cout], cin) for name, (cin, cout) in decoders.items()}
+    layout["residual"] = ([3], [w0])
+    return layout
+
+
+def _positions(old: list[int], new: list[int]) -> torch.Tensor:
+    """Where each old channel sits among the new ones: block by block, at the front of its block."""
+    starts = [sum(new[:i]) for i in range(len(new))]
+    return torch.cat([torch.arange(size) + start for size, start in zip(old, starts, strict=True)])
+
+
+def widen(state: dict, net: InpaintUNet, old_widths: tuple[int, ...]) -> dict:
+    """`state` (an InpaintUNet of `old_widths`) grown to `net`'s widths without changing its output:
+    the old weights keep their channels, the new channels keep `net`'s random init for their inputs
+    and get zero weight wherever a later layer reads them, so training starts where `state` is."""
+    new_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    old_layout, new_layout = _unet_layout(old_widths), _unet_layout(net.widths)
+    for name, (new_out, new_in) in new_layout.items():
+        old_out, old_in = old_layout[name]
+        rows, cols = _positions(old_out, new_out), _positions(old_in, new_in)
+        weight, bias = new_state[f"{name}.weight"], new_state[f"{name}.bias"]
+        unread = torch.ones(weight.shape[1], dtype=torch.bool)
+        unread[cols] = False
+        weight[:, unread] = 0.0
+        weight[rows[:, None], cols[None, :]] = state[f"{name}.weight"]
+        bias[rows] = state[f"{name}.bias"]
+    return new_state

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from export.common import current_export, ort_session, sha256_file, write_model
-from export.inpaint_nets import ClassicalRefineUNet, PushPullFill, build_net
+from export.inpaint_nets import ClassicalRefineUNet, PushPullFill, build_net, widths_of
 from export.ncnn_to_onnx import IR_VERSION, OPSET
 from retouch.inpaint_adapter import SPEC_FILENAME, InpaintSpec, inpaint_with_spec, load_spec, range_affine
 
@@ -79,8 +79,9 @@ def load_unet(weights: Path | None = None, sha256: str | None = "pinned") -> nn.
 def load_refine(weights: Path | None = None, sha256: str | None = "pinned") -> ClassicalRefineUNet:
     """The trained ClassicalRefineUNet (default: the committed weights, REFINE_WEIGHTS_SHA256). Its
     state_dict has a UNet's keys, so the caller, not the file, says which net it is."""
-    net = ClassicalRefineUNet()
-    net.load_state_dict(_pinned_state(weights or REFINE_WEIGHTS, REFINE_WEIGHTS_SHA256, sha256))
+    state = _pinned_state(weights or REFINE_WEIGHTS, REFINE_WEIGHTS_SHA256, sha256)
+    net = ClassicalRefineUNet(widths_of(state))
+    net.load_state_dict(state)
     return net.eval()
 
 

@@ -60,7 +60,15 @@ import torch
 import torch.nn.functional as F
 
 from export import inpaint_data
-from export.inpaint_nets import ClassicalRefineUNet, CoarseToFineUNet, InpaintUNet, PushPullFill, half_size
+from export.inpaint_nets import (
+    ClassicalRefineUNet,
+    CoarseToFineUNet,
+    InpaintUNet,
+    PushPullFill,
+    half_size,
+    widen,
+    widths_of,
+)
 
 FORMAT = "retouch-inpaint-train/1"
 CHECKPOINT_DIR = Path("export/checkpoints")
@@ -279,6 +287,11 @@ class Trainer:
         if "format" in state:
             state = state["ema"]
         widths = tuple(self.cfg["widths"])
+        if not any(k.startswith("coarse.") for k in state) and widths_of(state) != widths:
+            old = widths_of(state)
+            if isinstance(self.net, CoarseToFineUNet) or any(n < o for n, o in zip(widths, old, strict=True)):
+                raise SystemExit(f"--widths {list(widths)}: can only widen a UNet's {list(old)}, layer by layer")
+            state = widen(state, InpaintUNet(widths), old)  # same function, new channels free to learn
         if not same_arch:
             if isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
                 state = CoarseToFineUNet.from_unet(state, widths).state_dict()
@@ -501,6 +514,13 @@ def main(argv=None) -> int:
         default=None,
         help=f"new runs only: JSON weights of the mask kinds (default {json.dumps(MASK_MIX)})",
     )
+    ap.add_argument(
+        "--widths",
+        type=lambda text: [int(w) for w in text.split(",")],
+        default=None,
+        help=f"new runs only: the UNet's 5 channel widths (default {','.join(map(str, DEFAULTS['widths']))}); "
+        "--init weights of narrower widths are widened without changing their output",
+    )
     for key, value in DEFAULTS.items():
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
             ap.add_argument(
@@ -530,6 +550,8 @@ def main(argv=None) -> int:
         if cfg["arch"] not in ARCHS:
             raise SystemExit(f"--arch {cfg['arch']!r}: pick one of {sorted(ARCHS)}")
         check_mask_mix(cfg["mask_mix"])
+        if len(cfg["widths"]) != 5 or min(cfg["widths"]) < 1:
+            raise SystemExit(f"--widths {cfg['widths']}: five channel counts >= 1, e.g. 24,48,96,144,192")
         keys, images = load_training_images()
         trainer = Trainer(cfg, images, keys, args.device)
         if args.init:

@@ -11,7 +11,16 @@ import torch
 
 from export import inpainters
 from export.eval_inpainter import hole_psnr, telea
-from export.inpaint_nets import ClassicalRefineUNet, CoarseToFineUNet, InpaintUNet, PushPullFill, build_net, composite
+from export.inpaint_nets import (
+    ClassicalRefineUNet,
+    CoarseToFineUNet,
+    InpaintUNet,
+    PushPullFill,
+    build_net,
+    composite,
+    widen,
+    widths_of,
+)
 from export.inpainters import (
     canonical_feeds,
     canonical_model,
@@ -254,3 +263,17 @@ def test_weights_load_only_as_plain_tensors():
     state = torch.load(inpainters.WEIGHTS, map_location="cpu", weights_only=True)
     assert set(state) == set(InpaintUNet().state_dict())
     assert all(isinstance(v, torch.Tensor) and v.dtype == torch.float32 for v in state.values())
+
+
+def test_widen_keeps_a_nets_output_and_its_widths_are_read_back():
+    torch.manual_seed(1)
+    narrow = ClassicalRefineUNet().eval()
+    for p in narrow.parameters():
+        p.data.normal_(0, 0.1)  # a trained-looking net, head included
+    wide = ClassicalRefineUNet(widths=(24, 48, 96, 144, 192)).eval()
+    wide.load_state_dict(widen(narrow.state_dict(), wide, narrow.widths))
+    image, mask, base = torch.rand(2, 3, 40, 56), (torch.rand(2, 1, 40, 56) > 0.7).float(), torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.allclose(wide(image, mask, base), narrow(image, mask, base), atol=1e-6)
+    assert widths_of(wide.state_dict()) == (24, 48, 96, 144, 192)
+    assert widths_of(narrow.state_dict()) == (16, 32, 64, 96, 128)

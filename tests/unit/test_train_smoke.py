@@ -124,6 +124,27 @@ def test_refine_arch_starts_at_the_classical_fill_and_learns_a_residual_over_it(
     assert follow.net.residual.weight.abs().sum() > 0
 
 
+def test_a_wider_run_starts_from_a_narrower_checkpoint_with_the_same_output(images, tmp_path):
+    """--widths above --init's: the checkpoint is widened without changing its fill, and the new
+    channels learn (their outgoing weights start at zero)."""
+    cfg = TINY | {"arch": "refine"}
+    narrow = _trainer(images, cfg)
+    run(narrow, tmp_path / "n.pt", minutes=5, stop_at=2, log_every=1, progress=False)
+    wide = _trainer(images, cfg | {"widths": [6, 8, 8, 12, 12]})
+    wide.init_weights(tmp_path / "n.pt")
+    image, mask = make_batch(images, cfg, np.random.default_rng(3))
+    base = torch.rand_like(image)
+    narrow.net.load_state_dict(narrow.ema)
+    with torch.no_grad():
+        assert torch.allclose(wide.net(image, mask, base), narrow.net(image, mask, base), atol=1e-6)
+    unread = wide.net.dec0[0].weight[:, 12:].clone()  # (8 upsampled, 6 skip): the skip from enc0's new 2
+    assert not unread.any()
+    run(wide, tmp_path / "w.pt", minutes=5, stop_at=2, log_every=1, progress=False)
+    assert wide.net.dec0[0].weight[:, 12:].abs().sum() > 0
+    with pytest.raises(SystemExit, match="--widths"):  # narrowing would change the function
+        _trainer(images, cfg | {"widths": [2, 4, 8, 8, 8]}).init_weights(tmp_path / "n.pt")
+
+
 def test_batches_and_loss():
     rgb = (np.random.default_rng(0).random((100, 120, 3)) * 255).astype(np.uint8)
     image, mask = make_batch([rgb], TINY | {"batch": 3, "crop": 40}, np.random.default_rng(1))
