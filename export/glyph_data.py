@@ -10,7 +10,7 @@ the cached training image, so one picture gives many backgrounds.
 
 The served detector (model_repository/text_detector, in onnxruntime) runs on every scene and on
 the photo without text. Every box it finds is cut out with retouch.glyphs.line_crop (rectified
-to a fixed height) together with its label: the true ink of every line, grown 1 px, warped the
+to a fixed height) together with its label: the true ink of every line, grown 1 px (`--label-grow`), warped the
 same way. Boxes on the text-free photos and boxes off the text are negatives (label all zero):
 they teach the net "no text here", which keeps text-free photos untouched.
 
@@ -34,6 +34,7 @@ import numpy as np
 from export.edit_data import TEXT_FREE, _file
 from export.inpaint_data import catalog, load_rgb, split
 from retouch.glyphs import line_crop
+from retouch.morphology import dilate
 from retouch.text import DetectSettings, detect_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,8 +98,8 @@ def random_view(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC))
 
 
-def crops(rgb: np.ndarray, ink: np.ndarray, boxes: np.ndarray):
-    label = cv2.dilate(ink.astype(np.uint8) * 255, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+def crops(rgb: np.ndarray, ink: np.ndarray, boxes: np.ndarray, label_grow: int = 1):
+    label = dilate(ink.astype(np.uint8) * 255, label_grow)
     for quad in boxes:
         crop = line_crop(quad, rgb.shape[:2])
         if crop is None:
@@ -113,6 +114,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--negatives", type=int, default=0, help="write N photo views without text instead")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "glyph-data")
+    parser.add_argument(
+        "--label-grow", type=int, default=1, help="the label is the true ink grown this many px (0: the ink itself)"
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     photos = training_photos()
@@ -131,7 +135,9 @@ def main(argv=None) -> int:
             rng = np.random.default_rng([args.seed + 1000 * negatives, k])
             photo = random_view(load_rgb(photos[int(rng.integers(len(photos)))]), rng)
             if negatives:
-                for image, box, label in crops(photo, np.zeros(photo.shape[:2], bool), detect(photo).boxes):
+                for image, box, label in crops(
+                    photo, np.zeros(photo.shape[:2], bool), detect(photo).boxes, args.label_grow
+                ):
                     images.append(image), boxes_.append(box), labels.append(label), kinds.append(0)
                 continue
             layout = "dense" if rng.random() < 0.4 else "sparse"
@@ -146,7 +152,7 @@ def main(argv=None) -> int:
             )
             ink = scene.ink
             for rgb, truth, kind in ((scene.rgb, ink, 1), (photo, np.zeros_like(ink), 0)):
-                for image, box, label in crops(rgb, truth, detect(rgb).boxes):
+                for image, box, label in crops(rgb, truth, detect(rgb).boxes, args.label_grow):
                     images.append(image), boxes_.append(box), labels.append(label), kinds.append(kind)
         if not images:
             continue

@@ -160,6 +160,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, default=Path("build/glyph-data"))
     parser.add_argument("--out", type=Path, default=Path("export/checkpoints/glyph.pt"))
     parser.add_argument("--resume", type=Path)
+    parser.add_argument(
+        "--init", type=Path, help="a new run starts from this checkpoint's weights (new optimiser, step 0)"
+    )
     parser.add_argument("--val-shards", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -178,8 +181,10 @@ def main(argv=None) -> int:
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     rng = np.random.default_rng(args.seed)
     step = 0
+    if args.init and not args.resume:
+        model.load_state_dict(torch.load(args.init, weights_only=True)["model"])
     if args.resume:
-        state = torch.load(args.resume, weights_only=False)
+        state = torch.load(args.resume, weights_only=True)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         rng.bit_generator.state = state["rng"]

@@ -36,8 +36,8 @@ def test_training_resumes_exactly(tmp_path):
     main(common + ["--steps", "2", "--out", str(tmp_path / "half.pt")])
     main(common + ["--steps", "4", "--resume", str(tmp_path / "half.pt"), "--out", str(tmp_path / "twice.pt")])
     once, twice = (
-        torch.load(tmp_path / "once.pt", weights_only=False),
-        torch.load(tmp_path / "twice.pt", weights_only=False),
+        torch.load(tmp_path / "once.pt", weights_only=True),
+        torch.load(tmp_path / "twice.pt", weights_only=True),
     )
     assert once["step"] == twice["step"] == 4
     for name, value in once["model"].items():
@@ -45,3 +45,20 @@ def test_training_resumes_exactly(tmp_path):
     net = GlyphNet()
     net.load_state_dict(once["model"])
     assert net(torch.zeros(1, 4, 48, 64)).shape == (1, 1, 48, 64)
+    # --init: a new run from those weights (step 0, its own optimiser), which then trains on
+    main(common + ["--steps", "1", "--init", str(tmp_path / "once.pt"), "--lr", "0", "--out", str(tmp_path / "i.pt")])
+    started = torch.load(tmp_path / "i.pt", weights_only=True)
+    assert started["step"] == 1
+    for name, value in once["model"].items():
+        assert torch.equal(value, started["model"][name]), name  # lr 0: still the weights it started from
+
+
+def test_labels_are_the_ink_grown_by_label_grow():
+    from export.glyph_data import crops
+
+    rgb = np.zeros((60, 120, 3), np.uint8)
+    ink = np.zeros((60, 120), bool)
+    ink[28:32, 30:90] = True
+    quad = np.array([[20, 20], [100, 20], [100, 40], [20, 40]], np.float32)
+    areas = [int((next(crops(rgb, ink, quad[None], grow))[2] > 127).sum()) for grow in (0, 1, 2)]
+    assert 0 < areas[0] < areas[1] < areas[2]
