@@ -34,7 +34,7 @@ from export.glyph_data import detector, random_view, training_photos
 from export.inpaint_data import load_rgb
 from export.train_glyph_segmenter import GlyphNet, load_shards, pad_to
 from retouch.glyphs import GlyphSettings, LineMask, crop_input, ink_confidence, learned_line_mask, line_crop, text_masks
-from retouch.inpaint import opencv_fill
+from retouch.inpaint import classical_fill
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,7 @@ def combine(shape, rule_lines: list, learned: list, rescue_confidence: float) ->
 def measure(scene, painted: np.ndarray) -> dict:
     ink = scene.ink
     region = grow(ink, 2)
-    filled = opencv_fill("TELEA", scene.rgb, painted) if painted.any() else scene.rgb
+    filled = classical_fill("TELEA", scene.rgb, painted > 0) if painted.any() else scene.rgb
     err = (filled[region].astype(np.float64) - scene.photo[region]) ** 2
     return {
         "recall": float((painted & ink).sum() / max(ink.sum(), 1)),
