@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from export.edit_data import TEXT_FREE, _file
-from export.inpaint_data import catalog, load_rgb, split
+from export.inpaint_data import TRAIN_ONLY, catalog, load_rgb, split
 from retouch.glyphs import line_crop
 from retouch.morphology import dilate
 from retouch.text import DetectSettings, detect_text
@@ -58,6 +58,7 @@ def training_photos() -> list:
     """The inpainting training split without any photo (group) the edit evaluation uses, nor the
     pictures with text in them."""
     train, _ = split(catalog())
+    train = [im for im in train if im.source not in TRAIN_ONLY]  # the segmenter's data predates them
     eval_files = {str(p) for k in TEXT_FREE if not k.startswith("skimage/") and (p := _file(k)) is not None}
     eval_groups = {im.group for im in catalog() if im.origin in eval_files}
     eval_groups |= {f"skimage/{k.split('/', 1)[1]}" for k in TEXT_FREE if k.startswith("skimage/")}

