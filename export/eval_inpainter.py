@@ -46,6 +46,8 @@ from export.inpainters import (
 )
 from retouch.inpaint import InpaintSettings, classical_fill, classical_pick
 
+DEFAULT_WIDTHS = [16, 32, 64, 96, 128]  # the served nets' (InpaintUNet's default); the ledger names any other
+
 EVAL_SIZE = 256
 EVAL_SEED = 20240611
 NEAR_PERFECT_DB = 40
@@ -586,7 +588,8 @@ def _run_rows() -> list[dict]:
                     f"; refines the {cfg['teacher']} classical fill (its L1 / fill L1 is against that fill)"
                     if cfg.get("arch") == "refine"
                     else ""
-                ),
+                )
+                + (f"; widths {cfg['widths']}" if cfg["widths"] != DEFAULT_WIDTHS else ""),
                 "last_ratio": log["history"][-1]["l1_over_fill"] if log["history"] else None,
             }
         )
