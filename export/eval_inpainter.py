@@ -33,7 +33,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from export import inpaint_data
-from export.inpaint_nets import ClassicalRefineUNet, PushPullFill, build_net
+from export.inpaint_nets import WIDTHS, ClassicalRefineUNet, PushPullFill, build_net
 from export.inpainters import (
     REFINE_WEIGHTS,
     REFINE_WEIGHTS_SHA256,
@@ -45,8 +45,6 @@ from export.inpainters import (
     torch_reference,
 )
 from retouch.inpaint import InpaintSettings, classical_fill, classical_pick
-
-DEFAULT_WIDTHS = [16, 32, 64, 96, 128]  # the served nets' (InpaintUNet's default); the ledger names any other
 
 EVAL_SIZE = 256
 EVAL_SEED = 20240611
@@ -589,7 +587,7 @@ def _run_rows() -> list[dict]:
                     if cfg.get("arch") == "refine"
                     else ""
                 )
-                + (f"; widths {cfg['widths']}" if cfg["widths"] != DEFAULT_WIDTHS else ""),
+                + (f"; widths {cfg['widths']}" if tuple(cfg["widths"]) != WIDTHS else ""),
                 "last_ratio": log["history"][-1]["l1_over_fill"] if log["history"] else None,
             }
         )

@@ -16,6 +16,7 @@ from torch import nn
 
 FILL_LEVELS = 12  # 2**12 = 4096: any image up to 4096 px pools down to one pixel
 EPS = 1e-6
+WIDTHS = (16, 32, 64, 96, 128)  # the served UNets' channels per stage (enc0 .. bottleneck)
 
 
 def composite(image: torch.Tensor, mask: torch.Tensor, filled: torch.Tensor) -> torch.Tensor:
@@ -95,7 +96,7 @@ class InpaintUNet(nn.Module):
 
     def __init__(
         self,
-        widths: tuple[int, ...] = (16, 32, 64, 96, 128),
+        widths: tuple[int, ...] = WIDTHS,
         fill: PushPullFill | None = None,
         hint_channels: int = 0,
     ):
@@ -167,13 +168,13 @@ class CoarseToFineUNet(nn.Module):
     buys. Same contract as InpaintUNet: (IMAGE, MASK) -> OUTPUT, known pixels bit-exact.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 96, 128)):
+    def __init__(self, widths: tuple[int, ...] = WIDTHS):
         super().__init__()
         self.coarse = InpaintUNet(widths)
         self.fine = InpaintUNet(widths, hint_channels=3)
 
     @classmethod
-    def from_unet(cls, state: dict, widths: tuple[int, ...] = (16, 32, 64, 96, 128)) -> CoarseToFineUNet:
+    def from_unet(cls, state: dict, widths: tuple[int, ...] = WIDTHS) -> CoarseToFineUNet:
         net = cls(widths)
         net.coarse.load_state_dict(state)
         fine = dict(state)
@@ -206,7 +207,7 @@ class ClassicalRefineUNet(InpaintUNet):
         return super().forward(image, mask, base=base)
 
     @classmethod
-    def from_unet(cls, state: dict, widths: tuple[int, ...] = (16, 32, 64, 96, 128)) -> ClassicalRefineUNet:
+    def from_unet(cls, state: dict, widths: tuple[int, ...] = WIDTHS) -> ClassicalRefineUNet:
         net = cls(widths)
         net.load_state_dict(state)
         nn.init.zeros_(net.residual.weight)

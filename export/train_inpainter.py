@@ -62,6 +62,7 @@ import torch.nn.functional as F
 
 from export import inpaint_data
 from export.inpaint_nets import (
+    WIDTHS,
     ClassicalRefineUNet,
     CoarseToFineUNet,
     InpaintUNet,
@@ -93,7 +94,7 @@ DEFAULTS = {
     "jitter": True,
     "scale": [0.5, 2.0],
     "mask_mix": MASK_MIX,
-    "widths": [16, 32, 64, 96, 128],
+    "widths": list(WIDTHS),
     # or "coarse_to_fine" (export/inpaint_nets.CoarseToFineUNet), or "refine" (ClassicalRefineUNet:
     # a residual over the `teacher` fill, which every step computes for its crops)
     "arch": "unet",
@@ -288,13 +289,14 @@ class Trainer:
         if "format" in state:
             state = state["ema"]
         widths = tuple(self.cfg["widths"])
-        if not any(k.startswith("coarse.") for k in state) and widths_of(state) != widths:
-            old = widths_of(state)
+        pair = any(k.startswith("coarse.") for k in state)
+        old = None if pair else widths_of(state)
+        if old is not None and old != widths:
             if isinstance(self.net, CoarseToFineUNet) or any(n < o for n, o in zip(widths, old, strict=True)):
                 raise SystemExit(f"--widths {list(widths)}: can only widen a UNet's {list(old)}, layer by layer")
             state = widen(state, InpaintUNet(widths), old)  # same function, new channels free to learn
         if not same_arch:
-            if isinstance(self.net, CoarseToFineUNet) and not any(k.startswith("coarse.") for k in state):
+            if isinstance(self.net, CoarseToFineUNet) and not pair:
                 state = CoarseToFineUNet.from_unet(state, widths).state_dict()
             elif isinstance(self.net, ClassicalRefineUNet):
                 state = ClassicalRefineUNet.from_unet(state, widths).state_dict()
