@@ -72,6 +72,17 @@ class GlyphSettings(Settings):
         "segmenter sees (photo the colour split took for glyphs; 0: no trimming, nor where it would remove "
         "more than half the mask)",
     )
+    faint_ink: Float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="a faint glyph line (split at the faint thresholds, or under faint_ink_contrast) also gets "
+        "the pixels the learned glyph segmenter gives at least this ink probability, grown 1 px, inside its box: "
+        "watermark ink the colour split misses (0: off)",
+    )
+    faint_ink_contrast: Float = Field(
+        20.0, ge=0, le=100, description="...a glyph line whose glyphs stand less than this (CIELAB) off the background"
+    )
     min_contrast: Float = Field(
         14.0, ge=0, le=100, description="CIELAB distance glyphs stand off the background, at least"
     )
@@ -697,7 +708,8 @@ async def segment_lines(
     """The lines' masks shaped by the learned segmenter's ink (probability over LEARNED_THRESHOLD):
     a `box` line (text that did not split cleanly, painted whole) gets that ink grown
     BOX_INK_GROW_PX inside its box (`box_mask`); a `glyph` line keeps only the pixels of its mask
-    within `trim_px` of the ink (photo the colour split took for glyphs: a fig's seeds, leaves); a
+    within `trim_px` of the ink (photo the colour split took for glyphs: a fig's seeds, leaves) and, if
+    faint (`faint_ink_contrast`), gains the ink the segmenter is sure of (`faint_ink`), grown 1 px; a
     `texture` line among a caption's clean lines (lines_to_segment) is painted with its ink, as a
     box line is, when the segmenter is sure of it (ink_confidence at least LEARNED_MIN_CONFIDENCE).
     A line where the segmenter sees no ink, or a glyph line it would cut by more than half, stays
@@ -732,7 +744,16 @@ async def segment_lines(
             kept = line.mask & dilate(ink, settings.trim_px)
             if kept.sum() >= MIN_TRIM_KEEP * line.mask.sum() and kept.sum() < line.mask.sum():
                 trimmed = int(line.mask.sum() - kept.sum())
-                lines[i] = replace(line, mask=kept, figures={**line.figures, "trimmed": trimmed})
+                lines[i] = line = replace(line, mask=kept, figures={**line.figures, "trimmed": trimmed})
+            if settings.faint_ink and (
+                line.figures.get("faint") or line.figures["contrast"] < settings.faint_ink_contrast
+            ):
+                sure = _on_window(window > settings.faint_ink, y0, x0, line)
+                box = quad_mask(boxes[i], line.y0, line.x0, line.mask.shape) > 0
+                added = dilate(sure, BOX_INK_GROW_PX) & box & ~line.mask
+                if added.any():
+                    figures = {**line.figures, "faint_ink_added": int(added.sum())}
+                    lines[i] = replace(line, mask=line.mask | added, figures=figures)
     mask = np.zeros(rgb.shape[:2], np.uint8)
     for line in lines:
         line.paint(mask)

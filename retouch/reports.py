@@ -154,6 +154,9 @@ class Line(Figures):
     trimmed: int | None = Field(
         None, description="pixels of a glyph line's mask farther than trim_px from the segmenter's ink, left alone"
     )
+    faint_ink_added: int | None = Field(
+        None, description="pixels of the segmenter's sure ink added to a faint glyph line's mask (faint_ink)"
+    )
 
 
 class RepaintFigures(InpaintFigures):

@@ -94,6 +94,26 @@ def dense_caption():
     return scene, np.array(boxes, np.float32)
 
 
+def exported_segmenter(tmp_path):
+    """The exported segmenter in onnxruntime, as an async infer like the served model's."""
+    export(tmp_path, force=True)
+    session = ort.InferenceSession(str(tmp_path / NAME / "1" / "model.onnx"))
+
+    async def infer(batch):
+        return session.run(None, {"INPUT": batch})[0]
+
+    return infer
+
+
+def caption_lines(settings):
+    """dense_caption's scene, boxes and the rule's lines."""
+    from retouch.glyphs import text_masks
+
+    scene, boxes = dense_caption()
+    _, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), settings)
+    return scene, boxes, lines
+
+
 def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
     """A line text_masks paints whole (an unclean split beside clean lines) is painted with the
     segmenter's ink instead: the ink covered, a fraction of the box painted, nothing outside the
@@ -121,7 +141,8 @@ def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
     mask, shaped = asyncio.run(segment_lines(scene.rgb, boxes, lines, infer, settings))
     assert [line.kind for line in shaped] == kinds
     for i, (before, after) in enumerate(zip(lines, shaped)):
-        assert not (after.mask & ~before.mask).any()  # inside what it replaces
+        if "faint_ink_added" not in after.figures:  # a faint line may gain sure ink (the next test)
+            assert not (after.mask & ~before.mask).any()  # inside what it replaces
         assert (mask[scene.lines[i].ink] > 0).mean() >= 0.9
         if before.kind == "box":
             assert after.figures["mask"] == "segmenter" and 0 < after.figures["box_share"] < 0.8
@@ -156,6 +177,40 @@ def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
     assert all(after is before for before, after in zip(lines, unshaped))
 
 
+def test_a_faint_glyph_line_gains_the_ink_the_segmenter_is_sure_of(tmp_path):
+    """A glyph line of low contrast (a watermark) whose colour split missed letters gets the pixels
+    the segmenter is sure are ink, grown 1 px, inside its box; a line of full contrast, or faint_ink
+    0, keeps its mask."""
+    import asyncio
+    from dataclasses import replace
+
+    from retouch.glyphs import GlyphSettings, quad_mask, segment_lines
+    from retouch.morphology import dilate
+
+    infer = exported_segmenter(tmp_path)
+    settings = GlyphSettings()
+    scene, boxes, lines = caption_lines(settings)
+    i = next(i for i, line in enumerate(lines) if line.kind == "glyph")
+    line = lines[i]
+    h, w = line.mask.shape
+    ink = scene.lines[i].ink[line.y0 : line.y0 + h, line.x0 : line.x0 + w]
+    half = line.mask.copy()
+    half[:, : w // 2] = False  # the split missed the first half of the letters
+    for contrast, faint_ink, gains in ((10.0, 0.9, True), (40.0, 0.9, False), (10.0, 0.0, False)):
+        cut = list(lines)
+        cut[i] = replace(line, mask=half, figures={**line.figures, "contrast": contrast})
+        _, shaped = asyncio.run(segment_lines(scene.rgb, boxes, cut, infer, GlyphSettings(faint_ink=faint_ink)))
+        after = shaped[i].mask
+        if not gains:
+            assert "faint_ink_added" not in shaped[i].figures and not (after & ~half).any()
+            continue
+        added = after & ~half
+        assert shaped[i].figures["faint_ink_added"] == added.sum() > 0
+        assert not (added & ~(quad_mask(boxes[i], line.y0, line.x0, (h, w)) > 0)).any()
+        assert (after & ink).sum() / ink.sum() > 0.9 > (half & ink).sum() / ink.sum()
+        assert (added & dilate(ink, 2)).sum() > 0.9 * added.sum()  # the ink and its edge, not the photo
+
+
 def test_a_caption_line_the_rule_calls_texture_is_painted_when_the_segmenter_is_sure(tmp_path):
     """Among a caption's clean lines, a line-shaped box the rule calls texture (its colour split found
     no letters) is painted with the segmenter's ink when the segmenter is sure of it; alone, or with
@@ -163,17 +218,11 @@ def test_a_caption_line_the_rule_calls_texture_is_painted_when_the_segmenter_is_
     import asyncio
     from dataclasses import replace
 
-    from retouch.glyphs import NO_LETTERS, GlyphSettings, lines_to_segment, segment_lines, text_masks
+    from retouch.glyphs import NO_LETTERS, GlyphSettings, lines_to_segment, segment_lines
 
-    export(tmp_path, force=True)
-    session = ort.InferenceSession(str(tmp_path / NAME / "1" / "model.onnx"))
-
-    async def infer(batch):
-        return session.run(None, {"INPUT": batch})[0]
-
-    scene, boxes = dense_caption()
+    infer = exported_segmenter(tmp_path)
     settings = GlyphSettings()
-    _, lines = text_masks(scene.rgb, boxes, np.full(len(boxes), 0.9, np.float32), settings)
+    scene, boxes, lines = caption_lines(settings)
     glyphs = [i for i, line in enumerate(lines) if line.kind == "glyph"]
     assert len(glyphs) >= 3
     i = glyphs[0]
