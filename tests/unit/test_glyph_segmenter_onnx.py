@@ -123,11 +123,7 @@ def test_painted_lines_are_shaped_by_the_segmenters_ink(tmp_path):
 
     from retouch.glyphs import GlyphSettings, segment_lines, text_masks
 
-    export(tmp_path, force=True)
-    session = ort.InferenceSession(str(tmp_path / NAME / "1" / "model.onnx"))
-
-    async def infer(batch):
-        return session.run(None, {"INPUT": batch})[0]
+    infer = exported_segmenter(tmp_path)
 
     async def blind(batch):
         return np.zeros((batch.shape[0], 1, *batch.shape[2:]), np.float32)
