@@ -66,9 +66,15 @@ def glyph_masks(models: LocalModels, rgb: np.ndarray, found, settings: GlyphSett
     return asyncio.run(segment_lines(rgb, found.boxes, lines, models.segment, settings))
 
 
+def evaluated(key: str) -> bool:
+    """Whether a catalogue key is one of edit_data's evaluation photos, which name a wallpaper by its
+    folder or stem ("plasma/Autumn" for plasma/Autumn/contents/images/2560x1600.jpg)."""
+    return any(key == k or key.startswith((k + "/", k + ".")) for k in TEXT_FREE)
+
+
 def dev_photos(sources: tuple[str, ...], photos: int) -> list:
     """The dev catalogue: the chosen sources less every photo edit_data evaluates on."""
-    return [im for im in catalog() if im.source in sources and im.key not in TEXT_FREE][:photos]
+    return [im for im in catalog() if im.source in sources and not evaluated(im.key)][:photos]
 
 
 def dev_scene(key: str, rgb: np.ndarray, k: int):

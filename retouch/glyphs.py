@@ -72,6 +72,14 @@ class GlyphSettings(Settings):
         "segmenter sees (photo the colour split took for glyphs; 0: no trimming, nor where it would remove "
         "more than half the mask)",
     )
+    trim_below: Float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="a glyph line's mask also drops the pixels where the learned glyph segmenter's ink probability "
+        "is under this (photo texture the colour split took for halo: a fig's seeds beside the letters; 0: off), "
+        "unless with trim_px it would remove more than half the mask",
+    )
     faint_ink: Float = Field(
         0.9,
         ge=0,
@@ -677,7 +685,7 @@ async def learned_text_masks(
 
 def lines_to_segment(lines: list[LineMask], settings: GlyphSettings) -> list[int]:
     """The lines segment_lines sends to the segmenter: `box` lines (box_mask), `glyph` lines
-    (trim_px) and, in a photo with rescue_after clean lines, line-shaped `texture` lines scored from
+    (trim_px, trim_below) and, in a photo with rescue_after clean lines, line-shaped `texture` lines scored from
     low_score (segmenter_rescue)."""
     if settings.mode != "glyph":
         return []
@@ -686,7 +694,7 @@ def lines_to_segment(lines: list[LineMask], settings: GlyphSettings) -> list[int
         i
         for i, line in enumerate(lines)
         if (line.kind == "box" and settings.box_mask == "segmenter")
-        or (line.kind == "glyph" and settings.trim_px > 0)
+        or (line.kind == "glyph" and (settings.trim_px > 0 or settings.trim_below > 0))
         or (
             line.kind == "texture"
             and settings.segmenter_rescue
@@ -708,7 +716,8 @@ async def segment_lines(
     """The lines' masks shaped by the learned segmenter's ink (probability over LEARNED_THRESHOLD):
     a `box` line (text that did not split cleanly, painted whole) gets that ink grown
     BOX_INK_GROW_PX inside its box (`box_mask`); a `glyph` line keeps only the pixels of its mask
-    within `trim_px` of the ink (photo the colour split took for glyphs: a fig's seeds, leaves) and, if
+    within `trim_px` of the ink and not where the ink probability is under `trim_below` (photo the
+    colour split took for glyphs or halo: a fig's seeds, leaves) and, if
     faint (`faint_ink_contrast`), gains the ink the segmenter is sure of (`faint_ink`), grown 1 px; a
     `texture` line among a caption's clean lines (lines_to_segment) is painted with its ink, as a
     box line is, when the segmenter is sure of it (ink_confidence at least LEARNED_MIN_CONFIDENCE).
@@ -741,8 +750,13 @@ async def segment_lines(
                 share = round(float(shaped.sum()) / max(int(line.mask.sum()), 1), 4)
                 lines[i] = replace(line, mask=shaped, figures={**line.figures, "mask": "segmenter", "box_share": share})
         else:
-            kept = line.mask & dilate(ink, settings.trim_px)
-            if kept.sum() >= MIN_TRIM_KEEP * line.mask.sum() and kept.sum() < line.mask.sum():
+            kept = line.mask
+            if settings.trim_px:
+                kept = kept & dilate(ink, settings.trim_px)
+            if settings.trim_below:  # where the segmenter is sure of no ink, within its crop
+                seen = _on_window(crop_prob[0].paste(np.ones_like(crop_prob[1]))[2] > 0.99, y0, x0, line)
+                kept = kept & ~(seen & _on_window(window < settings.trim_below, y0, x0, line))
+            if MIN_TRIM_KEEP * line.mask.sum() <= kept.sum() < line.mask.sum():
                 trimmed = int(line.mask.sum() - kept.sum())
                 lines[i] = line = replace(line, mask=kept, figures={**line.figures, "trimmed": trimmed})
             if settings.faint_ink and (

@@ -20,8 +20,8 @@
    `accepted`, or `needs_review`. A failed gate replaces the windows a model filled (the UNet)
    by the conservative fast fill; a classical fill is kept (the probe did not judge it, and on
    textured photos, where the fast fill's probe fails, it is the better fill for a mask of thin
-   strokes) unless `gate_fallback` is "all", remove_text's default (its own masks, wider and
-   boxier, measured better with the swap).
+   strokes) unless `gate_fallback` is "all" (every window but the fast fill's) or "windows",
+   remove_text's default (of those, the windows that fail the gate on their own probe and ring).
 5. On the auto route, the inpaint_refine network (a Triton model) takes the classical fill of each
    native window of the routes in `refine` (PatchMatch by default; FSR_FAST too if asked: the fills
    it was trained on) as BASE and adds what it learned beyond it, all windows in one batch; a
@@ -125,10 +125,11 @@ class InpaintSettings(OutputSettings):
         "(40 dev photos: patchmatch +0.36 dB on blocks at +15 % time; fsr +0.04 dB on captions at +70 %, "
         "so not by default); [] turns it off",
     )
-    gate_fallback: Literal["models", "all"] = Field(
+    gate_fallback: Literal["models", "all", "windows"] = Field(
         "models",
         description="what a failed gate swaps for the fast fill: the UNet's windows (models; a classical fill's "
-        "probe is the fast fill's, so the gate never judged it), or every window but the fast fill's (all)",
+        "probe is the fast fill's, so the gate never judged it), every window but the fast fill's (all), or of "
+        "those, the windows that fail the gate on their own (windows)",
     )
     # Gate. Good fills probe at 0.03-0.085 mean abs error on the ring (scikit-image photos). Fills
     # are smooth by design, so only noise-like artefacts (hf ratio far above 1) fail by default.
@@ -318,6 +319,18 @@ def high_frequency_power(grey: np.ndarray, where: np.ndarray) -> float:
     return float(np.mean(lap[where] ** 2)) if where.any() else 0.0
 
 
+def hf_ratio(filled_grey: np.ndarray, grey: np.ndarray, hole: np.ndarray, where: np.ndarray | None = None) -> float:
+    """The gate's high-frequency ratio: the fill's power in `where` (the whole hole by default) over
+    the input's on the known ring around it."""
+    where = hole if where is None else where
+    ring = dilate(where, 8) & ~hole
+    return high_frequency_power(filled_grey, where) / max(high_frequency_power(grey, ring), 1e-6)
+
+
+def gate_passes(ring_error: float, hf: float, settings: InpaintSettings) -> bool:
+    return ring_error <= settings.gate_ring_error and settings.gate_hf_low <= hf <= settings.gate_hf_high
+
+
 CLASSICAL_FILLS = ("TELEA", "NS", "FSR_FAST", "FSR_BEST", "PatchMatch")
 PATCH_MATCH_PATCH = 5  # PatchMatch's patch side in pixels
 
@@ -479,8 +492,8 @@ async def inpaint(
         for i, fill in zip(idx, await fill_windows(route, all_crops[idx], both[idx], infer)):
             filled_all[i] = fill
     ring = (probes > 0) & (holes == 0)
-    probe_fills = np.stack(filled_all[n:])
-    ring_error = float(np.abs(probe_fills - crops)[ring].mean()) if ring.any() else 0.0
+    probe_errors = np.abs(np.stack(filled_all[n:]) - crops)
+    ring_error = float(probe_errors[ring].mean()) if ring.any() else 0.0
 
     # A classical route fills all its windows' holes at once, natively; they paste as native windows.
     # On auto, inpaint_refine then refines the windows' fills (`bases`) in one batch.
@@ -505,19 +518,28 @@ async def inpaint(
             fills[i] = fill
 
     result = paste(rgb, hole, placed, fills, settings.feather_sigma)
-    known_ring = dilate(hole, 8) & ~hole
-    hf_ring = high_frequency_power(grey, known_ring)
-    hf_ratio = high_frequency_power(cv2.cvtColor(result, cv2.COLOR_RGB2GRAY), hole) / max(hf_ring, 1e-6)
-    gate_ok = ring_error <= settings.gate_ring_error and settings.gate_hf_low <= hf_ratio <= settings.gate_hf_high
+    result_grey = cv2.cvtColor(result, cv2.COLOR_RGB2GRAY)
+    hf = hf_ratio(result_grey, grey, hole)
+    gate_ok = gate_passes(ring_error, hf, settings)
     reasons = [] if gate_ok else ["quality_gate"]
     if coverage > settings.review_coverage:
         reasons.append("large_coverage")
     used = dict.fromkeys(routes)
     models = [MODEL_ROUTES[r] for r in used if r in MODEL_ROUTES] + ([REFINE] if bases else [])
-    # A failed gate swaps what a model other than the fast fill painted (the probe judged it), and
-    # with gate_fallback "all" the classical fills too.
-    kept = ("fast",) if settings.gate_fallback == "all" else ("fast", *CLASSICAL_ROUTES)
+    # A failed gate swaps what a model other than the fast fill painted (the probe judged it); with
+    # gate_fallback "all" the classical fills too, and with "windows" those of either that fail the
+    # gate in their own window (a photo's textured corner no longer costs its plain ones their fill).
+    kept = ("fast", *CLASSICAL_ROUTES) if settings.gate_fallback == "models" else ("fast",)
     suspect = [i for i, r in enumerate(routes) if r not in kept]  # refined windows go with their route
+    if not gate_ok and settings.gate_fallback == "windows":
+
+        def window_fails(i: int) -> bool:
+            (y0, x0, y1, x1), owns = windows[i].box, windows[i].owns
+            error = float(probe_errors[i][ring[i]].mean()) if ring[i].any() else 0.0
+            window_hf = hf_ratio(result_grey[y0:y1, x0:x1], grey[y0:y1, x0:x1], hole[y0:y1, x0:x1], owns)
+            return not gate_passes(error, window_hf, settings)
+
+        suspect = [i for i in suspect if window_fails(i)]
     if not gate_ok and suspect:
         safe = await fill_windows("fast", crops[suspect], holes[suspect], infer)
         for i, fill in zip(suspect, safe):
@@ -535,7 +557,8 @@ async def inpaint(
         windows=n,
         native_windows=sum(w.scale >= 1.0 for w in placed),
         refined_windows=len(bases),
-        gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf_ratio, 4)},
+        fallback_windows=len(suspect) if not gate_ok else 0,
+        gate={"ring_error": round(ring_error, 5), "hf_ratio": round(hf, 4)},
         models=models,
     )
     return result, figures

@@ -29,10 +29,12 @@ from retouch.text import DetectSettings, Infer, box_mask, detect_text
 # The service's own mask is never refused: the fill takes up to this much of the image, and a
 # larger mask (a page of text) is left for review instead of painted.
 MAX_PAINTED_COVERAGE = 0.6
-# Where remove_text's fill differs from inpaint's: its own masks (halos, boxes of unclean lines) in
-# texture fared better swapped for the fast fill when the gate fails (40 dev photos, export.glyph_dev
-# --edits: 19.66 -> 20.01 dB pooled, residual lines 18.6 -> 16.5 %).
-INPAINT_DEFAULTS = {"max_coverage": MAX_PAINTED_COVERAGE, "gate_fallback": "all"}
+# Where remove_text's fill differs from inpaint's: when the gate fails, the windows of its own masks
+# that fail it on their own get the fast fill, classical ones included: there the fast fill's blur
+# hides the ghosts of halos a glyph mask left (every window swapped: 40 dev photos, export.glyph_dev
+# --edits, 19.66 -> 20.01 dB pooled, residual lines 18.6 -> 16.5 %; only the failing ones, with
+# the segmenter-shaped masks of 2026-12-07: 23.44 -> 23.56, residual unchanged; docs/text.md).
+INPAINT_DEFAULTS = {"max_coverage": MAX_PAINTED_COVERAGE, "gate_fallback": "windows"}
 
 
 class RemoveTextSettings(OutputSettings):

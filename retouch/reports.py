@@ -105,6 +105,7 @@ class InpaintFigures(Step):
     route_features: RouteFeatures | None = None
     review_reasons: list[Literal["quality_gate", "large_coverage"]] | None = None
     fallback: Literal["fast_fill"] | None = Field(None, description="the fill served after the gate failed")
+    fallback_windows: int | None = Field(None, description="windows the fallback refilled")
     native_windows: int | None = Field(None, description="windows filled at native resolution")
     refined_windows: int | None = Field(
         None, description="windows whose classical fill inpaint_refine refined (setting refine)"

@@ -102,7 +102,7 @@ def test_a_classical_route_is_probed_by_the_fast_fill_and_kept_when_the_gate_fai
 
 
 def test_gate_fallback_all_swaps_a_classical_fill_too(case):
-    """remove_text's default: a failed gate swaps the classical windows for the fast fill as well."""
+    """gate_fallback "all": a failed gate swaps the classical windows for the fast fill as well."""
     rgb, mask = case
     infer, calls = served(**{FAST_FILL: noise})
     out, report = run(rgb, mask, infer, route="telea", gate_fallback="all")
@@ -111,6 +111,35 @@ def test_gate_fallback_all_swaps_a_classical_fill_too(case):
     assert [m for m, _ in calls] == [FAST_FILL, FAST_FILL]  # the probe, then the swap
     fast, _ = run(rgb, mask, served(**{FAST_FILL: noise})[0], route="fast")
     np.testing.assert_array_equal(out, fast)
+
+
+def test_gate_fallback_windows_swaps_only_the_windows_failing_their_own_gate(photos):
+    """remove_text's default: of a failed gate's classical windows, only those whose own probe and
+    ring fail are swapped; a plain window far from the textured one keeps its classical fill."""
+    rgb = np.zeros((256, 576, 3), np.uint8)
+    ramp = np.linspace(60, 190, 320)[None, :, None] + np.random.default_rng(0).normal(0, 3, (256, 320, 1))
+    rgb[:, :320] = np.clip(ramp, 0, 255).astype(np.uint8)  # a smooth ramp with a little grain
+    rgb[:, 320:] = photos["astronaut"][:256, :256]  # texture
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    mask[110:140, 60:120] = mask[110:140, 440:500] = 255
+    plain, textured = np.zeros(mask.shape, bool), np.zeros(mask.shape, bool)
+    plain[:, :320], textured[:, 320:] = mask[:, :320] > 0, mask[:, 320:] > 0
+
+    def fails_on_texture(image, hole):  # the fast fill's probe: noise where the window is busy
+        busy = np.abs(np.diff(image, axis=2)).mean() > 0.02  # mean step between neighbours, 0..1 units
+        return noise(image, hole) if busy else telea(image, hole)
+
+    results = {}
+    for fallback in ("models", "all", "windows"):
+        infer, _ = served(**{FAST_FILL: fails_on_texture})
+        results[fallback] = run(rgb, mask, infer, route="telea", gate_fallback=fallback)
+    (kept, _), (swapped, _), (out, report) = results["models"], results["all"], results["windows"]
+    assert report["verdict"] == "needs_review" and report["fallback"] == "fast_fill"
+    assert report["windows"] == 2 and report["fallback_windows"] == 1 and results["all"][1]["fallback_windows"] == 2
+    np.testing.assert_array_equal(out[plain], kept[plain])  # Telea's fill, kept
+    np.testing.assert_array_equal(out[textured], swapped[textured])  # the fast fill's
+    assert not np.array_equal(kept[textured], swapped[textured])
+    np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
 
 
 def brighter_base(image: np.ndarray, mask: np.ndarray, base: np.ndarray) -> np.ndarray:
