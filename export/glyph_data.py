@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import sys
 import time
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -54,24 +55,27 @@ TRAIN_FONTS = tuple(
 HAS_TEXT = {"skimage/coins", "skimage/rocket", "mate/GreenTraditional", "ukui/focal-ubuntukylin"}
 
 
+@cache
+def _evaluation_groups() -> frozenset[str]:
+    """The catalogue groups of edit_data's evaluation photos, by file (and by name for scikit-image)."""
+    eval_files = {str(p) for k in TEXT_FREE if not k.startswith("skimage/") and (p := _file(k)) is not None}
+    groups = {im.group for im in catalog() if im.origin in eval_files}
+    return frozenset(groups | {f"skimage/{k.split('/', 1)[1]}" for k in TEXT_FREE if k.startswith("skimage/")})
+
+
+def evaluated(im) -> bool:
+    """Whether a catalogue image is (a variant of) one of edit_data's evaluation photos: its group,
+    or a group of the same name (edit_data's mate/gnome keys name pictures in other spellings)."""
+    names = {k.rsplit("/", 1)[-1].lower() for k in TEXT_FREE}
+    return im.group in _evaluation_groups() or im.group.rsplit("/", 1)[-1].lower() in names
+
+
 def training_photos() -> list:
     """The inpainting training split without any photo (group) the edit evaluation uses, nor the
     pictures with text in them."""
     train, _ = split(catalog())
     train = [im for im in train if im.source not in TRAIN_ONLY]  # the segmenter's data predates them
-    eval_files = {str(p) for k in TEXT_FREE if not k.startswith("skimage/") and (p := _file(k)) is not None}
-    eval_groups = {im.group for im in catalog() if im.origin in eval_files}
-    eval_groups |= {f"skimage/{k.split('/', 1)[1]}" for k in TEXT_FREE if k.startswith("skimage/")}
-    # edit_data's mate/gnome keys name the same pictures as catalog groups in other spellings
-    names = {k.rsplit("/", 1)[-1].lower() for k in TEXT_FREE}
-    return [
-        im
-        for im in train
-        if im.group not in eval_groups
-        and im.group.rsplit("/", 1)[-1].lower() not in names
-        and "opencv" not in im.origin
-        and im.group not in HAS_TEXT
-    ]
+    return [im for im in train if not evaluated(im) and "opencv" not in im.origin and im.group not in HAS_TEXT]
 
 
 def detector(settings: DetectSettings | None = None):

@@ -21,8 +21,9 @@ import json
 import cv2
 import numpy as np
 
-from export.edit_data import SCENE_FONTS, SCENE_STYLES, TEXT_FREE, make_scene
+from export.edit_data import SCENE_FONTS, SCENE_STYLES, make_scene
 from export.eval_edits import LocalModels, grow, psnr, residual_lines
+from export.glyph_data import evaluated
 from export.inpaint_data import catalog, load_rgb
 from retouch.glyphs import GlyphSettings, segment_lines, text_masks
 from retouch.inpaint import classical_fill
@@ -66,15 +67,9 @@ def glyph_masks(models: LocalModels, rgb: np.ndarray, found, settings: GlyphSett
     return asyncio.run(segment_lines(rgb, found.boxes, lines, models.segment, settings))
 
 
-def evaluated(key: str) -> bool:
-    """Whether a catalogue key is one of edit_data's evaluation photos, which name a wallpaper by its
-    folder or stem ("plasma/Autumn" for plasma/Autumn/contents/images/2560x1600.jpg)."""
-    return any(key == k or key.startswith((k + "/", k + ".")) for k in TEXT_FREE)
-
-
 def dev_photos(sources: tuple[str, ...], photos: int) -> list:
     """The dev catalogue: the chosen sources less every photo edit_data evaluates on."""
-    return [im for im in catalog() if im.source in sources and not evaluated(im.key)][:photos]
+    return [im for im in catalog() if im.source in sources and not evaluated(im)][:photos]
 
 
 def dev_scene(key: str, rgb: np.ndarray, k: int):

@@ -153,7 +153,9 @@ class Line(Figures):
     segmenter_confidence: float | None = Field(None, description="...the segmenter's ink confidence, for the latter")
     box_share: float | None = Field(None, description="...the share of the box that ink covers")
     trimmed: int | None = Field(
-        None, description="pixels of a glyph line's mask farther than trim_px from the segmenter's ink, left alone"
+        None,
+        description="pixels of a glyph line's mask left alone: farther than trim_px from the segmenter's ink, or "
+        "under its trim_below ink probability",
     )
     faint_ink_added: int | None = Field(
         None, description="pixels of the segmenter's sure ink added to a faint glyph line's mask (faint_ink)"
