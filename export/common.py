@@ -58,3 +58,65 @@ def write_model(version_dir: Path, onnx_bytes: bytes, meta: dict) -> None:
     version_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(version_dir / "model.onnx", onnx_bytes)
     write_atomic(version_dir / "model.json", (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def save_checkpoint(path: Path, model, optimiser, step: int, rng, args, reason: str, **extra) -> None:
+    """A training checkpoint that resumes exactly (weights, optimiser, step, numpy and torch RNG
+    states, the arguments), written to a temporary file first so a kill never leaves half of one."""
+    import sys
+
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    state = {
+        "model": model.state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "step": step,
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    torch.save(state | extra, tmp)
+    tmp.replace(path)
+    print(f"checkpoint at step {step} ({reason})", file=sys.stderr, flush=True)
+
+
+def train_until(one_step, save, step: int, args, log_every: int = 100, smoothing: float = 0.98) -> int:
+    """Run one_step(step) -> loss until args.steps steps, args.minutes minutes or a SIGTERM; print
+    the running loss every log_every steps, call save(step, reason) every args.every_min minutes
+    and at the end. Returns the step reached."""
+    import signal
+    import sys
+    import time
+
+    stop: list[str] = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
+    started = last = time.time()
+    running = None
+    while step < args.steps and not stop:
+        loss = one_step(step)
+        step += 1
+        running = loss if running is None else smoothing * running + (1 - smoothing) * loss
+        if step % log_every == 0:
+            print(f"step {step} loss {running:.4f} {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+        if time.time() - last > args.every_min * 60:
+            save(step, "periodic")
+            last = time.time()
+        if time.time() - started > args.minutes * 60:
+            stop.append("time")
+    save(step, stop[0] if stop else "done")
+    return step
+
+
+def load_checkpoint(path: Path, model, optimiser, rng) -> dict:
+    """Restore what save_checkpoint wrote into model, optimiser and rng (and torch's RNG); returns
+    the whole state (its step and extras). weights_only: no pickled objects are ever run."""
+    import torch
+
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    return state

@@ -64,13 +64,15 @@ class LocalModels:
     """The served ONNX files in onnxruntime, behind the same async infer functions the Triton
     steps use (one thread each, like the served instances)."""
 
-    def __init__(self, repository: Path = ROOT / "model_repository"):
+    def __init__(self, repository: Path = ROOT / "model_repository", detector: Path | None = None):
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.sessions = {
             m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
             for m in ("text_detector", SEGMENTER, FAST_FILL, UNET, REFINE)
         }
+        if detector is not None:  # a candidate detector graph (export/train_text_detector.py --write-onnx)
+            self.sessions["text_detector"] = ort.InferenceSession(str(detector), options)
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)
 
         package = Path(importlib.util.find_spec("rapidocr_onnxruntime").origin).parent

@@ -8,7 +8,10 @@ which kinds), the kinds of the captions' lines, and the glyph recall per true li
 mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
 
     python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
-        [--detect '{"box_thresh": 0.4}'] [--edits [--inpaint '{"refine": []}']]
+        [--detect '{"box_thresh": 0.4}'] [--edits [--inpaint '{"refine": []}']] [--detector-onnx candidate.onnx]
+
+`--detector-onnx` scores a candidate detector graph (export/train_text_detector.py --write-onnx) in
+place of the served one. The photos of the first dev set (DEV_SOURCES[0]) are never trained on.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import collections
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -32,6 +36,8 @@ from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text
 
 SEED = 777
+# The two dev sets (catalogue sources, photos): never trained on (export/train_text_detector.py).
+DEV_SOURCES = ((("lomiri", "ukui", "skimage", "wheels"), 40), (("plasma", "lxqt", "palapeli"), 32))
 
 
 def best_box(ink: np.ndarray, boxes: np.ndarray) -> tuple[int | None, float]:
@@ -172,9 +178,14 @@ def main(argv=None) -> int:
         help="also run remove_text end to end on the caption scenes: PSNR in the text region against TELEA with "
         "the true glyph mask, and residual lines (the independent detector), as make eval scores them",
     )
+    parser.add_argument(
+        "--detector-onnx",
+        type=Path,
+        help="a candidate text detector graph in place of the served one (export/train_text_detector.py --write-onnx)",
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
-    models = LocalModels()
+    models = LocalModels(detector=args.detector_onnx)
     for overrides in args.settings:
         print(
             overrides,

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from export.common import load_checkpoint, save_checkpoint, train_until
 from export.inpaint_data import colour_jitter
 
 WINDOW = 192  # training crops are cut to this width (the net is fully convolutional)
@@ -184,11 +183,7 @@ def main(argv=None) -> int:
     if args.init and not args.resume:
         model.load_state_dict(torch.load(args.init, weights_only=True)["model"])
     if args.resume:
-        state = torch.load(args.resume, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
+        state = load_checkpoint(args.resume, model, optimiser, rng)
         step = state["step"]
         train_paths = [args.data / p for p in state["train_shards"]]
         val_paths = [args.data / p for p in state["val_shards"]]
@@ -204,48 +199,21 @@ def main(argv=None) -> int:
         flush=True,
     )
 
-    def save(reason: str) -> None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".tmp")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "step": step,
-                "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "train_shards": [p.name for p in train_paths],
-                "val_shards": [p.name for p in val_paths],
-                "args": {k: str(v) for k, v in vars(args).items()},
-            },
-            tmp,
-        )
-        tmp.replace(args.out)
-        print(f"checkpoint at step {step} ({reason})", file=sys.stderr, flush=True)
+    def save(at: int, reason: str) -> None:
+        shards = {"train_shards": [p.name for p in train_paths], "val_shards": [p.name for p in val_paths]}
+        save_checkpoint(args.out, model, optimiser, at, rng, args, reason, **shards)
 
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append("SIGTERM"))
-    started = last = time.time()
-    running = None
-    while step < args.steps and not stop:
-        lr = args.lr * min(1.0, (step + 1) / 200)
+    def one_step(at: int) -> float:
         for group in optimiser.param_groups:
-            group["lr"] = lr
+            group["lr"] = args.lr * min(1.0, (at + 1) / 200)
         x, y = batch(pools, rng, args.batch)
         loss = loss_fn(model(x), y)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 100 == 0:
-            print(f"step {step} loss {running:.4f} {time.time() - started:.0f} s", file=sys.stderr, flush=True)
-        if time.time() - last > args.every_min * 60:
-            save("periodic")
-            last = time.time()
-        if time.time() - started > args.minutes * 60:
-            stop.append("time")
-    save(stop[0] if stop else "done")
+        return loss.item()
+
+    train_until(one_step, save, step, args)
     return 0
 
 
