@@ -60,15 +60,27 @@ def write_model(version_dir: Path, onnx_bytes: bytes, meta: dict) -> None:
     write_atomic(version_dir / "model.json", (json.dumps(meta, indent=2) + "\n").encode())
 
 
+def save_atomic(obj, path: Path) -> None:
+    """torch.save to a temporary file beside `path`, fsync, then rename over it: a reader (or a
+    crash) never sees half a checkpoint."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def save_checkpoint(path: Path, model, optimiser, step: int, rng, args, reason: str, **extra) -> None:
     """A training checkpoint that resumes exactly (weights, optimiser, step, numpy and torch RNG
-    states, the arguments), written to a temporary file first so a kill never leaves half of one."""
+    states, the arguments), written atomically (save_atomic)."""
     import sys
 
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     state = {
         "model": model.state_dict(),
         "optimiser": optimiser.state_dict(),
@@ -77,8 +89,7 @@ def save_checkpoint(path: Path, model, optimiser, step: int, rng, args, reason: 
         "torch_rng": torch.get_rng_state(),
         "args": {k: str(v) for k, v in vars(args).items()},
     }
-    torch.save(state | extra, tmp)
-    tmp.replace(path)
+    save_atomic(state | extra, path)
     print(f"checkpoint at step {step} ({reason})", file=sys.stderr, flush=True)
 
 

@@ -56,18 +56,20 @@ HAS_TEXT = {"skimage/coins", "skimage/rocket", "mate/GreenTraditional", "ukui/fo
 
 
 @cache
-def _evaluation_groups() -> frozenset[str]:
-    """The catalogue groups of edit_data's evaluation photos, by file (and by name for scikit-image)."""
+def _evaluation_groups() -> tuple[frozenset[str], frozenset[str]]:
+    """The catalogue groups of edit_data's evaluation photos, by file (and by name for scikit-image),
+    and their pictures' names in lower case."""
     eval_files = {str(p) for k in TEXT_FREE if not k.startswith("skimage/") and (p := _file(k)) is not None}
     groups = {im.group for im in catalog() if im.origin in eval_files}
-    return frozenset(groups | {f"skimage/{k.split('/', 1)[1]}" for k in TEXT_FREE if k.startswith("skimage/")})
+    groups |= {f"skimage/{k.split('/', 1)[1]}" for k in TEXT_FREE if k.startswith("skimage/")}
+    return frozenset(groups), frozenset(k.rsplit("/", 1)[-1].lower() for k in TEXT_FREE)
 
 
 def evaluated(im) -> bool:
     """Whether a catalogue image is (a variant of) one of edit_data's evaluation photos: its group,
     or a group of the same name (edit_data's mate/gnome keys name pictures in other spellings)."""
-    names = {k.rsplit("/", 1)[-1].lower() for k in TEXT_FREE}
-    return im.group in _evaluation_groups() or im.group.rsplit("/", 1)[-1].lower() in names
+    groups, names = _evaluation_groups()
+    return im.group in groups or im.group.rsplit("/", 1)[-1].lower() in names
 
 
 def training_photos() -> list:

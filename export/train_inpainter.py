@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from export import inpaint_data
+from export.common import save_atomic
 from export.inpaint_nets import (
     WIDTHS,
     ClassicalRefineUNet,
@@ -216,18 +217,6 @@ def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
 
 def _plain(state: dict) -> dict:
     return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
-
-
-def save_atomic(obj, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, fsync, then rename over it: a reader (or a
-    crash) never sees half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_text_atomic(path: Path, text: str) -> None:

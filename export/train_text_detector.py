@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from onnx import numpy_helper
 
-from export.common import load_checkpoint, save_checkpoint, train_until
+from export.common import load_checkpoint, ort_session, save_checkpoint, train_until
 from export.glyph_data import HAS_TEXT, TRAIN_FONTS, evaluated, random_view
 from export.glyph_dev import DEV_SOURCES, dev_photos
 from export.inpaint_data import catalog, load_rgb
@@ -61,8 +61,7 @@ class OnnxNet(nn.Module):
     """An ONNX graph of the ops DBNet uses, run in torch. Every initializer is a parameter, by
     position (`t<k>`); the weights are trainable (Conv and ConvTranspose inputs, only the last
     `last_layers` of them if given, and the 4-D operands of Add: the head's biases), the graph's
-    constants are not. `initializers()` gives
-    them all back by their ONNX names."""
+    constants are not. `initializers()` gives them all back by their ONNX names."""
 
     def __init__(self, model: onnx.ModelProto, last_layers: int | None = None):
         super().__init__()
@@ -202,11 +201,7 @@ class Examples:
     """Random training tiles: (input 3xBxB float32, target BxB float32, missed kernels BxB uint8)."""
 
     def __init__(self):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self.teacher = ort.InferenceSession(source_graph().SerializeToString(), options)
+        self.teacher = ort_session(source_graph(), threads=1)
         self.photos = detector_photos()  # catalogue images (or HxWx3 arrays)
         self.how = DETECTORS["ppocrv6_tiny"]
         self.settings = DetectSettings()
