@@ -13,7 +13,10 @@ from the background, and decides from that separation whether the box holds text
    that are still measurably off the background join them (hysteresis, up to `halo_px`), and the
    mask grows `grow_px` more: one pixel everywhere, further only over pixels at least
    `grow_contrast` of the halo's threshold off the background. The halo's measured width is
-   reported per line.
+   reported per line. An outline whose colour the background model also holds (a black outline on
+   a photo with dark folds) stops the halo; rings of one colour round it that the ground away from
+   the line rarely shows join it (`outline_px`), else the fill spreads the outline's remains into
+   a dark smudge of the letters.
 4. Evidence that the box holds text: the glyphs stand well clear of the background's spread, fill
    a share of the box typical of writing, and either have consistent stroke widths or sit like
    letters on a line (alike heights, on the line's axis, about one per line height).
@@ -131,6 +134,17 @@ class GlyphSettings(Settings):
         "font sizes; 0: never)",
     )
     halo_px: Int = Field(4, ge=0, le=16, description="the halo may reach at most this far from the glyphs")
+    outline_px: Int = Field(
+        4,
+        ge=0,
+        le=16,
+        description="an outline round the glyphs (rings of one colour the background lacks) joins the halo, up to "
+        "this many px (0: off)",
+    )
+    outline_share: Float = Field(
+        0.6, ge=0, le=1, description="...a ring is outline when this share of it is the outline's colour"
+    )
+    outline_tolerance: Float = Field(12.0, ge=0, le=100, description="...within this CIELAB distance")
     grow_px: Int = Field(2, ge=0, le=16, description="then the mask grows this far (anti-aliasing)")
     grow_contrast: Float = Field(
         0.35,
@@ -342,6 +356,8 @@ def _split_line(
         if nxt.sum() == halo.sum():
             break
         halo, reach = nxt, step
+    # An outline the halo stopped short of (its colour is in the background model too).
+    halo, outline = outline_band(window, halo, grown, background, settings) if settings.outline_px else (halo, 0)
     # Anti-aliasing: one pixel round the halo always; further out only pixels that differ from the
     # background at all, since every photo pixel painted needlessly is one the fill gets wrong
     # (40 dev photos, glyph_dev --edits: +0.4 dB pooled, with remove_text's residual repaint).
@@ -371,11 +387,37 @@ def _split_line(
         glyph_fill=round(fill, 4),
         stroke_cv=round(stroke_cv, 3) if np.isfinite(stroke_cv) else None,
         halo_px=reach + 1,
+        **({"outline_px": outline} if outline else {}),
         **layout,
     )
     if faint:
         figures["faint"] = True
     return _Split(painted, separation, letters, clean, textlike, figures)
+
+
+def outline_band(
+    window: np.ndarray, halo: np.ndarray, grown: np.ndarray, background: np.ndarray, settings: GlyphSettings
+) -> tuple[np.ndarray, int]:
+    """An outline round the halo: from its second ring out, rings mostly (outline_share) of one
+    colour (the second ring's median, within outline_tolerance) that the background away from the
+    line rarely shows, joined a ring at a time, at most outline_px -> (the halo with it, rings
+    joined: 0 when there is none)."""
+    first = dilate(halo, 1) & grown
+    second = dilate(halo, 2) & grown & ~first
+    if second.sum() < 16:
+        return halo, 0
+    near = np.linalg.norm(window - np.median(window[second], axis=0), axis=-1) < settings.outline_tolerance
+    away = background & ~dilate(halo, settings.outline_px + 2)
+    if away.sum() < 16 or near[away].mean() > 0.5 * settings.outline_share:
+        return halo, 0
+    band, joined = first, 0
+    for _ in range(settings.outline_px):
+        ring = dilate(band, 1) & grown & ~band
+        taken = ring & near
+        if not taken.any() or taken.sum() < settings.outline_share * ring.sum():
+            break
+        band, joined = band | taken, joined + 1
+    return (band, joined) if joined else (halo, 0)
 
 
 def line_sides(quad: np.ndarray) -> tuple[float, float]:

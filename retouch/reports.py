@@ -139,6 +139,9 @@ class Line(Figures):
     glyph_fill: float | None = None
     stroke_cv: float | None = None
     halo_px: int | None = None
+    outline_px: int | None = Field(
+        None, description="rings of an outline joined to the halo (GlyphSettings.outline_px); absent when none"
+    )
     letters_per_height: float | None = None
     letter_height_cv: float | None = None
     off_axis: float | None = None

@@ -218,3 +218,58 @@ def test_the_anti_aliasing_margin_spares_pixels_the_text_left_alone():
     spared = masks[0.0] & ~masks[0.35]
     assert not (masks[0.35] & ~masks[0.0]).any() and not (spared & changed).any()
     assert (masks[0.35] & ~changed).sum() <= 0.6 * (masks[0.0] & ~changed).sum()  # 0.41 measured
+
+
+def outlined_caption(outline: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """White letters in a black outline `outline` px wide on an orange photo with dark folds in it
+    (the background model holds dark, so the halo alone stops at the outline) -> (image, letters,
+    outline pixels, box)."""
+    from PIL import Image, ImageDraw
+    from text_scenes import font
+
+    rng = np.random.default_rng(5)
+    h, w = 140, 520
+    rgb = np.empty((h, w, 3), np.uint8)
+    rgb[:] = (225, 110, 40)
+    for _ in range(60):  # dark folds: about a tenth of the photo
+        y, x = int(rng.integers(0, h - 4)), int(rng.integers(0, w - 40))
+        rgb[y : y + 3, x : x + int(rng.integers(10, 40))] = (25, 20, 20)
+    layers = {}
+    for name, stroke in (("letters", 0), ("outer", outline)):
+        layer = Image.new("L", (w, h), 0)
+        ImageDraw.Draw(layer).text(
+            (30, 40), "Caption here", font=font("DejaVuSans.ttf", 44), fill=255, stroke_width=stroke, stroke_fill=255
+        )
+        layers[name] = np.asarray(layer, np.float32)[..., None] / 255
+    texted = rgb * (1 - layers["outer"]) + 20 * layers["outer"]
+    texted = texted * (1 - layers["letters"]) + 240 * layers["letters"]
+    letters, ring = layers["letters"][..., 0] > 0.5, (layers["outer"][..., 0] > 0.5) & (layers["letters"][..., 0] < 0.5)
+    ys, xs = np.nonzero(layers["outer"][..., 0] > 0)
+    quad = np.array(
+        [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]], np.float32
+    )
+    return np.round(texted).astype(np.uint8), letters, ring, unclipped(quad, 6)
+
+
+def test_an_outline_round_the_letters_is_painted_with_them():
+    """An outline the background also shows (dark folds) stops the halo; outline_px takes the rings
+    of its one colour: the outline is painted and the fill gets no dark contour to spread."""
+    texted, letters, ring, quad = outlined_caption(outline=4)
+    masks = {
+        px: text_masks(texted, quad[None], np.array([0.9], np.float32), GlyphSettings(outline_px=px)) for px in (0, 4)
+    }
+    (without, lines_without), (with_outline, lines_with) = masks[0], masks[4]
+    assert lines_without[0].kind == lines_with[0].kind == "glyph"
+    assert (without > 0)[letters].mean() >= 0.99 and (with_outline > 0)[letters].mean() >= 0.99
+    assert (without > 0)[ring].mean() < 0.6  # the halo alone leaves half the outline (0.48 measured)
+    assert (with_outline > 0)[ring].mean() >= 0.9  # 0.95: the rest is deep in letters' counters
+    assert lines_with[0].figures["outline_px"] >= 1 and "outline_px" not in lines_without[0].figures
+
+
+def test_plain_letters_get_no_outline():
+    """Without an outline the rings round the letters are the photo's colours: nothing is added."""
+    texted, _, _, quad = outlined_caption(outline=0)
+    without, with_outline = (
+        text_masks(texted, quad[None], np.array([0.9], np.float32), GlyphSettings(outline_px=px))[0] for px in (0, 4)
+    )
+    assert without.any() and np.array_equal(without, with_outline)
