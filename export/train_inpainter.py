@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 
 from export import inpaint_data
-from export.common import save_atomic
+from export.common import save_atomic, write_atomic
 from export.inpaint_nets import (
     WIDTHS,
     ClassicalRefineUNet,
@@ -217,13 +217,6 @@ def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
 
 def _plain(state: dict) -> dict:
     return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -422,7 +415,8 @@ def run(
         )  # the share a busy machine gave
         save_atomic(trainer.state(), checkpoint)
         if run_log:
-            write_text_atomic(run_log, json.dumps(run_summary(trainer.state()), indent=1) + "\n")
+            run_log.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(run_log, (json.dumps(run_summary(trainer.state()), indent=1) + "\n").encode())
 
     reason = "steps"
     while trainer.step_count < end:
