@@ -140,6 +140,14 @@ def test_gate_fallback_windows_swaps_only_the_windows_failing_their_own_gate(pho
     np.testing.assert_array_equal(out[textured], swapped[textured])  # the fast fill's
     assert not np.array_equal(kept[textured], swapped[textured])
     np.testing.assert_array_equal(out[mask == 0], rgb[mask == 0])
+    # PatchMatch's windows are kept: the fast fill would leave a smooth box where it copied texture.
+    pm = {}
+    for fallback in ("all", "windows"):
+        infer, _ = served(**{FAST_FILL: fails_on_texture})
+        pm[fallback] = run(rgb, mask, infer, route="patchmatch", gate_fallback=fallback)
+    assert pm["all"][1]["fallback_windows"] == 2 and pm["windows"][1]["fallback_windows"] == 0
+    assert pm["windows"][1]["verdict"] == "needs_review" and pm["windows"][1]["fallback"] is None
+    assert not np.array_equal(pm["windows"][0][textured], pm["all"][0][textured])
 
 
 def brighter_base(image: np.ndarray, mask: np.ndarray, base: np.ndarray) -> np.ndarray:
