@@ -33,7 +33,8 @@ MAX_PAINTED_COVERAGE = 0.6
 # that fail it on their own get the fast fill, classical ones included: there the fast fill's blur
 # hides the ghosts of halos a glyph mask left (every window swapped: 40 dev photos, export.glyph_dev
 # --edits, 19.66 -> 20.01 dB pooled, residual lines 18.6 -> 16.5 %; only the failing ones, with
-# the segmenter-shaped masks of 2026-12-07: 23.44 -> 23.56, residual unchanged; docs/text.md).
+# the segmenter-shaped masks of 2026-12-07: 23.44 -> 23.56, residual unchanged; docs/text.md),
+# PatchMatch's windows excepted (a smooth rectangle where it copied texture is no better).
 INPAINT_DEFAULTS = {"max_coverage": MAX_PAINTED_COVERAGE, "gate_fallback": "windows"}
 
 
