@@ -15,6 +15,13 @@ def unclipped(quad: np.ndarray, px: float) -> np.ndarray:
     return cv2.boxPoints(((cx, cy), (w + 2 * px, h + 2 * px), a)).astype(np.float32)
 
 
+def box_around(pixels: np.ndarray, px: float = 6) -> np.ndarray:
+    """The upright rectangle round a bool image's true pixels, grown px as DB's unclip grows it."""
+    ys, xs = np.nonzero(pixels)
+    quad = [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]]
+    return unclipped(np.array(quad, np.float32), px)
+
+
 @pytest.mark.parametrize("style", ["plain", "outline", "shadow", "watermark"])
 def test_glyph_masks_cover_the_ink_and_little_else(style):
     scene = make_scene(
@@ -82,11 +89,7 @@ def test_a_faint_watermark_on_a_smooth_background_is_painted():
     ImageDraw.Draw(ink).text((30, 35), "Sample watermark", font=font("DejaVuSans-Bold.ttf", 40), fill=255)
     alpha = np.asarray(ink, np.float32)[..., None] / 255 * 0.22  # 22 % white: under min_contrast
     faint = np.round(rgb * (1 - alpha) + 255 * alpha).astype(np.uint8)
-    ys, xs = np.nonzero(np.asarray(ink) > 64)
-    quad = np.array(
-        [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]], np.float32
-    )
-    quad = unclipped(quad, 6)
+    quad = box_around(np.asarray(ink) > 64)
     mask, lines = text_masks(faint, quad[None], np.array([0.9], np.float32), GlyphSettings())
     assert lines[0].kind == "glyph" and lines[0].figures.get("faint") is True
     letters = np.asarray(ink) > 64
@@ -204,11 +207,7 @@ def test_the_anti_aliasing_margin_spares_pixels_the_text_left_alone():
     alpha = np.asarray(ink, np.float32)[..., None] / 255
     texted = np.round(rgb * (1 - alpha) + 20 * alpha).astype(np.uint8)
     changed = np.abs(texted.astype(int) - rgb).max(axis=2) > 2
-    ys, xs = np.nonzero(changed)
-    quad = unclipped(
-        np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]], np.float32),
-        6,
-    )
+    quad = box_around(changed)
     masks = {
         c: text_masks(texted, quad[None], np.array([0.9], np.float32), GlyphSettings(grow_contrast=c))[0] > 0
         for c in (0.0, 0.35)
@@ -244,11 +243,7 @@ def outlined_caption(outline: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     texted = rgb * (1 - layers["outer"]) + 20 * layers["outer"]
     texted = texted * (1 - layers["letters"]) + 240 * layers["letters"]
     letters, ring = layers["letters"][..., 0] > 0.5, (layers["outer"][..., 0] > 0.5) & (layers["letters"][..., 0] < 0.5)
-    ys, xs = np.nonzero(layers["outer"][..., 0] > 0)
-    quad = np.array(
-        [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]], np.float32
-    )
-    return np.round(texted).astype(np.uint8), letters, ring, unclipped(quad, 6)
+    return np.round(texted).astype(np.uint8), letters, ring, box_around(layers["outer"][..., 0] > 0)
 
 
 def test_an_outline_round_the_letters_is_painted_with_them():
