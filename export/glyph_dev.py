@@ -8,9 +8,14 @@ which kinds), the kinds of the captions' lines, and the glyph recall per true li
 mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
 
     python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
-        [--detect '{"box_thresh": 0.4}'] [--edits [--inpaint '{"refine": []}']] [--detector-onnx candidate.onnx]
+        [--detect '{"box_thresh": 0.4}'] [--edits [--inpaint '{"refine": []}'] [--scenes after.json]]
+        [--detector-onnx candidate.onnx]
+    python -m export.glyph_dev --compare before.json after.json
 
-`--detector-onnx` scores a candidate detector graph (export/train_text_detector.py --write-onnx) in
+`--scenes` keeps each caption scene's figures (PSNR and squared error in the text region, outcome,
+fill routes, fallback windows, repainted lines, residual lines); `--compare` reads two such files
+and says how many scenes a change helps and hurts, and which moved most, which pooled and median
+figures alone hide. `--detector-onnx` scores a candidate detector graph (export/train_text_detector.py --write-onnx) in
 place of the served one. The photos of the first dev set (DEV_SOURCES[0]) are never trained on.
 """
 
@@ -58,9 +63,20 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
     lines the independent detector still finds."""
     ink = scene.ink
     region = grow(ink, 2)
-    out, _, _ = asyncio.run(remove_text(scene.rgb, settings, models.detect, models.fill, segment_infer=models.segment))
+    out, _, report = asyncio.run(
+        remove_text(scene.rgb, settings, models.detect, models.fill, segment_infer=models.segment)
+    )
     telea = classical_fill("TELEA", scene.rgb, ink)
-    scores = {"n": int(region.sum()) * 3, **residual_lines(models, out, scene)}
+    filled = report.get("inpaint") or {}
+    scores = {
+        "scene": scene.name,
+        "outcome": report["outcome"],
+        "routes": filled.get("routes"),
+        "fallback_windows": filled.get("fallback_windows", 0),
+        "repainted_lines": (report.get("repaint") or {}).get("lines", 0),
+        "n": int(region.sum()) * 3,
+        **residual_lines(models, out, scene),
+    }
     for name, image in (("served", out), ("telea", telea)):
         scores[f"{name}_sse"] = float(((image[region].astype(np.float64) - scene.photo[region]) ** 2).sum())
         scores[f"{name}_psnr"] = psnr(image, scene.photo, region)
@@ -99,6 +115,7 @@ def run(
     detect: DetectSettings | None = None,
     edits: bool = False,
     inpaint: dict | None = None,
+    scenes: Path | None = None,
 ) -> dict:
     detect = detect or DetectSettings()
     max_text_coverage, over_coverage = RemoveTextSettings().max_text_coverage, 0
@@ -139,6 +156,8 @@ def run(
                     {} if kind == "missed" else lines[i].figures,
                 )
     figures = {}
+    if edited and scenes is not None:
+        scenes.write_text(json.dumps(edited, indent=1) + "\n")
     if edited:
         n = sum(e["n"] for e in edited)
         for name in ("served", "telea"):
@@ -160,9 +179,42 @@ def run(
     }
 
 
+def compare(before: Path, after: Path, movers: int = 8) -> dict:
+    """Two `--scenes` files of the same photos: pooled and median PSNR of each, the per-scene changes
+    (a median moves with the one or two scenes at the middle; the wins and losses show whether a
+    change helps most photos), and the scenes that moved most: (scene, PSNR before, after, its share of
+    the squared error before)."""
+    a, b = (json.loads(Path(p).read_text()) for p in (before, after))
+    if [r["scene"] for r in a] != [r["scene"] for r in b]:
+        raise SystemExit("the two files hold different scenes: rerun both with the same --photos and --sources")
+    n, sse = sum(r["n"] for r in a), sum(r["served_sse"] for r in a)
+    change = np.array([rb["served_psnr"] - ra["served_psnr"] for ra, rb in zip(a, b)])
+    order = np.argsort(np.abs(change))[::-1][:movers]
+    return {
+        "pooled": [pooled_psnr(sum(r["served_sse"] for r in rows), n) for rows in (a, b)],
+        "median": [round(float(np.median([r["served_psnr"] for r in rows])), 2) for rows in (a, b)],
+        "residual_new_mean": [round(float(np.mean([r["residual_new"] for r in rows])), 4) for rows in (a, b)],
+        "scenes": len(a),
+        "better": int((change > 0.05).sum()),
+        "worse": int((change < -0.05).sum()),
+        "mean_change_db": round(float(change.mean()), 3),
+        "movers": [
+            (
+                a[i]["scene"],
+                round(a[i]["served_psnr"], 2),
+                round(b[i]["served_psnr"], 2),
+                round(a[i]["served_sse"] / sse, 4),
+            )
+            for i in order
+        ],
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("settings", nargs="+", help="GlyphSettings overrides as JSON objects, one run each")
+    parser.add_argument(
+        "settings", nargs="*", default=["{}"], help="GlyphSettings overrides as JSON objects, one run each (default {})"
+    )
     parser.add_argument("--photos", type=int, default=60)
     parser.add_argument(
         "--sources",
@@ -183,7 +235,25 @@ def main(argv=None) -> int:
         type=Path,
         help="a candidate text detector graph in place of the served one (export/train_text_detector.py --write-onnx)",
     )
+    parser.add_argument(
+        "--scenes",
+        type=Path,
+        help="with --edits and one settings object: write each caption scene's figures (JSON) for --compare",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="compare two --scenes files (the settings argument is then ignored); no models are run",
+    )
     args = parser.parse_args(argv)
+    if args.compare:
+        for key, value in compare(*args.compare).items():
+            print(f"{key}: {json.dumps(value)}")
+        return 0
+    if args.scenes and (not args.edits or len(args.settings) != 1):
+        parser.error("--scenes needs --edits and exactly one settings object")
     cv2.setNumThreads(1)
     models = LocalModels(detector=args.detector_onnx)
     for overrides in args.settings:
@@ -199,6 +269,7 @@ def main(argv=None) -> int:
                     DetectSettings(**json.loads(args.detect)),
                     args.edits,
                     json.loads(args.inpaint),
+                    args.scenes,
                 )
             ),
         )
