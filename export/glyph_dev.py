@@ -106,6 +106,12 @@ def pooled_psnr(sse: float, n: int) -> float:
     return round(float(10 * np.log10(255.0**2 / max(sse / max(n, 1), 1e-12))), 2)
 
 
+def psnr_summary(scenes: list[dict], name: str = "served") -> tuple[float, float]:
+    """Pooled and median PSNR of one method (`served`, `telea`) over edit_scores' scenes."""
+    pooled = pooled_psnr(sum(e[f"{name}_sse"] for e in scenes), sum(e["n"] for e in scenes))
+    return pooled, round(float(np.median([e[f"{name}_psnr"] for e in scenes])), 2)
+
+
 def run(
     models: LocalModels,
     settings: GlyphSettings,
@@ -159,10 +165,8 @@ def run(
     if edited and scenes is not None:
         scenes.write_text(json.dumps(edited, indent=1) + "\n")
     if edited:
-        n = sum(e["n"] for e in edited)
         for name in ("served", "telea"):
-            figures[f"{name}_psnr_pooled"] = pooled_psnr(sum(e[f"{name}_sse"] for e in edited), n)
-            figures[f"{name}_psnr_median"] = round(float(np.median([e[f"{name}_psnr"] for e in edited])), 2)
+            figures[f"{name}_psnr_pooled"], figures[f"{name}_psnr_median"] = psnr_summary(edited, name)
         for key in ("residual", "residual_floor", "residual_new"):
             figures[f"{key}_mean"] = round(float(np.mean([e[key] for e in edited])), 4)
     return figures | {
@@ -184,15 +188,15 @@ def compare(before: Path, after: Path, movers: int = 8) -> dict:
     (a median moves with the one or two scenes at the middle; the wins and losses show whether a
     change helps most photos), and the scenes that moved most: (scene, PSNR before, after, its share of
     the squared error before)."""
-    a, b = (json.loads(Path(p).read_text()) for p in (before, after))
+    a, b = (json.loads(p.read_text()) for p in (before, after))
     if [r["scene"] for r in a] != [r["scene"] for r in b]:
         raise SystemExit("the two files hold different scenes: rerun both with the same --photos and --sources")
-    n, sse = sum(r["n"] for r in a), sum(r["served_sse"] for r in a)
+    sse = sum(r["served_sse"] for r in a)
     change = np.array([rb["served_psnr"] - ra["served_psnr"] for ra, rb in zip(a, b)])
     order = np.argsort(np.abs(change))[::-1][:movers]
     return {
-        "pooled": [pooled_psnr(sum(r["served_sse"] for r in rows), n) for rows in (a, b)],
-        "median": [round(float(np.median([r["served_psnr"] for r in rows])), 2) for rows in (a, b)],
+        "pooled": [psnr_summary(rows)[0] for rows in (a, b)],
+        "median": [psnr_summary(rows)[1] for rows in (a, b)],
         "residual_new_mean": [round(float(np.mean([r["residual_new"] for r in rows])), 4) for rows in (a, b)],
         "scenes": len(a),
         "better": int((change > 0.05).sum()),
