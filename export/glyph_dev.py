@@ -34,10 +34,10 @@ from export.edit_data import SCENE_FONTS, SCENE_STYLES, make_scene
 from export.eval_edits import LocalModels, grow, psnr, residual_lines
 from export.glyph_data import evaluated
 from export.inpaint_data import catalog, load_rgb
-from retouch.glyphs import GlyphSettings, segment_lines, text_masks
+from retouch.glyphs import GlyphSettings
 from retouch.inpaint import classical_fill
 from retouch.morphology import dilate
-from retouch.remove_text import RemoveTextSettings, remove_text
+from retouch.remove_text import RemoveTextSettings, line_masks
 from retouch.text import DetectSettings, detect_text
 
 SEED = 777
@@ -63,9 +63,7 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
     lines the independent detector still finds."""
     ink = scene.ink
     region = grow(ink, 2)
-    out, _, report = asyncio.run(
-        remove_text(scene.rgb, settings, models.detect, models.fill, segment_infer=models.segment)
-    )
+    out, _, report = models.remove_text(scene.rgb, settings)
     telea = classical_fill("TELEA", scene.rgb, ink)
     filled = report.get("inpaint") or {}
     scores = {
@@ -84,9 +82,12 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
 
 
 def glyph_masks(models: LocalModels, rgb: np.ndarray, found, settings: GlyphSettings):
-    """remove_text's text mask: the rule's glyph masks, shaped by the served glyph segmenter."""
-    _, lines = text_masks(rgb, found.boxes, found.scores, settings)
-    return asyncio.run(segment_lines(rgb, found.boxes, lines, models.segment, settings))
+    """remove_text's text mask (retouch.remove_text.line_masks) with the served models: (mask, lines,
+    the coverage max_text_coverage is held against)."""
+    found = asyncio.run(
+        line_masks(rgb, found.boxes, found.scores, settings, models.segment, models.read, models.characters)
+    )
+    return found.mask, found.lines, found.coverage
 
 
 def dev_photos(sources: tuple[str, ...], photos: int) -> list:
@@ -131,8 +132,8 @@ def run(
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
         found, _ = asyncio.run(detect_text(rgb, detect, models.detect))
-        free_mask, free_lines = glyph_masks(models, rgb, found, settings)
-        if (free_mask > 0).mean() > max_text_coverage:  # remove_text leaves the photo for review
+        free_mask, free_lines, coverage = glyph_masks(models, rgb, found, settings)
+        if coverage > max_text_coverage:  # remove_text leaves the photo for review
             over_coverage += 1
             free_mask, free_lines = np.zeros_like(free_mask), []
         painted_free += bool(free_mask.any())
@@ -144,8 +145,8 @@ def run(
                 edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings, inpaint=inpaint or {}))
             )
         found, _ = asyncio.run(detect_text(scene.rgb, detect, models.detect))
-        mask, lines = glyph_masks(models, scene.rgb, found, settings)
-        if (mask > 0).mean() > max_text_coverage:
+        mask, lines, coverage = glyph_masks(models, scene.rgb, found, settings)
+        if coverage > max_text_coverage:
             over_coverage += 1
             mask = np.zeros_like(mask)
         areas.append(float((mask > 0).sum()) / max(int(dilate(scene.ink, 2).sum()), 1))

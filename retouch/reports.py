@@ -163,6 +163,10 @@ class Line(Figures):
     faint_ink_added: int | None = Field(
         None, description="pixels of the segmenter's sure ink added to a faint glyph line's mask (faint_ink)"
     )
+    read: str | None = Field(None, description="what the recogniser read in a line the rule would paint")
+    read_confidence: float | None = Field(
+        None, description="...its mean character confidence (min_read_chars, min_read_confidence)"
+    )
 
 
 class RepaintFigures(InpaintFigures):
@@ -177,9 +181,13 @@ class RemoveTextFigures(Step):
     line_kinds: dict[str, int]
     candidates: list[int] = Field(description="lines (indices) left for review")
     segmented_lines: int = Field(description="lines the glyph segmenter was asked to shape (glyph_segmenter)")
+    read_lines: int = Field(description="lines the recogniser was asked to read (text_recognizer)")
     mask_sha256: str = Field(description="sha256 of the mask painted")
     mask_coverage: float = Field(description="share of the image in the mask (text, and the objects of `clean`)")
-    text_coverage: float = Field(description="share of the image in the text mask (see max_text_coverage)")
+    text_coverage: float = Field(
+        description="share of the image in the text mask, or in the rule's mask before the recogniser's verdicts "
+        "where that is larger (see max_text_coverage)"
+    )
     residual_lines: int = Field(description="boxes found again over the painted mask (after any repaint)")
     outcome: Literal["accepted", "needs_review", "no_text"]
     review_reasons: list[str]

@@ -21,6 +21,7 @@ from retouch.batching import in_chunks
 from retouch.codecs import decode_mask
 from retouch.errors import Cancelled, InvalidInput, Overloaded, short
 from retouch.glyphs import SEGMENTER
+from retouch.reading import RECOGNIZER
 from retouch.settings import OutputSettings
 from retouch.text import MODEL_NAME
 
@@ -251,3 +252,13 @@ async def detector_infer(batch: np.ndarray) -> np.ndarray:
 
 async def segmenter_infer(batch: np.ndarray) -> np.ndarray:
     return await bls(SEGMENTER, {"INPUT": batch})
+
+
+async def recognizer_infer(batch: np.ndarray) -> np.ndarray:
+    return await bls(RECOGNIZER, {"INPUT": batch})
+
+
+def recognizer_characters(model_repository: str) -> list[str]:
+    """The characters of the served recogniser's classes (1 onwards), from its model.json."""
+    path = Path(model_repository).parent / RECOGNIZER / "1" / "model.json"
+    return json.loads(path.read_text())["characters"]

@@ -61,7 +61,7 @@ def removed(client, scenes):
 
 def test_text_is_gone_and_the_holes_are_filled(triton, server, scenes, removed, tmp_path):
     lines = found_before = found_after = painted_lines = residual_painted = 0
-    gains, outcomes, segmented, trimmed = [], [], [], []
+    gains, outcomes, segmented, trimmed, reads = [], [], [], [], []
     for scene, result in zip(scenes, removed):
         out, mask = pixels(result), result.outputs["OUTPUT_MASK"]
         report = result.report["remove_text"]
@@ -100,14 +100,24 @@ def test_text_is_gone_and_the_holes_are_filled(triton, server, scenes, removed, 
         trimmed += [line["trimmed"] for line in report["lines"] if "trimmed" in line]
         assert ("glyph_segmenter" in [m["name"] for m in result.report["models"]]) == (report["segmented_lines"] > 0)
         assert report["segmented_lines"] >= sum(line["kind"] in ("glyph", "box") for line in report["lines"])
+        # Every detected line is read; a painted one read as writing, and the report says what it read.
+        assert report["read_lines"] == len(report["boxes"]) > 0
+        assert ("text_recognizer" in [m["name"] for m in result.report["models"]]) == (report["read_lines"] > 0)
+        for line in report["lines"]:
+            if line["kind"] in ("glyph", "box"):
+                assert len(set(line["read"].replace(" ", ""))) >= 2 and line["read_confidence"] >= 0.5, line
+        words = {w.lower() for line in scene.lines for w in line.text.split()}
+        reads += [w.lower() in words for line in report["lines"] for w in line["read"].split()]
     print(
         f"\nremove_text: {lines} rendered lines; detector found {found_before} before, {found_after} after; "
         f"{painted_lines} painted, {residual_painted} of them found again; "
         f"in-hole PSNR gain over a flat fill (dB) {np.round(gains, 2).tolist()}; outcomes {outcomes}; "
         f"box lines shaped by the segmenter {[line['box_share'] for line in segmented]}, "
-        f"pixels trimmed off glyph lines {trimmed}"
+        f"pixels trimmed off glyph lines {trimmed}, words read exactly {np.mean(reads):.2f}"
     )
     assert segmented and all(line["kind"] == "box" and 0 < line["box_share"] < 1 for line in segmented)
+    # The recogniser reads most rendered words exactly (a misread letter still counts against it).
+    assert np.mean(reads) >= 0.5, np.mean(reads)
     assert found_before >= 0.95 * lines
     assert painted_lines >= 0.6 * lines  # the rest are low-contrast lines left for review (docs/text.md)
     assert residual_painted <= 0.05 * painted_lines

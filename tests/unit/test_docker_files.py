@@ -192,6 +192,7 @@ def test_every_loaded_onnx_model_is_exported_by_a_run_step():
         "inpaint_unet",
         "inpaint_refine",
         "glyph_segmenter",
+        "text_recognizer",
         "inpaint_custom",
         "upscaler_waifu2x_photo_x2",
     }

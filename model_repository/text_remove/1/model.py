@@ -1,11 +1,20 @@
 """text_remove: detect text, inpaint it away, verify. The work is retouch.remove_text.remove_text;
-this is the glue: BLS calls to the detector, the glyph segmenter and the fill models, and the
-caller's OBJECT_MASK."""
+this is the glue: BLS calls to the detector, the glyph segmenter, the recogniser and the fill
+models, and the caller's OBJECT_MASK."""
 
 from retouch.glyphs import SEGMENTER
+from retouch.reading import RECOGNIZER
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import MODEL_NAME
-from retouch.triton import decode_image_mask, detector_infer, input_array, input_bytes, segmenter_infer
+from retouch.triton import (
+    decode_image_mask,
+    detector_infer,
+    input_array,
+    input_bytes,
+    recognizer_characters,
+    recognizer_infer,
+    segmenter_infer,
+)
 from retouch.triton.step import (
     DETECTOR_PARAMETERS,
     FILL_PARAMETERS,
@@ -20,13 +29,14 @@ class TritonPythonModel(FillingStep):
     OPERATION = "remove_text"
     SETTINGS = RemoveTextSettings
     PARAMETERS = {**DETECTOR_PARAMETERS, **FILL_PARAMETERS, "max_pixels": positive_int}
-    MODELS = (MODEL_NAME, SEGMENTER, *FillingStep.MODELS)
+    MODELS = (MODEL_NAME, SEGMENTER, RECOGNIZER, *FillingStep.MODELS)
     OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
     SERIES = ("masked", "gated")
 
     def setup(self, args):
         super().setup(args)
         self.detect_options = detector_options(args, self.params)
+        self.characters = recognizer_characters(args["model_repository"])
 
     async def run(self, request, settings):
         pixels = input_array(request, "PIXELS")
@@ -42,10 +52,13 @@ class TritonPythonModel(FillingStep):
             objects,
             self.params["model_size"],
             segment_infer=segmenter_infer,
+            read_infer=recognizer_infer,
+            characters=self.characters,
             **self.detect_options,
         )
         inpainted = figures.get("inpaint", {})
-        models = [MODEL_NAME, *([SEGMENTER] if figures["segmented_lines"] else []), *inpainted.pop("models", [])]
+        models = [MODEL_NAME, *([SEGMENTER] if figures["segmented_lines"] else [])]
+        models += [*([RECOGNIZER] if figures["read_lines"] else []), *inpainted.pop("models", [])]
         models += [m for m in figures.get("repaint", {}).pop("models", []) if m not in models]
         return StepResult(
             {"PIXELS": out, "MASK": mask},
