@@ -239,6 +239,14 @@ class LineMask:
         mask[self.y0 : self.y0 + h, self.x0 : self.x0 + w][self.mask] = 255
 
 
+def paint_lines(lines: list[LineMask], shape: tuple[int, int]) -> np.ndarray:
+    """The lines' pixels on one HxW uint8 mask (255 = paint)."""
+    mask = np.zeros(shape, np.uint8)
+    for line in lines:
+        line.paint(mask)
+    return mask
+
+
 def lab(rgb: np.ndarray) -> np.ndarray:
     """HxWx3 uint8 RGB -> float32 CIELAB (L 0..100)."""
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
@@ -554,7 +562,6 @@ def text_masks(
 ) -> tuple[np.ndarray, list[LineMask]]:
     """HxWx3 uint8 + detected quads -> (HxW uint8 mask to paint, 255 = text; one LineMask per box)."""
     image_lab = lab(rgb)
-    out = np.zeros(rgb.shape[:2], np.uint8)
     # How many boxes cover each pixel, rasterised once: a line's other boxes are where the count
     # exceeds its own box's.
     boxes_per_pixel = np.zeros(rgb.shape[:2], np.uint16)
@@ -581,9 +588,7 @@ def text_masks(
             figures = {**line.figures, "reason": f"{line.figures['reason']}, {beside}"}
             kind, pixels = line.rescue
             lines[i] = LineMask(kind, line.y0, line.x0, pixels, figures)
-    for line in lines:
-        line.paint(out)
-    return out, lines
+    return paint_lines(lines, rgb.shape[:2]), lines
 
 
 # -- line crops for the learned segmenter (glyph_segmenter) -----------------------------------------
@@ -835,7 +840,4 @@ async def segment_lines(
                 if added.any():
                     figures = {**line.figures, "faint_ink_added": int(added.sum())}
                     lines[i] = replace(line, mask=line.mask | added, figures=figures)
-    mask = np.zeros(rgb.shape[:2], np.uint8)
-    for line in lines:
-        line.paint(mask)
-    return mask, lines
+    return paint_lines(lines, rgb.shape[:2]), lines

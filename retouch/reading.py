@@ -108,7 +108,7 @@ def judge_reads(
     for quad, line, (text, confidence) in zip(boxes, lines, reads):
         chars = characters_read(text)
         figures = {**line.figures, "read": text, "read_confidence": round(confidence, 4)}
-        said = f"{chars} characters at confidence {confidence:.2f}"
+        said = f"{chars} different characters at confidence {confidence:.2f}"
         unreadable = chars < settings.min_read_chars or confidence < settings.min_read_confidence
         if line.kind in PAINTED and veto and settings.min_read_chars > 0 and unreadable:
             empty = np.zeros_like(line.mask)

@@ -22,7 +22,15 @@ from typing import NamedTuple
 import numpy as np
 from pydantic import Field, field_validator
 
-from retouch.glyphs import GlyphInfer, GlyphSettings, LineMask, lines_to_segment, segment_lines, text_masks
+from retouch.glyphs import (
+    GlyphInfer,
+    GlyphSettings,
+    LineMask,
+    lines_to_segment,
+    paint_lines,
+    segment_lines,
+    text_masks,
+)
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.morphology import dilate
 from retouch.reading import ReadInfer, judge_reads, read_lines
@@ -108,7 +116,7 @@ class TextMask(NamedTuple):
     lines: list[LineMask]
     segmented: int  # lines the segmenter shaped
     read: int  # lines the recogniser read
-    coverage: float  # the share of the image in the mask, or in the rule's if that was larger
+    coverage: float  # the share of the image in the mask, or in the one before the veto if larger
 
 
 async def line_masks(
@@ -133,20 +141,12 @@ async def line_masks(
     segmented = len(lines_to_segment(lines, settings)) if segment_infer is not None else 0
     if segmented:
         _, lines = await segment_lines(rgb, boxes, lines, segment_infer, settings)
-    shaped = paint(lines, rgb.shape[:2])
+    shaped = paint_lines(lines, rgb.shape[:2])
     if reads is None:
         return TextMask(shaped, lines, segmented, 0, share(shaped))
     lines = judge_reads(lines, boxes, reads, settings)
-    mask = paint(lines, rgb.shape[:2])
+    mask = paint_lines(lines, rgb.shape[:2])
     return TextMask(mask, lines, segmented, len(reads), max(share(mask), share(shaped)))
-
-
-def paint(lines: list[LineMask], shape: tuple[int, int]) -> np.ndarray:
-    """The lines' pixels on one HxW uint8 mask (255 = paint)."""
-    mask = np.zeros(shape, np.uint8)
-    for line in lines:
-        line.paint(mask)
-    return mask
 
 
 async def remove_text(
@@ -167,7 +167,8 @@ async def remove_text(
     the caller checks its size. segment_infer runs the learned glyph segmenter, which shapes the
     painted lines' masks (settings.mask.box_mask, trim_px, segmenter_rescue); without it the rule's
     masks are painted. read_infer runs the text recogniser (its model's `characters`): a line it
-    cannot read is left for review instead of painted (settings.mask.min_read_chars)."""
+    cannot read is left for review instead of painted (settings.mask.min_read_chars), and a line
+    it reads well is painted though the rule left it (promote_read_chars)."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines, segmented, read, text_coverage = await line_masks(
         rgb, found.boxes, found.scores, settings.mask, segment_infer, read_infer, characters

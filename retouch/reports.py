@@ -185,8 +185,8 @@ class RemoveTextFigures(Step):
     mask_sha256: str = Field(description="sha256 of the mask painted")
     mask_coverage: float = Field(description="share of the image in the mask (text, and the objects of `clean`)")
     text_coverage: float = Field(
-        description="share of the image in the text mask, or in the rule's mask before the recogniser's verdicts "
-        "where that is larger (see max_text_coverage)"
+        description="share of the image in the text mask, or in that mask before the recogniser's veto where "
+        "that is larger (see max_text_coverage)"
     )
     residual_lines: int = Field(description="boxes found again over the painted mask (after any repaint)")
     outcome: Literal["accepted", "needs_review", "no_text"]

@@ -119,7 +119,7 @@ def test_verdicts_veto_unreadable_lines_and_promote_readable_ones():
     judged = judge_reads(lines, np.stack([quad] * 6), reads, settings)
     assert [j.kind for j in judged] == ["glyph", "uncertain", "uncertain", "box", "glyph", "texture"]
     assert judged[0].mask is painted and judged[0].figures["read"] == "sale"
-    assert not judged[1].mask.any() and judged[1].figures["reason"].startswith("unreadable: 1 characters")
+    assert not judged[1].mask.any() and judged[1].figures["reason"].startswith("unreadable: 1 different characters")
     box = judged[3].mask
     assert box[5:25, 5:55].all() and not box[:3].any()  # the quad (rows 5-25 of the window), grown 2 px
     assert judged[3].figures["reason"].startswith("read as text")
