@@ -251,3 +251,38 @@ def test_clean_removes_text_and_objects_then_upscales(client, triton, server, sc
     assert gone and not any(score_line(line, boxes, (h, w)) for line in gone)
     with pytest.raises(InvalidInputError, match="unknown settings part"):
         client.clean(scene.rgb, upscale={"scale": 2}, denoise={})
+
+
+def test_served_recognizer_reads_as_onnxruntime_does(triton, scenes):
+    """text_recognizer through Triton gives onnxruntime's probabilities on real line crops (two
+    lines padded to one width, one batch), and they decode to the rendered words."""
+    import json
+
+    import onnxruntime as ort
+    import tritonclient.grpc as grpcclient
+
+    from retouch.reading import READ_HEIGHT, ctc_read, read_input
+
+    model_dir = ROOT / "model_repository" / "text_recognizer" / "1"
+    characters = json.loads((model_dir / "model.json").read_text())["characters"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1  # as served (config.pbtxt)
+    session = ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    lines = [line for scene in scenes for line in scene.lines if line.style == "plain" and line.angle == 0][:2]
+    crops = [read_input(scene_of(scenes, line).rgb, line.quad) for line in lines]
+    width = -(-max(c.shape[2] for c in crops) // 64) * 64
+    batch = np.zeros((len(crops), 3, READ_HEIGHT, width), np.float32)
+    for row, crop in enumerate(crops):
+        batch[row, :, :, : crop.shape[2]] = crop
+    inputs = [grpcclient.InferInput("INPUT", list(batch.shape), "FP32")]
+    inputs[0].set_data_from_numpy(batch)
+    served = triton.infer("text_recognizer", inputs).as_numpy("OUTPUT")
+    local = session.run(["OUTPUT"], {"INPUT": batch})[0]
+    assert served.shape == local.shape and served.shape[2] == len(characters) + 1
+    np.testing.assert_allclose(served, local, rtol=0, atol=1e-6)
+    texts = [ctc_read(probs, characters)[0] for probs in served]
+    assert sum(t.replace(" ", "") == line.text.replace(" ", "") for t, line in zip(texts, lines)) >= 1, texts
+
+
+def scene_of(scenes: list[Scene], line) -> Scene:
+    return next(scene for scene in scenes if any(other is line for other in scene.lines))
