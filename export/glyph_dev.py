@@ -2,9 +2,10 @@
 
 Captions and watermarks (export/edit_data.py's styles and fonts) rendered on the lomiri and ukui
 wallpapers and the scikit-image and wheel sample photos of export/inpaint_data.py's catalogue, less
-every photo edit_data evaluates on (40 photos); the served detector and glyph segmenter in
-onnxruntime. Per setting value: how many of the same photos *without* captions get any pixel painted (and how many lines, of
-which kinds), the kinds of the captions' lines, and the glyph recall per true line. A photo whose
+every photo edit_data evaluates on (40 photos); the served detector, recogniser and glyph segmenter
+in onnxruntime. Per setting value: how many of the same photos *without* captions get any pixel
+painted (which ones, and how many lines, of which kinds), the kinds of the captions' lines, and the
+glyph recall per true line. A photo whose
 mask covers more than remove_text's max_text_coverage is left unpainted, as remove_text leaves it.
 
     python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
@@ -127,7 +128,7 @@ def run(
     detect = detect or DetectSettings()
     max_text_coverage, over_coverage = RemoveTextSettings().max_text_coverage, 0
     images = dev_photos(sources, photos)
-    kinds, recalls, painted_free, painted_lines = collections.Counter(), [], 0, 0
+    kinds, recalls, painted_free, painted_lines = collections.Counter(), [], [], 0
     free_kinds, areas, coverages, edited = collections.Counter(), [], [], []
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
@@ -136,7 +137,8 @@ def run(
         if coverage > max_text_coverage:  # remove_text leaves the photo for review
             over_coverage += 1
             free_mask, free_lines = np.zeros_like(free_mask), []
-        painted_free += bool(free_mask.any())
+        if free_mask.any():
+            painted_free.append(image.key)
         painted_lines += sum(line.kind == "glyph" for line in free_lines)
         free_kinds.update(line.kind for line in free_lines)
         scene = dev_scene(image.key, rgb, k)
@@ -171,7 +173,8 @@ def run(
         for key in ("residual", "residual_floor", "residual_new"):
             figures[f"{key}_mean"] = round(float(np.mean([e[key] for e in edited])), 4)
     return figures | {
-        "text_free_painted": painted_free,
+        "text_free_painted": len(painted_free),
+        "text_free_painted_photos": painted_free,
         "over_max_text_coverage": over_coverage,
         "text_free_lines_painted": painted_lines,
         "text_free_line_kinds": dict(free_kinds),
