@@ -27,6 +27,9 @@ READ_WIDTH_STEP = 64  # crop widths are padded up to a multiple of this, so alik
 MAX_READ_WIDTH = 2048  # px: a longer line is squeezed to this width
 RECOGNIZER = "text_recognizer"  # the served model (export/text_detectors.py)
 PAINTED = ("glyph", "box")  # the line kinds whose mask is painted
+# What became of a detected line (the retouch_text_lines_total metric's `verdict`; line_verdict).
+LINE_VERDICTS = ("painted", "read_as_text", "unreadable", "uncertain", "texture")
+READ_AS_TEXT, UNREADABLE = "read as text", "unreadable"  # how judge_reads' reasons begin
 
 # [N, 3, READ_HEIGHT, W] float32 -> [N, T, C] float32 character probabilities (index 0: CTC blank)
 ReadInfer = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -112,7 +115,7 @@ def judge_reads(
         unreadable = chars < settings.min_read_chars or confidence < settings.min_read_confidence
         if line.kind in PAINTED and veto and settings.min_read_chars > 0 and unreadable:
             empty = np.zeros_like(line.mask)
-            line = LineMask("uncertain", line.y0, line.x0, empty, {**figures, "reason": f"unreadable: {said}"})
+            line = LineMask("uncertain", line.y0, line.x0, empty, {**figures, "reason": f"{UNREADABLE}: {said}"})
         elif (
             line.kind not in PAINTED
             and line.mask.size
@@ -121,8 +124,18 @@ def judge_reads(
             and confidence >= settings.promote_read_confidence
         ):
             kind, pixels = line.rescue or ("box", dilate(quad_mask(quad, line.y0, line.x0, line.mask.shape) > 0, 2))
-            line = LineMask(kind, line.y0, line.x0, pixels, {**figures, "reason": f"read as text: {said}"})
+            line = LineMask(kind, line.y0, line.x0, pixels, {**figures, "reason": f"{READ_AS_TEXT}: {said}"})
         else:
             line = replace(line, figures=figures)
         judged.append(line)
     return judged
+
+
+def line_verdict(kind: str, reason: str | None) -> str:
+    """One of LINE_VERDICTS for a report line (its `kind` and `reason`)."""
+    reason = reason or ""
+    if kind in PAINTED:
+        return "read_as_text" if reason.startswith(READ_AS_TEXT) else "painted"
+    if kind == "uncertain":
+        return "unreadable" if reason.startswith(UNREADABLE) else "uncertain"
+    return "texture"

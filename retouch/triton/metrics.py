@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import triton_python_backend_utils as pb_utils
 
 from retouch.inpaint import InpaintSettings
+from retouch.reading import LINE_VERDICTS
 from retouch.settings import UpscaleSettings
 
 # accepted: served as asked. needs_review: served, but the quality gate wants a human to look.
@@ -74,6 +75,12 @@ FAMILIES = {
         "Quality gate input: high-frequency power of the filled region over its surroundings'",
         HF_RATIO_BUCKETS,
     ),
+    "retouch_text_lines_total": (
+        COUNTER,
+        "Detected text lines by verdict: painted, read_as_text (painted because the recogniser read it), "
+        "unreadable (the recogniser vetoed it), uncertain (left for review), texture (left alone)",
+        None,
+    ),
 }
 
 
@@ -87,6 +94,7 @@ SERIES_BY_KIND = {
     ],
     "masked": [("retouch_mask_coverage_ratio", {})],
     "gated": [("retouch_gate_reconstruction_error", {}), ("retouch_gate_high_frequency_ratio", {})],
+    "read": [("retouch_text_lines_total", {"verdict": verdict}) for verdict in LINE_VERDICTS],
 }
 
 
@@ -96,17 +104,25 @@ class PipelineMetrics:
     Triton shows a series only once its Metric exists, and Prometheus's rate() misses the first
     increment of a series that appears already counted. So the series of the operations the shim
     serves are created at zero up front: edits for every outcome, and the series of what the
-    operation does (tiled, masked, gated: see SERIES_BY_KIND).
+    operation does (tiled, masked, gated, read: see SERIES_BY_KIND).
     """
 
-    def __init__(self, operations: Iterable[str], tiled: bool = False, masked: bool = False, gated: bool = False):
+    def __init__(
+        self,
+        operations: Iterable[str],
+        tiled: bool = False,
+        masked: bool = False,
+        gated: bool = False,
+        read: bool = False,
+    ):
         # A Metric is only valid while its family lives: both are kept on self.
         self._families = {
             name: pb_utils.MetricFamily(name=name, description=description, kind=getattr(pb_utils.MetricFamily, kind))
             for name, (kind, description, _) in FAMILIES.items()
         }
         self._series: dict[tuple, object] = {}
-        kinds = [kind for kind, wanted in (("tiled", tiled), ("masked", masked), ("gated", gated)) if wanted]
+        wanted = {"tiled": tiled, "masked": masked, "gated": gated, "read": read}
+        kinds = [kind for kind, on in wanted.items() if on]
         for operation in operations:
             for outcome in OUTCOMES:
                 self._get("retouch_edits_total", operation=operation, outcome=outcome)
@@ -150,6 +166,11 @@ class PipelineMetrics:
 
     def mask_coverage(self, operation: str, fraction: float) -> None:
         self._get("retouch_mask_coverage_ratio", operation=operation).observe(fraction)
+
+    def text_lines(self, operation: str, verdict: str, n: int) -> None:
+        if verdict not in LINE_VERDICTS:  # keeps the label's values, and so the series, bounded
+            raise ValueError(f"verdict must be one of {LINE_VERDICTS}, got {verdict!r}")
+        self._get("retouch_text_lines_total", operation=operation, verdict=verdict).increment(n)
 
     def gate(self, operation: str, recon_error: float, hf_ratio: float) -> None:
         self._get("retouch_gate_reconstruction_error", operation=operation).observe(recon_error)

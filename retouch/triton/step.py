@@ -136,6 +136,7 @@ class StepResult:
     tiles: int | None = None
     mask_coverage: float | None = None
     gate: dict = field(default_factory=dict)  # ring_error, hf_ratio (when the quality gate ran)
+    line_verdicts: dict[str, int] = field(default_factory=dict)  # detected lines by verdict (LINE_VERDICTS)
 
 
 class OperationStep:
@@ -147,7 +148,7 @@ class OperationStep:
       PARAMETERS  config.pbtxt parameter -> type (positive_int, sizes, model_name, ...)
       MODELS      the models it may call; their manifests are read at load time
       OUTCOMES    its verdicts -> what retouch_edits_total counts them as
-      SERIES      the metric series it reports beyond edits ("tiled", "masked", "gated")
+      SERIES      the metric series it reports beyond edits ("tiled", "masked", "gated", "read")
       FINAL       True when no encode step follows it, so its REPORT is the finished one
     and implements `async run(request, settings) -> StepResult`. `setup(args)` may prepare more at
     load time; self.params holds the parsed parameters, self.served maps a model name to the model
@@ -214,6 +215,8 @@ class OperationStep:
             self.metrics.mask_coverage(self.OPERATION, result.mask_coverage)
         if result.gate:
             self.metrics.gate(self.OPERATION, result.gate["ring_error"], result.gate["hf_ratio"])
+        for verdict, n in result.line_verdicts.items():
+            self.metrics.text_lines(self.OPERATION, verdict, n)
         self.metrics.edit(self.OPERATION, outcome)
 
     def finalize(self) -> None:

@@ -286,3 +286,27 @@ def test_served_recognizer_reads_as_onnxruntime_does(triton, scenes):
 
 def scene_of(scenes: list[Scene], line) -> Scene:
     return next(scene for scene in scenes if any(other is line for other in scene.lines))
+
+
+def test_line_verdicts_are_counted_on_the_metrics_port(server, client, scenes):
+    """retouch_text_lines_total counts each line of a response by what became of it, as its report
+    says (retouch.reading.line_verdict)."""
+    from collections import Counter
+
+    from test_observability import scrape
+
+    from retouch.reading import LINE_VERDICTS, line_verdict
+
+    def counts() -> dict[str, float]:
+        samples = scrape(server)
+        return {
+            v: samples.get(("retouch_text_lines_total", (("operation", "remove_text"), ("verdict", v))), 0.0)
+            for v in LINE_VERDICTS
+        }
+
+    before = counts()
+    report = client.remove_text(scenes[2].rgb).report["remove_text"]
+    after = counts()
+    want = Counter(line_verdict(line["kind"], line.get("reason")) for line in report["lines"])
+    assert {v: after[v] - before[v] for v in LINE_VERDICTS} == {v: float(want[v]) for v in LINE_VERDICTS}
+    assert sum(want.values()) == len(report["boxes"]) > 0

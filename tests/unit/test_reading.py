@@ -14,7 +14,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from export.text_detectors import CHARACTERS_SHA256, RECOGNIZER_SOURCE, export_recognizer
 from retouch.glyphs import GlyphSettings, LineMask
-from retouch.reading import READ_HEIGHT, characters_read, ctc_read, judge_reads, read_input, read_lines
+from retouch.reading import (
+    LINE_VERDICTS,
+    READ_HEIGHT,
+    characters_read,
+    ctc_read,
+    judge_reads,
+    line_verdict,
+    read_input,
+    read_lines,
+)
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
@@ -127,3 +136,19 @@ def test_verdicts_veto_unreadable_lines_and_promote_readable_ones():
     assert all(j.figures["read_confidence"] == r[1] for j, r in zip(judged, reads))
     off = GlyphSettings(min_read_chars=0, promote_read_chars=0)
     assert [j.kind for j in judge_reads(lines, np.stack([quad] * 6), reads, off)] == [ln.kind for ln in lines]
+
+
+def test_line_verdicts_name_what_became_of_each_line():
+    settings = GlyphSettings()
+    window = np.zeros((30, 60), bool)
+    painted = window.copy()
+    painted[10:20, 5:50] = True
+    quad = np.array([[25, 15], [75, 15], [75, 35], [25, 35]], np.float32)
+    lines = [line("glyph", painted), line("glyph", painted), line("texture", window), line("uncertain", window)]
+    lines[3].figures["reason"] = "unclean split"
+    reads = [("sale", 0.95), ("回回", 0.97), ("open now", 0.97), ("ab", 0.3)]
+    judged = judge_reads(lines, np.stack([quad] * 4), reads, settings)
+    verdicts = [line_verdict(j.kind, j.figures.get("reason")) for j in judged]
+    assert verdicts == ["painted", "unreadable", "read_as_text", "uncertain"]
+    assert set(verdicts) | {"texture"} == set(LINE_VERDICTS)
+    assert line_verdict("texture", "no letters") == "texture"

@@ -208,3 +208,26 @@ def test_the_base_serves_reports_and_counts_each_request_on_its_own(tmp_path, mo
 def test_a_step_declaring_an_outcome_the_metrics_do_not_know_is_refused():
     with pytest.raises(TypeError, match="unknown outcomes or series"):
         type("Bad", (OperationStep,), {"OUTCOMES": {"fine": "great"}})
+
+
+def test_text_line_verdicts_are_counted_from_zero_and_bounded():
+    """retouch_text_lines_total: every verdict's series exists at zero once a reading step loads,
+    counts what a result reports, and refuses a verdict it does not know (bounded labels)."""
+    from retouch.reading import LINE_VERDICTS
+    from retouch.triton.metrics import PipelineMetrics
+
+    metrics = PipelineMetrics(["reads"], read=True)
+
+    def lines() -> dict[str, float]:
+        return {
+            dict(k[1:])["verdict"]: m.value
+            for k, m in METRICS.items()
+            if k[0] == "retouch_text_lines_total" and dict(k[1:])["operation"] == "reads"
+        }
+
+    assert lines() == dict.fromkeys(LINE_VERDICTS, 0.0)
+    metrics.text_lines("reads", "unreadable", 2)
+    metrics.text_lines("reads", "painted", 3)
+    assert lines()["unreadable"] == 2 and lines()["painted"] == 3 and lines()["texture"] == 0
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        metrics.text_lines("reads", "maybe", 1)

@@ -2,8 +2,10 @@
 this is the glue: BLS calls to the detector, the glyph segmenter, the recogniser and the fill
 models, and the caller's OBJECT_MASK."""
 
+from collections import Counter
+
 from retouch.glyphs import SEGMENTER
-from retouch.reading import RECOGNIZER
+from retouch.reading import RECOGNIZER, line_verdict
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import MODEL_NAME
 from retouch.triton import (
@@ -31,7 +33,7 @@ class TritonPythonModel(FillingStep):
     PARAMETERS = {**DETECTOR_PARAMETERS, **FILL_PARAMETERS, "max_pixels": positive_int}
     MODELS = (MODEL_NAME, SEGMENTER, RECOGNIZER, *FillingStep.MODELS)
     OUTCOMES = {"no_text": "accepted", "accepted": "accepted", "needs_review": "needs_review"}
-    SERIES = ("masked", "gated")
+    SERIES = ("masked", "gated", "read")
 
     def setup(self, args):
         super().setup(args)
@@ -67,4 +69,5 @@ class TritonPythonModel(FillingStep):
             verdict=figures["outcome"],
             mask_coverage=figures["mask_coverage"],
             gate=inpainted.get("gate", {}),
+            line_verdicts=Counter(line_verdict(line["kind"], line.get("reason")) for line in figures["lines"]),
         )
