@@ -23,7 +23,7 @@ class AsyncRetouchClient(ClientCore):
         self._tritons = [aiogrpcclient.InferenceServerClient(url, **self._tls) for url in self.urls]
 
     async def call(
-        self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any
+        self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, /, **settings: Any
     ) -> Result:
         """Run `operation` on `image` (PIL image, HxWx3 uint8 array, or encoded bytes)."""
         return await self._run(self._call_steps(operation, image, mask, settings))

@@ -21,7 +21,7 @@ class RetouchClient(ClientCore):
         self._tritons = [grpcclient.InferenceServerClient(url, **self._tls) for url in self.urls]
 
     def call(
-        self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any
+        self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, /, **settings: Any
     ) -> Result:
         """Run `operation` on `image` (PIL image, HxWx3 uint8 array, or encoded bytes)."""
         return self._run(self._call_steps(operation, image, mask, settings))

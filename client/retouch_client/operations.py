@@ -54,7 +54,9 @@ class Operations:
     """One method per operation, shared by RetouchClient and AsyncRetouchClient (whose `call` is a
     coroutine, so there they return awaitables)."""
 
-    def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, **settings: Any):
+    def call(self, operation: Operation, image: ImageInput, mask: Optional[ImageInput] = None, /, **settings: Any):
+        # `mask` (the image of what to remove) is positional only: remove_text's settings have a
+        # section of that name, which reaches the server as settings.
         raise NotImplementedError
 
     def upscale(self, image: ImageInput, **settings: Any):

@@ -51,3 +51,15 @@ def test_every_endpoint_down_fails_over_then_gives_up():
     assert (
         registry.get_sample_value("retouch_client_retries_total", {"operation": "upscale", "code": "UNAVAILABLE"}) == 3
     )
+
+
+def test_remove_texts_mask_settings_are_not_taken_for_an_image():
+    """remove_text's `mask` settings section reaches `call` as settings: every client's image of
+    what to remove is positional only (remove_text(img, mask={...}) once bound it as an image)."""
+    import inspect
+
+    from retouch_client import AsyncRetouchClient
+    from retouch_client.operations import Operations
+
+    for cls in (Operations, RetouchClient, AsyncRetouchClient):
+        assert inspect.signature(cls.call).parameters["mask"].kind is inspect.Parameter.POSITIONAL_ONLY, cls
