@@ -87,10 +87,15 @@ async def read_lines(
     return read
 
 
+# Characters of one shape: a row of rings or squares reads as any mix of them ('OOO0', '0o').
+SAME_SHAPE = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l"})
+
+
 def characters_read(text: str) -> int:
-    """How many different characters a reading holds, spaces aside: one symbol repeated (a row of
-    buttons read as '0000', of icons as '回回') counts once."""
-    return len(set(text.replace(" ", "")))
+    """How many different characters a reading holds, spaces aside, case and the digits that look
+    like letters (0 and O, 1 and l) folded: one symbol repeated (a row of buttons read as '0000' or
+    'OOO0', of icons as '回回') counts once."""
+    return len(set(text.replace(" ", "").casefold().translate(SAME_SHAPE)))
 
 
 def judge_reads(

@@ -157,6 +157,31 @@ def test_no_text_returns_the_image_unchanged(client):
     assert not result.outputs["OUTPUT_MASK"].any()
 
 
+@pytest.mark.parametrize("shape", ["rings", "squares"])
+def test_a_row_of_symbols_the_rule_takes_for_text_is_left_alone(client, shape):
+    """A row of rings or squares on a plain ground splits like letters, and the rule alone paints
+    it; the recogniser reads one symbol repeated ('00000000', 'OOOOOOO0'), so the photo comes back
+    bit for bit, the line left for review as `unreadable`."""
+    import cv2
+
+    photo = np.full((240, 420, 3), (205, 200, 190), np.uint8)
+    for i in range(8):
+        x, r = 30 + i * 22, 8
+        if shape == "rings":
+            cv2.circle(photo, (x, 120), r, (40, 40, 40), 3, cv2.LINE_AA)
+        else:
+            cv2.rectangle(photo, (x - r, 120 - r), (x + r, 120 + r), (40, 40, 40), 3, cv2.LINE_AA)
+    unread = client.remove_text(photo, mask={"min_read_chars": 0, "promote_read_chars": 0})
+    assert unread.report["remove_text"]["line_kinds"] == {"glyph": 1}  # the rule alone paints it
+    assert unread.outputs["OUTPUT_MASK"].any()
+    result = client.remove_text(photo)
+    report = result.report["remove_text"]
+    np.testing.assert_array_equal(pixels(result), photo)
+    assert report["outcome"] == "needs_review" and report["review_reasons"] == ["uncertain_lines"]
+    (line,) = report["lines"]
+    assert line["kind"] == "uncertain" and line["reason"].startswith("unreadable: 1 different characters")
+
+
 TEXT_FREE = {
     "coffee": data.coffee(),
     "chelsea": data.chelsea(),

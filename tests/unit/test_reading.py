@@ -46,7 +46,8 @@ def test_ctc_merges_repeats_and_drops_blanks():
 
 def test_characters_read_counts_different_symbols():
     assert characters_read("open now") == 5
-    assert characters_read("0000") == characters_read("回回") == 1
+    assert characters_read("0000") == characters_read("回回") == characters_read("OOOO0o") == 1
+    assert characters_read("Ill1") == 1 and characters_read("C000") == characters_read("100") == 2
     assert characters_read("") == 0
 
 
