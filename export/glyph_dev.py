@@ -85,10 +85,10 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
 def glyph_masks(models: LocalModels, rgb: np.ndarray, found, settings: GlyphSettings):
     """remove_text's text mask (retouch.remove_text.line_masks) with the served models: (mask, lines,
     the coverage max_text_coverage is held against)."""
-    found = asyncio.run(
+    text = asyncio.run(
         line_masks(rgb, found.boxes, found.scores, settings, models.segment, models.read, models.characters)
     )
-    return found.mask, found.lines, found.coverage
+    return text.mask, text.lines, text.coverage
 
 
 def dev_photos(sources: tuple[str, ...], photos: int) -> list:

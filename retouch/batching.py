@@ -27,3 +27,31 @@ async def in_chunks(
         if isinstance(part, BaseException):
             raise part
     return np.concatenate(parts)
+
+
+async def in_width_batches(
+    call: Callable[[np.ndarray], Awaitable[np.ndarray]],
+    inputs: list[np.ndarray | None],
+    step: int,
+    max_batch: int,
+) -> list[np.ndarray | None]:
+    """Line crops of different widths (C x H x W float32 each, None to skip) through one model: each
+    is zero-padded on the right to a multiple of `step`, crops of one padded width go out as one
+    batch (in_chunks), all widths at once. -> each input's output row (None where the input was)."""
+    by_width: dict[int, list[int]] = {}
+    for i, x in enumerate(inputs):
+        if x is not None:
+            by_width.setdefault(-(-x.shape[2] // step) * step, []).append(i)
+    outputs: list[np.ndarray | None] = [None] * len(inputs)
+
+    async def run(width: int, members: list[int]) -> None:
+        first = inputs[members[0]]
+        batch = np.zeros((len(members), first.shape[0], first.shape[1], width), np.float32)
+        for row, i in enumerate(members):
+            batch[row, :, :, : inputs[i].shape[2]] = inputs[i]
+        out = await in_chunks(call, (batch,), max_batch)
+        for row, i in enumerate(members):
+            outputs[i] = out[row]
+
+    await asyncio.gather(*(run(w, m) for w, m in by_width.items()))
+    return outputs

@@ -32,7 +32,6 @@ Measured in docs/reports/edit_quality.md (export/eval_edits.py).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -41,7 +40,7 @@ import cv2
 import numpy as np
 from pydantic import Field, model_validator
 
-from retouch.batching import in_chunks
+from retouch.batching import in_width_batches
 from retouch.morphology import dilate, erode
 from retouch.settings import Float, Int, Settings, check_range
 
@@ -716,21 +715,9 @@ async def ink_probabilities(
     None for a degenerate quad). Crops of one padded width go out as one batch (in chunks of
     max_batch, concurrently); the padding is zeros, box channel included, as in training."""
     crops = [line_crop(q, rgb.shape[:2]) for q in boxes]
-    probs: dict[int, np.ndarray] = {}
-    by_width: dict[int, list[int]] = {}
-    for i, crop in enumerate(crops):
-        if crop is not None:
-            by_width.setdefault(-(-crop.width // WIDTH_STEP) * WIDTH_STEP, []).append(i)
-
-    async def run(width: int, members: list[int]) -> None:
-        batch = np.zeros((len(members), 4, CROP_HEIGHT, width), np.float32)
-        for row, i in enumerate(members):
-            batch[row, :, :, : crops[i].width] = crop_input(rgb, crops[i])
-        out = await in_chunks(infer, (batch,), max_batch)
-        probs.update({i: out[row, 0, :, : crops[i].width] for row, i in enumerate(members)})
-
-    await asyncio.gather(*(run(w, m) for w, m in by_width.items()))
-    return [None if crop is None else (crop, probs[i]) for i, crop in enumerate(crops)]
+    inputs = [None if crop is None else crop_input(rgb, crop) for crop in crops]
+    out = await in_width_batches(infer, inputs, WIDTH_STEP, max_batch)
+    return [None if crop is None else (crop, prob[0, :, : crop.width]) for crop, prob in zip(crops, out)]
 
 
 async def learned_text_masks(

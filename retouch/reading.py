@@ -11,14 +11,15 @@ two odd symbols under 0.6 (docs/text.md, "From boxes to glyphs", 9).
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from retouch.batching import in_chunks
+from retouch.batching import in_width_batches
 from retouch.glyphs import GlyphSettings, LineMask, line_crop, quad_mask
 from retouch.morphology import dilate
 
@@ -68,23 +69,14 @@ async def read_lines(
 ) -> list[tuple[str, float]]:
     """Each quad's text and confidence (("", 0.0) for a degenerate one). Lines of one padded width go
     out as one batch (chunks of max_batch, concurrently); padding is 0, mid-grey, as PaddleOCR pads."""
-    inputs = [read_input(rgb, q) for q in boxes]
-    by_width: dict[int, list[int]] = {}
-    for i, x in enumerate(inputs):
-        if x is not None:
-            by_width.setdefault(-(-x.shape[2] // READ_WIDTH_STEP) * READ_WIDTH_STEP, []).append(i)
-    read: list[tuple[str, float]] = [("", 0.0)] * len(inputs)
+    out = await in_width_batches(infer, [read_input(rgb, q) for q in boxes], READ_WIDTH_STEP, max_batch)
+    return [("", 0.0) if probs is None else ctc_read(probs, characters) for probs in out]
 
-    async def run(width: int, members: list[int]) -> None:
-        batch = np.zeros((len(members), 3, READ_HEIGHT, width), np.float32)
-        for row, i in enumerate(members):
-            batch[row, :, :, : inputs[i].shape[2]] = inputs[i]
-        out = await in_chunks(infer, (batch,), max_batch)
-        for row, i in enumerate(members):
-            read[i] = ctc_read(out[row], characters)
 
-    await asyncio.gather(*(run(w, m) for w, m in by_width.items()))
-    return read
+def read_characters(repository: Path) -> list[str]:
+    """The characters of the served recogniser's classes (1 onwards), from its model.json in a
+    model repository."""
+    return json.loads((Path(repository) / RECOGNIZER / "1" / "model.json").read_text())["characters"]
 
 
 # Characters of one shape: a row of rings or squares reads as any mix of them ('OOO0', '0o').

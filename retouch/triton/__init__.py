@@ -256,9 +256,3 @@ async def segmenter_infer(batch: np.ndarray) -> np.ndarray:
 
 async def recognizer_infer(batch: np.ndarray) -> np.ndarray:
     return await bls(RECOGNIZER, {"INPUT": batch})
-
-
-def recognizer_characters(model_repository: str) -> list[str]:
-    """The characters of the served recogniser's classes (1 onwards), from its model.json."""
-    path = Path(model_repository).parent / RECOGNIZER / "1" / "model.json"
-    return json.loads(path.read_text())["characters"]

@@ -3,9 +3,10 @@ this is the glue: BLS calls to the detector, the glyph segmenter, the recogniser
 models, and the caller's OBJECT_MASK."""
 
 from collections import Counter
+from pathlib import Path
 
 from retouch.glyphs import SEGMENTER
-from retouch.reading import RECOGNIZER, line_verdict
+from retouch.reading import RECOGNIZER, line_verdict, read_characters
 from retouch.remove_text import RemoveTextSettings, remove_text
 from retouch.text import MODEL_NAME
 from retouch.triton import (
@@ -13,7 +14,6 @@ from retouch.triton import (
     detector_infer,
     input_array,
     input_bytes,
-    recognizer_characters,
     recognizer_infer,
     segmenter_infer,
 )
@@ -38,7 +38,7 @@ class TritonPythonModel(FillingStep):
     def setup(self, args):
         super().setup(args)
         self.detect_options = detector_options(args, self.params)
-        self.characters = recognizer_characters(args["model_repository"])
+        self.characters = read_characters(Path(args["model_repository"]).parent)
 
     async def run(self, request, settings):
         pixels = input_array(request, "PIXELS")
