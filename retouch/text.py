@@ -49,8 +49,10 @@ class Preprocess:
 
 # PaddleOCR feeds OpenCV's BGR and lists ImageNet's RGB statistics against it, B first: that is
 # what the models learned, so it is reproduced as is. RapidOCR ships v4 with 0.5/0.5.
+PADDLE_IMAGENET = Preprocess("BGR", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 DETECTORS = {
-    "ppocrv6_tiny": Preprocess("BGR", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "ppocrv6_small": PADDLE_IMAGENET,
+    "ppocrv6_tiny": PADDLE_IMAGENET,
     "ppocrv4": Preprocess("BGR", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
 

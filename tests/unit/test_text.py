@@ -251,6 +251,8 @@ def test_export_is_checked_idempotent_and_swappable(tmp_path):
     assert not swapped.get("skipped")
     written = json.loads((tmp_path / "text_detector" / "1" / "model.json").read_text())
     assert written["detector"] == "ppocrv4" and written["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+    small = export(tmp_path, "ppocrv6_small")  # the larger PP-OCRv6 detector: opt-in (docs/text.md)
+    assert small["parity_max_abs_diff"] == 0.0 and small["source_sha256"] == SOURCES["ppocrv6_small"].sha256
     session = ort.InferenceSession(str(tmp_path / "text_detector" / "1" / "model.onnx"))
     assert [i.name for i in session.get_inputs()] == ["INPUT"]
     assert [o.name for o in session.get_outputs()] == ["OUTPUT"]
