@@ -82,14 +82,17 @@ class LocalModels:
         }
         self.characters = read_characters(repository)
         self.detector = json.loads((repository / "text_detector" / "1" / "model.json").read_text())["detector"]
+        if detector is not None and detector_name is not None:
+            raise ValueError("give a candidate graph or a detector name, not both")
+        if detector is not None:
+            self.sessions["text_detector"] = ort.InferenceSession(str(detector), options)
         if detector_name is not None:
             from export.text_detectors import export
 
-            scratch = Path(tempfile.mkdtemp(prefix="detector-"))
-            self.detector = export(scratch, detector_name)["detector"]
-            detector = scratch / "text_detector" / "1" / "model.onnx"
-        if detector is not None:
-            self.sessions["text_detector"] = ort.InferenceSession(str(detector), options)
+            with tempfile.TemporaryDirectory(prefix="detector-") as scratch:
+                self.detector = export(scratch, detector_name)["detector"]
+                graph = Path(scratch) / "text_detector" / "1" / "model.onnx"
+                self.sessions["text_detector"] = ort.InferenceSession(str(graph), options)
         import importlib.util  # the file only: the wheel is data here (installed --no-deps)
 
         package = Path(importlib.util.find_spec("rapidocr_onnxruntime").origin).parent
