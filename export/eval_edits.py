@@ -55,7 +55,7 @@ from retouch.inpaint import (
 from retouch.morphology import dilate
 from retouch.reading import RECOGNIZER, read_characters
 from retouch.remove_text import RemoveTextSettings, remove_text
-from retouch.text import DETECTORS, DetectSettings, detect_text
+from retouch.text import DETECTORS, DetectSettings, detect_text, served_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "reports" / "edit_quality.md"
@@ -81,7 +81,7 @@ class LocalModels:
             for m in ("text_detector", SEGMENTER, RECOGNIZER, FAST_FILL, UNET, REFINE)
         }
         self.characters = read_characters(repository)
-        self.detector = json.loads((repository / "text_detector" / "1" / "model.json").read_text())["detector"]
+        self.detector = served_detector(repository)
         if detector is not None and detector_name is not None:
             raise ValueError("give a candidate graph or a detector name, not both")
         if detector is not None:

@@ -16,8 +16,10 @@ Inference is injected, (NCHW float32 batch) -> N1HW float32 probability maps, as
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import cv2
@@ -55,6 +57,13 @@ DETECTORS = {
     "ppocrv6_tiny": PADDLE_IMAGENET,
     "ppocrv4": Preprocess("BGR", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
 }
+
+
+def served_detector(repository) -> str:
+    """Which of DETECTORS a model repository serves, from its text_detector's model.json (export
+    writes it; it decides the normalisation)."""
+    return json.loads((Path(repository) / MODEL_NAME / "1" / "model.json").read_text())["detector"]
+
 
 # NCHW float32 batch -> N1HW float32 text probability
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from workload import encode, image, request  # noqa: E402
 
 from retouch.codecs import decode_image  # noqa: E402
-from retouch.runtimes import load_runner, read_export_manifest  # noqa: E402
-from retouch.text import DEFAULT_DETECTOR, DetectSettings, detect_text  # noqa: E402
+from retouch.runtimes import load_runner  # noqa: E402
+from retouch.text import DetectSettings, detect_text, served_detector  # noqa: E402
 
 
 def infer_once(url: str, model: str, inputs: dict[str, bytes], settings: dict | None = None):
@@ -71,7 +71,7 @@ def batch_counts(url: str, model: str) -> tuple[int, int]:
 def detect_limit(requests: list[dict]) -> float:
     version_dir = ROOT / "model_repository" / "text_detector" / "1"
     _, run = load_runner(version_dir, "onnxruntime", threads=2)
-    detector = read_export_manifest(version_dir).get("detector", DEFAULT_DETECTOR)
+    detector = served_detector(version_dir.parents[1])
 
     async def infer(batch):
         return run({"INPUT": batch}, ["OUTPUT"])[0]

@@ -11,7 +11,6 @@ the median ms per input and each detector's ratio to the served one.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the export package, run as a script
 
 from export.text_detectors import SOURCES, source_path  # noqa: E402
-from retouch.text import DEFAULT_BUCKETS, DETECTORS, preprocess  # noqa: E402
+from retouch.text import DEFAULT_BUCKETS, DETECTORS, preprocess, served_detector  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="onnxruntime intra-op threads")
     ap.add_argument("--detectors", nargs="+", default=sorted(SOURCES), choices=sorted(SOURCES))
     args = ap.parse_args()
-    served = json.loads((ROOT / "model_repository" / "text_detector" / "1" / "model.json").read_text())["detector"]
+    served = served_detector(ROOT / "model_repository")
     names = sorted(set(args.detectors) | {served})
     for threads in args.threads:
         options = ort.SessionOptions()
@@ -42,12 +41,12 @@ def main() -> None:
         sessions = {n: ort.InferenceSession(str(source_path(SOURCES[n])), options) for n in names}
         for size in DEFAULT_BUCKETS:
             photo = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_LINEAR)
+            inputs = {n: {s.get_inputs()[0].name: preprocess(photo, DETECTORS[n])[None]} for n, s in sessions.items()}
             times = {n: [] for n in names}
             for _ in range(args.rounds + 1):  # interleaved, so drift on a shared machine hits all alike
                 for n, session in sessions.items():
-                    x = preprocess(photo, DETECTORS[n])[None]
                     t0 = time.perf_counter()
-                    session.run(None, {session.get_inputs()[0].name: x})
+                    session.run(None, inputs[n])
                     times[n].append(time.perf_counter() - t0)
             ms = {n: 1000 * statistics.median(t[1:]) for n, t in times.items()}
             cells = ", ".join(f"{n} {ms[n]:.0f} ms ({ms[n] / ms[served]:.2f}x)" for n in names)

@@ -11,7 +11,6 @@ parsed settings in, a StepResult out.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -23,7 +22,7 @@ import triton_python_backend_utils as pb_utils
 
 from retouch.inpaint import FAST_FILL, REFINE, UNET
 from retouch.settings import parse_settings
-from retouch.text import MODEL_NAME as TEXT_DETECTOR
+from retouch.text import served_detector
 from retouch.triton import (
     add_step,
     fill_infer,
@@ -114,9 +113,8 @@ FILL_PARAMETERS = {
 def detector_options(args: dict, params: dict) -> dict:
     """retouch.text.detect_text's options: the detector export put in the slot (it decides the
     normalisation, so it is read from the slot's model.json), the buckets and the chunk size."""
-    model_json = Path(args["model_repository"]).parent / TEXT_DETECTOR / "1" / "model.json"
     return {
-        "detector": json.loads(model_json.read_text())["detector"],
+        "detector": served_detector(Path(args["model_repository"]).parent),
         "buckets": params["buckets"],
         "max_batch": params["tiles_per_request_batch"],
     }
