@@ -54,8 +54,8 @@ from retouch.inpaint import (
 )
 from retouch.morphology import dilate
 from retouch.reading import RECOGNIZER, read_characters
-from retouch.remove_text import RemoveTextSettings, remove_text
-from retouch.text import DETECTORS, DetectSettings, detect_text, served_detector
+from retouch.remove_text import RemoveTextSettings, SecondLook, remove_text
+from retouch.text import DETECTORS, SECOND_LOOK_MODEL, DetectSettings, detect_text, served_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "docs" / "reports" / "edit_quality.md"
@@ -78,8 +78,9 @@ class LocalModels:
         options.intra_op_num_threads = 1
         self.sessions = {
             m: ort.InferenceSession(str(repository / m / "1" / "model.onnx"), options)
-            for m in ("text_detector", SEGMENTER, RECOGNIZER, FAST_FILL, UNET, REFINE)
+            for m in ("text_detector", SECOND_LOOK_MODEL, SEGMENTER, RECOGNIZER, FAST_FILL, UNET, REFINE)
         }
+        self.second_look = SecondLook(self.look_again, served_detector(repository, SECOND_LOOK_MODEL))
         self.characters = read_characters(repository)
         self.detector = served_detector(repository)
         if detector is not None and detector_name is not None:
@@ -102,6 +103,9 @@ class LocalModels:
     async def detect(self, batch: np.ndarray) -> np.ndarray:
         return self.sessions["text_detector"].run(None, {"INPUT": batch})[0]
 
+    async def look_again(self, batch: np.ndarray) -> np.ndarray:
+        return self.sessions[SECOND_LOOK_MODEL].run(None, {"INPUT": batch})[0]
+
     def detect_text(self, rgb: np.ndarray, settings: DetectSettings | None = None):
         """detect_text as text_detect serves it: (DetectionResult, figures)."""
         return asyncio.run(detect_text(rgb, settings or DetectSettings(), self.detect, detector=self.detector))
@@ -123,6 +127,7 @@ class LocalModels:
                 segment_infer=self.segment,
                 read_infer=self.read,
                 characters=self.characters,
+                second_look=self.second_look,
                 detector=self.detector,
             )
         )

@@ -74,6 +74,7 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
         "routes": filled.get("routes"),
         "fallback_windows": filled.get("fallback_windows", 0),
         "repainted_lines": (report.get("repaint") or {}).get("lines", 0),
+        "second_look_lines": len((report.get("second_look") or {}).get("lines", [])),
         "n": int(region.sum()) * 3,
         **residual_lines(models, out, scene),
     }
@@ -125,6 +126,7 @@ def run(
     edits: bool = False,
     inpaint: dict | None = None,
     scenes: Path | None = None,
+    remove_text: dict | None = None,
 ) -> dict:
     detect = detect or DetectSettings()
     max_text_coverage, over_coverage = RemoveTextSettings().max_text_coverage, 0
@@ -145,7 +147,11 @@ def run(
         scene = dev_scene(image.key, rgb, k)
         if edits and scene.lines:
             edited.append(
-                edit_scores(models, scene, RemoveTextSettings(detect=detect, mask=settings, inpaint=inpaint or {}))
+                edit_scores(
+                    models,
+                    scene,
+                    RemoveTextSettings(**(remove_text or {}), detect=detect, mask=settings, inpaint=inpaint or {}),
+                )
             )
         found, _ = models.detect_text(scene.rgb, detect)
         mask, lines, coverage = glyph_masks(models, scene.rgb, found, settings)
@@ -234,6 +240,9 @@ def main(argv=None) -> int:
     parser.add_argument("--detect", default="{}", help="DetectSettings overrides as a JSON object, for every run")
     parser.add_argument("--inpaint", default="{}", help="remove_text's inpaint overrides (JSON), with --edits")
     parser.add_argument(
+        "--remove-text", default="{}", help="remove_text's other overrides (JSON, e.g. second_look), with --edits"
+    )
+    parser.add_argument(
         "--edits",
         action="store_true",
         help="also run remove_text end to end on the caption scenes: PSNR in the text region against TELEA with "
@@ -282,6 +291,7 @@ def main(argv=None) -> int:
                     args.edits,
                     json.loads(args.inpaint),
                     args.scenes,
+                    json.loads(args.remove_text),
                 )
             ),
         )

@@ -1,5 +1,6 @@
-"""Export a DBNet text detector into model_repository/text_detector/1/, and the text recogniser
-that reads its lines into model_repository/text_recognizer/1/.
+"""Export a DBNet text detector into model_repository/text_detector/1/, PP-OCRv6 small into
+text_detector_small/1/ (remove_text's second look), and the text recogniser that reads their lines
+into model_repository/text_recognizer/1/.
 
     python -m export.text_detectors [--out model_repository] [--detector ppocrv6_small|ppocrv6_tiny|ppocrv4] [--force]
 
@@ -30,10 +31,10 @@ import onnx
 
 from export.common import current_export, ort_session, sha256_file, write_model
 from retouch.reading import RECOGNIZER, read_input
-from retouch.text import DEFAULT_DETECTOR, DETECTORS, MODEL_NAME, preprocess
+from retouch.text import DEFAULT_DETECTOR, DETECTORS, MODEL_NAME, SECOND_LOOK_DETECTOR, SECOND_LOOK_MODEL, preprocess
 
 INPUT, OUTPUT = "INPUT", "OUTPUT"
-MODELS = (MODEL_NAME, RECOGNIZER)  # the model folders this module writes
+MODELS = (MODEL_NAME, SECOND_LOOK_MODEL, RECOGNIZER)  # the model folders this module writes
 
 
 @dataclass(frozen=True)
@@ -197,10 +198,10 @@ def export_recognizer(out_dir, force: bool = False) -> dict:
     return meta
 
 
-def export(out_dir, detector: str = DEFAULT_DETECTOR, force: bool = False) -> dict:
-    """Write <out_dir>/text_detector/1/model.onnx and model.json; skip if already up to date."""
+def export(out_dir, detector: str = DEFAULT_DETECTOR, force: bool = False, folder: str = MODEL_NAME) -> dict:
+    """Write <out_dir>/<folder>/1/model.onnx and model.json; skip if already up to date."""
     source = SOURCES[detector]
-    version_dir = Path(out_dir) / MODEL_NAME / "1"
+    version_dir = Path(out_dir) / folder / "1"
     path = source_path(source)
     current = current_export(
         version_dir, {"detector": detector, "source_sha256": source.sha256, "exporter_sha256": _exporter_sha256()}
@@ -213,7 +214,7 @@ def export(out_dir, detector: str = DEFAULT_DETECTOR, force: bool = False) -> di
         raise AssertionError(f"{detector}: renamed graph gives {got.shape}")
     data = model.SerializeToString()
     meta = {
-        "name": MODEL_NAME,
+        "name": folder,
         "detector": detector,
         **source_meta(source),
         "onnx_sha256": hashlib.sha256(data).hexdigest(),
@@ -235,10 +236,11 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    meta = export(args.out, args.detector, args.force)
-    state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
-    print(f"{MODEL_NAME}: {meta['detector']} from {meta['source_package']}=={meta['source_version']}; {state}")
+    for folder, detector in ((MODEL_NAME, args.detector), (SECOND_LOOK_MODEL, SECOND_LOOK_DETECTOR)):
+        t0 = time.perf_counter()
+        meta = export(args.out, detector, args.force, folder)
+        state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"
+        print(f"{folder}: {meta['detector']} from {meta['source_package']}=={meta['source_version']}; {state}")
     t0 = time.perf_counter()
     meta = export_recognizer(args.out, args.force)
     state = "up to date" if meta.get("skipped") else f"exported in {time.perf_counter() - t0:.1f}s"

@@ -3,10 +3,13 @@
 Nothing is painted unless it is text. Each detected line is segmented into glyphs
 (retouch.glyphs): lines that split cleanly are painted with their glyph mask; lines that look like
 texture are left alone; lines that may be text but do not split cleanly are left alone too and
-make the outcome `needs_review` (the report lists them as candidates). Verification runs the
-detector again on the result: a box found again over the painted mask is residual text (the
-ghost of an outline or a shadow the glyph mask left); its whole box is painted once more
-(`repaint_residual`), and whatever is found after that is reported.
+make the outcome `needs_review` (the report lists them as candidates). The check runs a detector
+on the result: the second look's (`second_look`, PP-OCRv6 small), else the first one. A box it
+finds over the painted mask is residual text (the ghost of an outline or a shadow the glyph mask
+left); its whole box is painted once more (`repaint_residual`). A box it finds off the mask is a
+line the first detector missed; it is painted too, glyph-masked, if the recogniser reads it as
+text. After such a repaint the first detector looks again, and whatever it finds over the mask is
+reported.
 
 Outcomes:
 - no_text: nothing to remove; the image comes back unchanged, bit for bit;
@@ -33,9 +36,9 @@ from retouch.glyphs import (
 )
 from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
 from retouch.morphology import dilate
-from retouch.reading import ReadInfer, judge_reads, read_lines
+from retouch.reading import ReadInfer, characters_read, judge_reads, read_lines
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
-from retouch.text import DetectSettings, Infer, box_mask, detect_text
+from retouch.text import DetectionResult, DetectSettings, Infer, box_mask, detect_text
 
 # The service's own mask is never refused: the fill takes up to this much of the image, and a
 # larger mask (a page of text) is left for review instead of painted.
@@ -47,6 +50,9 @@ MAX_PAINTED_COVERAGE = 0.6
 # the segmenter-shaped masks of 2026-12-07: 23.44 -> 23.56, residual unchanged; docs/text.md),
 # PatchMatch's windows excepted (a smooth rectangle where it copied texture is no better).
 INPAINT_DEFAULTS = {"max_coverage": MAX_PAINTED_COVERAGE, "gate_fallback": "windows"}
+# The second look: a box of the second detector less than this inside the painted mask's reach is a
+# line the first detector missed (more inside, it is residual text, which the first one judges).
+NEW_LINE_OVERLAP = 0.1
 
 
 class RemoveTextSettings(OutputSettings):
@@ -65,6 +71,12 @@ class RemoveTextSettings(OutputSettings):
     )
     residual_overlap: Float = Field(
         0.5, ge=0, le=1, description="a re-detected box this much inside the mask is residual text"
+    )
+    second_look: bool = Field(
+        True,
+        description="once text is painted, a second detector (text_detector_small) looks at the "
+        "result; a line it finds off the mask that the recogniser reads as text (mask.promote_read_chars at "
+        "mask.promote_read_confidence) is painted too. Photos where nothing was painted are not looked at again",
     )
     repaint_residual: bool = Field(
         True,
@@ -94,16 +106,20 @@ class CleanSettings(Settings):
     upscale: UpscaleSettings = Field(UpscaleSettings(), description="the upscale step's settings")
 
 
-def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> list[int]:
-    """The boxes (indices) that lie at least `overlap` inside the mask's reach (the mask grown by a
-    little, since a glyph mask is thinner than the box around what is left of it)."""
+def mask_overlaps(boxes: np.ndarray, mask: np.ndarray) -> list[float]:
+    """The share of each box inside the mask's reach (the mask grown by a little, since a glyph mask
+    is thinner than the box around what is left of it); 0 for an empty box."""
     reach = dilate(mask, 4) > 0
-    found = []
-    for i, quad in enumerate(boxes):
+    shares = []
+    for quad in boxes:
         box = box_mask(quad[None], *mask.shape) > 0
-        if box.any() and np.count_nonzero(box & reach) / np.count_nonzero(box) >= overlap:
-            found.append(i)
-    return found
+        shares.append(np.count_nonzero(box & reach) / np.count_nonzero(box) if box.any() else 0.0)
+    return shares
+
+
+def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> list[int]:
+    """The boxes (indices) that lie at least `overlap` inside the mask's reach."""
+    return [i for i, inside in enumerate(mask_overlaps(boxes, mask)) if inside >= overlap]
 
 
 def share(mask: np.ndarray) -> float:
@@ -149,6 +165,45 @@ async def line_masks(
     return TextMask(mask, lines, segmented, len(reads), max(share(mask), share(shaped)))
 
 
+class SecondLook(NamedTuple):
+    """The detector that checks remove_text's result (text_remove serves PP-OCRv6 small as
+    text_detector_small): more recall than the first, and looser on texture, so it looks only where
+    text was painted, and a line it finds off the mask is painted only if the recogniser reads it
+    as text."""
+
+    infer: Infer
+    detector: str  # one of retouch.text.DETECTORS: its normalisation
+
+
+async def missed_lines(
+    out: np.ndarray,
+    found: DetectionResult,
+    mask: np.ndarray,
+    settings: RemoveTextSettings,
+    segment_infer: GlyphInfer | None,
+    read_infer: ReadInfer,
+    characters: list[str],
+) -> tuple[TextMask | None, dict]:
+    """The lines detected in the result `out` (`found`) off the painted `mask`, kept only where the
+    recogniser reads them as text (the promotion rule), masked as line_masks masks the first
+    look's -> (their TextMask or None, report figures)."""
+    new = [i for i, inside in enumerate(mask_overlaps(found.boxes, mask)) if inside < NEW_LINE_OVERLAP]
+    reads = await read_lines(out, found.boxes[new], read_infer, characters) if new else []
+    rule = settings.mask
+    text = [
+        i
+        for i, (said, confidence) in zip(new, reads)
+        if 0 < rule.promote_read_chars <= characters_read(said) and confidence >= rule.promote_read_confidence
+    ]
+    figures = {"boxes": len(found.boxes), "new_lines": len(new), "read_as_text": len(text), "painted": False}
+    if not text:
+        return None, figures
+    extra = await line_masks(out, found.boxes[text], found.scores[text], rule, segment_infer, read_infer, characters)
+    figures["lines"] = [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in extra.lines]
+    figures["boxes_read_as_text"] = np.round(found.boxes[text], 1).tolist()
+    return extra, figures
+
+
 async def remove_text(
     rgb: np.ndarray,
     settings: RemoveTextSettings,
@@ -159,6 +214,7 @@ async def remove_text(
     segment_infer: GlyphInfer | None = None,
     read_infer: ReadInfer | None = None,
     characters: list[str] | None = None,
+    second_look: SecondLook | None = None,
     **detect_options,
 ):
     """HxWx3 uint8 -> (result HxWx3 uint8, the mask painted HxW uint8, report figures).
@@ -168,7 +224,9 @@ async def remove_text(
     painted lines' masks (settings.mask.box_mask, trim_px, segmenter_rescue); without it the rule's
     masks are painted. read_infer runs the text recogniser (its model's `characters`): a line it
     cannot read is left for review instead of painted (settings.mask.min_read_chars), and a line
-    it reads well is painted though the rule left it (promote_read_chars)."""
+    it reads well is painted though the rule left it (promote_read_chars). second_look runs another
+    detector on the result (settings.second_look; it needs read_infer): lines it finds that the
+    first did not, and that read as text, are painted too."""
     found, detection = await detect_text(rgb, settings.detect, detect_infer, **detect_options)
     mask, lines, segmented, read, text_coverage = await line_masks(
         rgb, found.boxes, found.scores, settings.mask, segment_infer, read_infer, characters
@@ -192,11 +250,10 @@ async def remove_text(
         "text_coverage": round(text_coverage, 6),
         "residual_lines": 0,
     }
-    reasons = ["uncertain_lines"] if candidates else []
     too_much = ["text_coverage"] if text_coverage > settings.max_text_coverage else []
     too_much += ["coverage_over_cap"] if coverage > MAX_PAINTED_COVERAGE else []
     if not mask.any() or too_much:  # nothing to paint, or too much to trust: the photo as sent
-        reasons += too_much
+        reasons = (["uncertain_lines"] if candidates else []) + too_much
         return (
             rgb.copy(),
             np.zeros_like(mask),
@@ -204,24 +261,51 @@ async def remove_text(
         )
 
     out, filled = await inpaint(rgb, mask, settings.inpaint, inpaint_infer, model_size)
-    again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
+    reasons, repaint, ghost_lines = [], np.zeros_like(mask), 0
+    # The check: with the second look, its detector finds both what is left over the mask and the
+    # lines the first detector missed, in one pass.
+    looking = second_look is not None and settings.second_look and read_infer is not None and bool(characters)
+    check, check_options = (
+        (second_look.infer, {**detect_options, "detector": second_look.detector})
+        if looking
+        else (detect_infer, detect_options)
+    )
+    again, _ = await detect_text(out, settings.detect, check, **check_options)
     residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
     # Ghosts: outlines and shadows the glyph mask left (40 dev photos, glyph_dev --edits: +0.37 dB
     # pooled, residual lines 16.5 -> 14.0 %), filled in the first fill's result.
-    ghosts = (
-        box_mask(again.boxes[residual], *mask.shape, dilation=2) if residual and settings.repaint_residual else None
-    )
-    if ghosts is not None and share(ghosts) <= settings.inpaint.max_coverage:
-        out, repainted = await inpaint(out, ghosts, settings.inpaint, inpaint_infer, model_size)
-        repainted["lines"] = len(residual)
-        mask = np.maximum(mask, ghosts)
+    if residual and settings.repaint_residual:
+        ghosts = box_mask(again.boxes[residual], *mask.shape, dilation=2)
+        if share(ghosts) <= settings.inpaint.max_coverage:
+            repaint, ghost_lines = ghosts, len(residual)
+    if looking:
+        extra, looked = await missed_lines(out, again, mask, settings, segment_infer, read_infer, characters)
+        both = repaint if extra is None else np.maximum(repaint, extra.mask)
+        if (
+            extra is not None
+            and extra.mask.any()
+            and text_coverage + extra.coverage <= settings.max_text_coverage
+            and share(both) <= settings.inpaint.max_coverage
+        ):
+            repaint = both
+            # A line left for review that the second look paints is no longer a candidate.
+            inside = mask_overlaps(found.boxes[candidates], extra.mask)
+            resolved = [i for i, part in zip(candidates, inside) if part >= settings.residual_overlap]
+            candidates = [i for i in candidates if i not in resolved]
+            looked.update(painted=True, candidates_painted=resolved, segmented_lines=extra.segmented)
+        figures["second_look"] = {"detector": second_look.detector, **looked}
+    if repaint.any():
+        out, repainted = await inpaint(out, repaint, settings.inpaint, inpaint_infer, model_size)
+        repainted["lines"] = ghost_lines
+        mask = np.maximum(mask, repaint)
         again, _ = await detect_text(out, settings.detect, detect_infer, **detect_options)
         residual = residual_boxes(again.boxes, mask, settings.residual_overlap)
         reasons += repainted.get("review_reasons") or []
         figures.update(repaint=repainted, mask_sha256=mask_sha256(mask), mask_coverage=round(share(mask), 6))
     reasons += filled["review_reasons"] + (["residual_text"] if residual else [])
-    reasons = list(dict.fromkeys(reasons))
+    reasons = list(dict.fromkeys((["uncertain_lines"] if candidates else []) + reasons))
     figures.update(
+        candidates=candidates,
         inpaint=filled,
         residual_lines=len(residual),
         review_reasons=reasons,

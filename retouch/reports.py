@@ -170,7 +170,25 @@ class Line(Figures):
 
 
 class RepaintFigures(InpaintFigures):
-    lines: int = Field(description="boxes found again over the painted mask and filled once more")
+    """The second fill: residual boxes (ghosts) and the lines the second look found, in one."""
+
+    lines: int = Field(description="boxes found again over the painted mask and filled once more, whole")
+
+
+class SecondLookFigures(Figures):
+    """The second detector's look at the result (RemoveTextSettings.second_look)."""
+
+    detector: str = Field(description="the detector in the text_detector_small slot")
+    boxes: int = Field(description="text boxes it found in the result (those over the mask are residual text)")
+    new_lines: int = Field(description="...off the painted mask: lines the first detector missed")
+    read_as_text: int = Field(description="...that the recogniser read as text (promote_read_chars, _confidence)")
+    boxes_read_as_text: list[list[list[float]]] | None = Field(None, description="their [N, 4, 2] corners")
+    lines: list[Line] | None = Field(None, description="their glyph masks, as the first look's lines")
+    painted: bool = Field(description="whether they were painted (not when empty or over max_text_coverage)")
+    candidates_painted: list[int] | None = Field(
+        None, description="lines (indices) the first look left for review that this look painted: no longer candidates"
+    )
+    segmented_lines: int | None = Field(None, description="lines the glyph segmenter shaped, when painted")
 
 
 class RemoveTextFigures(Step):
@@ -179,7 +197,7 @@ class RemoveTextFigures(Step):
     scores: list[float]
     lines: list[Line]
     line_kinds: dict[str, int]
-    candidates: list[int] = Field(description="lines (indices) left for review")
+    candidates: list[int] = Field(description="lines (indices) left for review (none the second look painted)")
     segmented_lines: int = Field(description="lines the glyph segmenter was asked to shape (glyph_segmenter)")
     read_lines: int = Field(description="lines the recogniser was asked to read (text_recognizer)")
     mask_sha256: str = Field(description="sha256 of the mask painted")
@@ -188,12 +206,20 @@ class RemoveTextFigures(Step):
         description="share of the image in the text mask, or in that mask before the recogniser's veto where "
         "that is larger (see max_text_coverage)"
     )
-    residual_lines: int = Field(description="boxes found again over the painted mask (after any repaint)")
+    residual_lines: int = Field(
+        description="boxes found again over the painted mask: by the second look's detector, or by text_detector "
+        "without one and after a repaint"
+    )
     outcome: Literal["accepted", "needs_review", "no_text"]
     review_reasons: list[str]
     inpaint: InpaintFigures | None = Field(None, description="the fill's figures, when something was painted")
     repaint: RepaintFigures | None = Field(
-        None, description="the second fill's figures, when boxes found again were filled once more (repaint_residual)"
+        None,
+        description="the second fill's figures, when boxes found again (repaint_residual) or lines the second look "
+        "found were filled",
+    )
+    second_look: SecondLookFigures | None = Field(
+        None, description="the second detector's look at the result, when text was painted (second_look)"
     )
 
 

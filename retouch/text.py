@@ -34,6 +34,9 @@ from retouch.tiling import TileGrid, cut_tiles, plan_tiles
 
 MODEL_NAME = "text_detector"  # the model_repository folder export.text_detectors writes
 DEFAULT_DETECTOR = "ppocrv6_tiny"
+# The detector remove_text's second look runs on its result (retouch.remove_text.SecondLook), and
+# the folder that serves it.
+SECOND_LOOK_MODEL, SECOND_LOOK_DETECTOR = "text_detector_small", "ppocrv6_small"
 # Square model inputs, multiples of 32 (the network's stride). Few sizes, so requests batch.
 DEFAULT_BUCKETS = (640, 960, 1280)
 CLIPPER_SCALE = 256  # pyclipper works in integers: 1/256 px keeps the unclip sub-pixel
@@ -59,10 +62,10 @@ DETECTORS = {
 }
 
 
-def served_detector(repository) -> str:
-    """Which of DETECTORS a model repository serves, from its text_detector's model.json (export
-    writes it; it decides the normalisation)."""
-    return json.loads((Path(repository) / MODEL_NAME / "1" / "model.json").read_text())["detector"]
+def served_detector(repository, model: str = MODEL_NAME) -> str:
+    """Which of DETECTORS a model repository serves in a detector folder (text_detector, or
+    text_detector_small), from its model.json (export writes it; it decides the normalisation)."""
+    return json.loads((Path(repository) / model / "1" / "model.json").read_text())["detector"]
 
 
 # NCHW float32 batch -> N1HW float32 text probability

@@ -246,13 +246,16 @@ def fill_infer(max_batch: int, served: dict[str, str]):
     return infer
 
 
-async def detector_infer(batch: np.ndarray) -> np.ndarray:
-    return await bls(MODEL_NAME, {"INPUT": batch})
+def model_infer(model: str):
+    """Inference on a model of this server that maps INPUT to OUTPUT (the detectors, the glyph
+    segmenter, the recogniser): batch -> its output."""
+
+    async def infer(batch: np.ndarray) -> np.ndarray:
+        return await bls(model, {"INPUT": batch})
+
+    return infer
 
 
-async def segmenter_infer(batch: np.ndarray) -> np.ndarray:
-    return await bls(SEGMENTER, {"INPUT": batch})
-
-
-async def recognizer_infer(batch: np.ndarray) -> np.ndarray:
-    return await bls(RECOGNIZER, {"INPUT": batch})
+detector_infer = model_infer(MODEL_NAME)
+segmenter_infer = model_infer(SEGMENTER)
+recognizer_infer = model_infer(RECOGNIZER)

@@ -248,6 +248,31 @@ def test_boxes_found_again_are_filled_once_more(client):
     assert report["repaint"]["verdict"] in ("accepted", "needs_review") and report["repaint"]["windows"] >= 1
 
 
+def test_lines_the_detector_misses_are_painted_after_a_second_look(client):
+    """Two 'daily' lines text_detector does not box at all: the second look (text_detector_small on
+    the result) finds them off the painted mask, reads them, and paints them; nothing else moves."""
+    scene = make_scene("hubble-sparse", data.hubble_deep_field(), seed=0, layout="sparse", lines=5)
+    once = client.remove_text(scene.rgb, second_look=False)
+    result = client.remove_text(scene.rgb)
+    first, report = once.report["remove_text"], result.report["remove_text"]
+    assert "second_look" not in first and "text_detector_small" not in [m["name"] for m in once.report["models"]]
+    look = report["second_look"]
+    assert look["detector"] == "ppocrv6_small" and look["painted"] and look["read_as_text"] == len(look["lines"]) >= 2
+    assert all(line["read_confidence"] >= 0.9 for line in look["lines"])
+    assert "text_detector_small" in [m["name"] for m in result.report["models"]]
+    hole, first_hole = result.outputs["OUTPUT_MASK"] > 0, once.outputs["OUTPUT_MASK"] > 0
+    missed = [line for line in scene.lines if (first_hole & line.ink).sum() < 0.5 * line.ink.sum()]
+    found = [line for line in missed if (hole & line.ink).sum() >= 0.9 * line.ink.sum()]
+    assert len(found) >= 2, [line.text for line in missed]
+    out, before = pixels(result), pixels(once)
+    np.testing.assert_array_equal(out[~hole], scene.rgb[~hole])
+    assert (hole | ~first_hole).all() and report["mask_coverage"] > first["mask_coverage"]
+    # the found lines' pixels come back nearer the photo without the text
+    ink = np.any([line.ink for line in found], axis=0)
+    photo = data.hubble_deep_field()
+    assert psnr_in(out, photo, ink) > psnr_in(before, photo, ink) + 6
+
+
 def test_settings_are_checked(client, scenes):
     with pytest.raises(InvalidInputError, match="'inpaint.route' must be one of"):
         client.remove_text(scenes[0].rgb, inpaint={"route": "magic"})
