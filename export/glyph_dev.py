@@ -74,7 +74,9 @@ def edit_scores(models: LocalModels, scene, settings: RemoveTextSettings) -> dic
         "routes": filled.get("routes"),
         "fallback_windows": filled.get("fallback_windows", 0),
         "repainted_lines": (report.get("repaint") or {}).get("lines", 0),
-        "second_look_lines": len((report.get("second_look") or {}).get("lines", [])),
+        "second_look_lines": len(looked.get("lines", []))
+        if (looked := report.get("second_look") or {}).get("painted")
+        else 0,
         "n": int(region.sum()) * 3,
         **residual_lines(models, out, scene),
     }
@@ -150,7 +152,9 @@ def run(
                 edit_scores(
                     models,
                     scene,
-                    RemoveTextSettings(**(remove_text or {}), detect=detect, mask=settings, inpaint=inpaint or {}),
+                    RemoveTextSettings(
+                        **{**(remove_text or {}), "detect": detect, "mask": settings, "inpaint": inpaint or {}}
+                    ),
                 )
             )
         found, _ = models.detect_text(scene.rgb, detect)

@@ -90,6 +90,13 @@ def characters_read(text: str) -> int:
     return len(set(text.replace(" ", "").casefold().translate(SAME_SHAPE)))
 
 
+def reads_as_text(text: str, confidence: float, settings: GlyphSettings) -> bool:
+    """Whether a reading is text beyond doubt: at least promote_read_chars different characters
+    (0: never) at promote_read_confidence. Such a line is painted though the glyph rule left it."""
+    chars = characters_read(text)
+    return 0 < settings.promote_read_chars <= chars and confidence >= settings.promote_read_confidence
+
+
 def judge_reads(
     lines: list[LineMask],
     boxes: np.ndarray,
@@ -113,13 +120,7 @@ def judge_reads(
         if line.kind in PAINTED and veto and settings.min_read_chars > 0 and unreadable:
             empty = np.zeros_like(line.mask)
             line = LineMask("uncertain", line.y0, line.x0, empty, {**figures, "reason": f"{UNREADABLE}: {said}"})
-        elif (
-            line.kind not in PAINTED
-            and line.mask.size
-            and settings.promote_read_chars > 0
-            and chars >= settings.promote_read_chars
-            and confidence >= settings.promote_read_confidence
-        ):
+        elif line.kind not in PAINTED and line.mask.size and reads_as_text(text, confidence, settings):
             kind, pixels = line.rescue or ("box", dilate(quad_mask(quad, line.y0, line.x0, line.mask.shape) > 0, 2))
             line = LineMask(kind, line.y0, line.x0, pixels, {**figures, "reason": f"{READ_AS_TEXT}: {said}"})
         else:

@@ -34,9 +34,9 @@ from retouch.glyphs import (
     segment_lines,
     text_masks,
 )
-from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256
+from retouch.inpaint import MODEL_SIDE, InpaintInfer, InpaintSettings, inpaint, mask_sha256, prepare_mask
 from retouch.morphology import dilate
-from retouch.reading import ReadInfer, characters_read, judge_reads, read_lines
+from retouch.reading import ReadInfer, judge_reads, read_lines, reads_as_text
 from retouch.settings import Float, OutputSettings, Settings, UpscaleSettings
 from retouch.text import DetectionResult, DetectSettings, Infer, box_mask, detect_text
 
@@ -50,9 +50,11 @@ MAX_PAINTED_COVERAGE = 0.6
 # the segmenter-shaped masks of 2026-12-07: 23.44 -> 23.56, residual unchanged; docs/text.md),
 # PatchMatch's windows excepted (a smooth rectangle where it copied texture is no better).
 INPAINT_DEFAULTS = {"max_coverage": MAX_PAINTED_COVERAGE, "gate_fallback": "windows"}
-# The second look: a box of the second detector less than this inside the painted mask's reach is a
-# line the first detector missed (more inside, it is residual text, which the first one judges).
+# The check's boxes: one less than this inside the painted mask's reach is a line the first
+# detector missed (one at least residual_overlap inside is residual text; between the two, neither).
 NEW_LINE_OVERLAP = 0.1
+# A line left for review is settled when the second look's mask covers this much of its box.
+SETTLED_OVERLAP = 0.5
 
 
 class RemoveTextSettings(OutputSettings):
@@ -106,14 +108,16 @@ class CleanSettings(Settings):
     upscale: UpscaleSettings = Field(UpscaleSettings(), description="the upscale step's settings")
 
 
-def mask_overlaps(boxes: np.ndarray, mask: np.ndarray) -> list[float]:
+def mask_overlaps(boxes: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The share of each box inside the mask's reach (the mask grown by a little, since a glyph mask
-    is thinner than the box around what is left of it); 0 for an empty box."""
+    is thinner than the box around what is left of it); NaN for an empty box, which no comparison
+    selects."""
     reach = dilate(mask, 4) > 0
-    shares = []
-    for quad in boxes:
+    shares = np.full(len(boxes), np.nan)
+    for i, quad in enumerate(boxes):
         box = box_mask(quad[None], *mask.shape) > 0
-        shares.append(np.count_nonzero(box & reach) / np.count_nonzero(box) if box.any() else 0.0)
+        if box.any():
+            shares[i] = np.count_nonzero(box & reach) / np.count_nonzero(box)
     return shares
 
 
@@ -125,6 +129,17 @@ def residual_boxes(boxes: np.ndarray, mask: np.ndarray, overlap: float) -> list[
 def share(mask: np.ndarray) -> float:
     """The share of the image a mask covers."""
     return float(np.count_nonzero(mask)) / mask.size
+
+
+def fillable(mask: np.ndarray, settings: InpaintSettings) -> bool:
+    """Whether inpaint takes the mask: its dilated hole within max_coverage (remove_text never
+    sends one it would refuse)."""
+    return float(prepare_mask(mask, mask.shape, settings.dilation).mean()) <= settings.max_coverage
+
+
+def line_figures(lines: list[LineMask]) -> list[dict]:
+    """The report's lines: kind, pixels painted, and the figures that decided it."""
+    return [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in lines]
 
 
 class TextMask(NamedTuple):
@@ -143,15 +158,18 @@ async def line_masks(
     segment_infer: GlyphInfer | None = None,
     read_infer: ReadInfer | None = None,
     characters: list[str] | None = None,
+    reads: list[tuple[str, float]] | None = None,
 ) -> TextMask:
     """What remove_text paints of the detected lines: the rule's glyph masks (text_masks), the lines
     the recogniser reads as text added (read_infer; retouch.reading.judge_reads), shaped by the
     glyph segmenter (segment_infer; segment_lines), less the lines the recogniser cannot read. Its
     coverage is the shaped mask's before that last step when larger: a photo whose mask is too
-    large to trust (rows of coins) stays untrusted when the recogniser drops a few of its lines."""
+    large to trust (rows of coins) stays untrusted when the recogniser drops a few of its lines.
+    `reads`: the lines' readings, when the caller has them already."""
     _, lines = text_masks(rgb, boxes, scores, settings)
     reading = read_infer is not None and characters and (settings.min_read_chars or settings.promote_read_chars)
-    reads = await read_lines(rgb, boxes, read_infer, characters) if reading and len(boxes) else None
+    if reads is None and reading and len(boxes):
+        reads = await read_lines(rgb, boxes, read_infer, characters)
     if reads is not None:
         lines = judge_reads(lines, boxes, reads, settings, veto=False)
     segmented = len(lines_to_segment(lines, settings)) if segment_infer is not None else 0
@@ -189,18 +207,19 @@ async def missed_lines(
     look's -> (their TextMask or None, report figures)."""
     new = [i for i, inside in enumerate(mask_overlaps(found.boxes, mask)) if inside < NEW_LINE_OVERLAP]
     reads = await read_lines(out, found.boxes[new], read_infer, characters) if new else []
-    rule = settings.mask
-    text = [
-        i
-        for i, (said, confidence) in zip(new, reads)
-        if 0 < rule.promote_read_chars <= characters_read(said) and confidence >= rule.promote_read_confidence
-    ]
+    text = [i for i, (said, confidence) in zip(new, reads) if reads_as_text(said, confidence, settings.mask)]
     figures = {"boxes": len(found.boxes), "new_lines": len(new), "read_as_text": len(text), "painted": False}
     if not text:
         return None, figures
-    extra = await line_masks(out, found.boxes[text], found.scores[text], rule, segment_infer, read_infer, characters)
-    figures["lines"] = [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in extra.lines]
-    figures["boxes_read_as_text"] = np.round(found.boxes[text], 1).tolist()
+    kept = [reads[new.index(i)] for i in text]
+    extra = await line_masks(
+        out, found.boxes[text], found.scores[text], settings.mask, segment_infer, read_infer, characters, kept
+    )
+    figures.update(
+        lines=line_figures(extra.lines),
+        boxes_read_as_text=np.round(found.boxes[text], 1).tolist(),
+        segmented_lines=extra.segmented,
+    )
     return extra, figures
 
 
@@ -240,7 +259,7 @@ async def remove_text(
         "detection": detection,
         "boxes": np.round(found.boxes, 1).tolist(),
         "scores": np.round(found.scores, 4).tolist(),
-        "lines": [{"kind": line.kind, "pixels": int(line.mask.sum()), **line.figures} for line in lines],
+        "lines": line_figures(lines),
         "line_kinds": {k: kinds.count(k) for k in sorted(set(kinds))},
         "candidates": candidates,
         "segmented_lines": segmented,
@@ -276,7 +295,7 @@ async def remove_text(
     # pooled, residual lines 16.5 -> 14.0 %), filled in the first fill's result.
     if residual and settings.repaint_residual:
         ghosts = box_mask(again.boxes[residual], *mask.shape, dilation=2)
-        if share(ghosts) <= settings.inpaint.max_coverage:
+        if fillable(ghosts, settings.inpaint):
             repaint, ghost_lines = ghosts, len(residual)
     if looking:
         extra, looked = await missed_lines(out, again, mask, settings, segment_infer, read_infer, characters)
@@ -285,14 +304,14 @@ async def remove_text(
             extra is not None
             and extra.mask.any()
             and text_coverage + extra.coverage <= settings.max_text_coverage
-            and share(both) <= settings.inpaint.max_coverage
+            and fillable(both, settings.inpaint)
         ):
             repaint = both
             # A line left for review that the second look paints is no longer a candidate.
             inside = mask_overlaps(found.boxes[candidates], extra.mask)
-            resolved = [i for i, part in zip(candidates, inside) if part >= settings.residual_overlap]
+            resolved = [i for i, part in zip(candidates, inside) if part >= SETTLED_OVERLAP]
             candidates = [i for i in candidates if i not in resolved]
-            looked.update(painted=True, candidates_painted=resolved, segmented_lines=extra.segmented)
+            looked.update(painted=True, candidates_painted=resolved)
         figures["second_look"] = {"detector": second_look.detector, **looked}
     if repaint.any():
         out, repainted = await inpaint(out, repaint, settings.inpaint, inpaint_infer, model_size)

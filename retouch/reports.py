@@ -188,7 +188,7 @@ class SecondLookFigures(Figures):
     candidates_painted: list[int] | None = Field(
         None, description="lines (indices) the first look left for review that this look painted: no longer candidates"
     )
-    segmented_lines: int | None = Field(None, description="lines the glyph segmenter shaped, when painted")
+    segmented_lines: int | None = Field(None, description="lines the glyph segmenter shaped, when any read as text")
 
 
 class RemoveTextFigures(Step):

@@ -70,7 +70,7 @@ class TritonPythonModel(FillingStep):
         if looked:
             models += [SECOND_LOOK_MODEL, *([RECOGNIZER] if looked["new_lines"] else [])]
             models += [SEGMENTER] if looked.get("segmented_lines") else []
-        lines = figures["lines"] + looked.get("lines", [])
+        lines = figures["lines"] + (looked["lines"] if looked.get("painted") else [])
         return StepResult(
             {"PIXELS": out, "MASK": mask},
             figures,
