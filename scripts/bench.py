@@ -7,6 +7,8 @@ against a server started with --model-control-mode=explicit:
 - batching: the same load with the model's dynamic batching on and off (the model reloaded with a
   config override, explicit model control), average executed batch from Triton's statistics:
   text_detector under detect_text, upscaler_waifu2x_photo_x2 under upscale;
+- second_look: served remove_text one request at a time, alternately with its second look (the
+  check by text_detector_small) on and off, on captioned photos: ms each and the median ratio;
 - codec: PNG encode time and size by zlib level (Pillow 1/3/6, OpenCV 1/3) on a 1024^2 photo;
 - 4K: one 3840x2160 photo through `upscale` x2, with the RSS and PSS of tritonserver and its stubs
   sampled every 0.2 s (idle before, peak during).
@@ -266,13 +268,31 @@ def section_4k(url: str, pid: int) -> dict:
     }
 
 
+def section_second_look(url: str, n: int) -> dict:
+    """remove_text's latency with second_look on and off, alternating (the order flips each photo),
+    one request at a time, on n captioned photos of three sizes."""
+    ms = {True: [], False: []}
+    for i in range(n):
+        inputs = request("remove_text", (384, 512, 640)[i % 3], i)
+        for on in (True, False) if i % 2 else (False, True):
+            t0 = time.perf_counter()
+            report = infer_once(url, "remove_text", inputs, {"second_look": on})
+            ms[on].append(1000 * (time.perf_counter() - t0))
+            assert ("second_look" in report["remove_text"]) == (on and report["remove_text"]["outcome"] != "no_text")
+    return {
+        "on_ms": round(statistics.median(ms[True]), 1),
+        "off_ms": round(statistics.median(ms[False]), 1),
+        "on_vs_off": round(statistics.median(a / b for a, b in zip(ms[True], ms[False])), 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", required=True)
     ap.add_argument("--pid-file", type=Path, required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=16)
-    ap.add_argument("--sections", default="detect,batching,codec,4k")
+    ap.add_argument("--sections", default="detect,batching,second_look,codec,4k")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     pid = int(args.pid_file.read_text())
@@ -295,6 +315,10 @@ def main() -> None:
                 f"{statistics.median(res['batch_on']):.2f}), off {statistics.median(res['off']):.2f} req/s "
                 f"(batch {statistics.median(res['batch_off']):.2f}); on / off {res['on_vs_off']:.2f}x"
             )
+    if "second_look" in sections:
+        print("== remove_text with its second look on vs off (alternately, one at a time)", flush=True)
+        s = results["second_look"] = section_second_look(args.url, args.requests)
+        print(f"  on {s['on_ms']} ms, off {s['off_ms']} ms (medians); on / off {s['on_vs_off']:.2f}x (median ratio)")
     if "codec" in sections:
         print("== PNG encoder settings, 1024^2 photo", flush=True)
         c = results["codec"] = section_codec(args.rounds)
