@@ -207,11 +207,11 @@ async def missed_lines(
     look's -> (their TextMask or None, report figures)."""
     new = [i for i, inside in enumerate(mask_overlaps(found.boxes, mask)) if inside < NEW_LINE_OVERLAP]
     reads = await read_lines(out, found.boxes[new], read_infer, characters) if new else []
-    text = [i for i, (said, confidence) in zip(new, reads) if reads_as_text(said, confidence, settings.mask)]
+    judged = [(i, read) for i, read in zip(new, reads) if reads_as_text(*read, settings.mask)]
+    text, kept = [i for i, _ in judged], [read for _, read in judged]
     figures = {"boxes": len(found.boxes), "new_lines": len(new), "read_as_text": len(text), "painted": False}
     if not text:
         return None, figures
-    kept = [reads[new.index(i)] for i in text]
     extra = await line_masks(
         out, found.boxes[text], found.scores[text], settings.mask, segment_infer, read_infer, characters, kept
     )

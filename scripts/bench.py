@@ -278,7 +278,8 @@ def section_second_look(url: str, n: int) -> dict:
             t0 = time.perf_counter()
             report = infer_once(url, "remove_text", inputs, {"second_look": on})
             ms[on].append(1000 * (time.perf_counter() - t0))
-            assert ("second_look" in report["remove_text"]) == (on and report["remove_text"]["outcome"] != "no_text")
+            section = report["remove_text"]
+            assert ("second_look" in section) == (on and "inpaint" in section)  # the check runs once painted
     return {
         "on_ms": round(statistics.median(ms[True]), 1),
         "off_ms": round(statistics.median(ms[False]), 1),
